@@ -1,0 +1,14 @@
+//! Greets the world and echoes its arguments. Exit code: the number of arguments.
+#![no_std]
+#![no_main]
+
+guest_rt::entry!(main);
+
+fn main() -> i32 {
+    let args: alloc::vec::Vec<&str> = guest_rt::env::args().skip(1).collect();
+    guest_rt::println!("Hello from a Vessel VM on {}!", guest_rt::arch::NAME);
+    guest_rt::println!("args: {:?}", args);
+    args.len() as i32
+}
+
+extern crate alloc;

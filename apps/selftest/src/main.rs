@@ -1,0 +1,102 @@
+//! Exercises the runtime's paths for the integration tests: `selftest MODE [ARG]`.
+//!
+//! Modes: `exit N`, `panic`, `fault` (write to an unmapped address), `ud`
+//! (invalid opcode), `spin` (never ends), `env KEY`, `abort MSG`, `heap MIB`,
+//! `stderr TEXT`, `clock`, `stdin`.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::{string::String, vec::Vec};
+use guest_rt::{eprintln, println};
+
+guest_rt::entry!(main);
+
+fn main() -> i32 {
+    let args: Vec<&str> = guest_rt::env::args().collect();
+    let arg = |i: usize| args.get(i).copied().unwrap_or("");
+    match arg(1) {
+        "exit" => arg(2).parse().unwrap_or(2),
+        "panic" => {
+            let v: Vec<u32> = Vec::new();
+            let i = args.len() + 7;
+            println!("about to index {i}");
+            v[i] as i32
+        }
+        "fault" => {
+            let p = 0xdead_0000u64 as *mut u64;
+            // SAFETY: deliberately not safe: this address is unmapped and the
+            // store raises #PF, which is the behaviour under test.
+            unsafe { p.write_volatile(42) };
+            0
+        }
+        "null" => {
+            // SAFETY: deliberately reads the guard page at 0 to raise #PF.
+            unsafe { (8 as *const u64).read_volatile() as i32 }
+        }
+        "ud" => guest_rt::process::trap(),
+        "spin" => {
+            println!("spinning");
+            let mut x = 0u64;
+            loop {
+                x = core::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        "env" => match guest_rt::env::var(arg(2)) {
+            Some(v) => {
+                println!("{}={}", arg(2), v);
+                0
+            }
+            None => {
+                println!("{} unset", arg(2));
+                3
+            }
+        },
+        "abort" => guest_rt::process::abort(arg(2)),
+        "heap" => {
+            let mib: usize = arg(2).parse().unwrap_or(1);
+            let mut v: Vec<u8> = Vec::with_capacity(mib << 20);
+            v.resize(mib << 20, 0xa5);
+            let sum: u64 = v.iter().step_by(4096).map(|&b| b as u64).sum();
+            println!("heap ok {} MiB sum {}", mib, sum);
+            0
+        }
+        "stderr" => {
+            eprintln!("{}", arg(2));
+            0
+        }
+        "clock" => {
+            let t0 = guest_rt::time::host_monotonic_ns();
+            let i = guest_rt::time::Instant::now();
+            let mut x = 0u64;
+            for k in 0..1_000_000u64 {
+                x = core::hint::black_box(x ^ k);
+            }
+            let t1 = guest_rt::time::host_monotonic_ns();
+            println!(
+                "host {} ns guest {} ns realtime {}",
+                t1 - t0,
+                i.elapsed().as_nanos(),
+                guest_rt::time::realtime_ns()
+            );
+            0
+        }
+        "stdin" => {
+            let mut all = String::new();
+            let mut buf = [0u8; 256];
+            while let Ok(n) = guest_rt::console::read_stdin(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                all.push_str(core::str::from_utf8(&buf[..n]).unwrap_or("?"));
+            }
+            println!("read {} bytes: {}", all.len(), all.trim_end());
+            0
+        }
+        other => {
+            eprintln!("selftest: unknown mode {other:?}");
+            2
+        }
+    }
+}

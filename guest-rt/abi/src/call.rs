@@ -1,0 +1,294 @@
+//! Hypercalls: numbers, the frame that carries them, and typed decoding.
+//!
+//! Each call is a variant of [`Call`] with its typed parameters, so a call
+//! can't be made or served with the wrong arguments: the guest builds a
+//! `Call` and [`Call::encode`]s it into its per-vCPU [`Frame`]; the host
+//! [`Call::decode`]s the frame and answers in `status`/`ret`.
+
+/// A buffer in guest memory named by guest-physical address and length.
+/// The host must check it against guest memory before touching it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuestSlice {
+    pub addr: u64,
+    pub len: u64,
+}
+
+/// Hypercall numbers (`Frame::nr`).
+pub mod nr {
+    pub const EXIT: u32 = 1;
+    pub const ABORT: u32 = 2;
+    pub const WRITE: u32 = 3;
+    pub const READ: u32 = 4;
+    pub const CLOCK: u32 = 5;
+    pub const RANDOM: u32 = 6;
+    pub const WAIT: u32 = 7;
+    pub const APF_ENABLE: u32 = 8;
+}
+
+/// Clock ids for [`Call::Clock`].
+pub mod clock {
+    /// Nanoseconds since an arbitrary point, never going backwards.
+    pub const MONOTONIC: u32 = 0;
+    /// Nanoseconds since the Unix epoch.
+    pub const REALTIME: u32 = 1;
+}
+
+/// The per-vCPU hypercall frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// Hypercall number, see [`nr`].
+    pub nr: u32,
+    /// Written by the host: 0 on success or a negative [`Errno`].
+    pub status: i32,
+    /// Arguments, meaning per call.
+    pub args: [u64; 6],
+    /// Written by the host: primary result.
+    pub ret: u64,
+    /// Written by the host: secondary result.
+    pub ret2: u64,
+}
+
+/// Error codes the host writes to `Frame::status`.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Errno {
+    /// Unknown hypercall number or argument value.
+    Inval = -1,
+    /// A guest address or length is outside guest memory.
+    Fault = -2,
+    /// Unknown file descriptor.
+    BadFd = -3,
+    /// The host failed to do it (I/O error); details on the host's stderr.
+    Io = -4,
+    /// The feature is not offered to this guest.
+    NotSupported = -5,
+}
+
+impl Errno {
+    pub fn from_status(status: i32) -> Option<Errno> {
+        Some(match status {
+            -1 => Errno::Inval,
+            -2 => Errno::Fault,
+            -3 => Errno::BadFd,
+            -4 => Errno::Io,
+            -5 => Errno::NotSupported,
+            _ => return None,
+        })
+    }
+}
+
+/// A hypercall with its typed parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// End the VM; `code` becomes the process exit code. Never returns.
+    Exit { code: i32 },
+    /// End the VM after printing `msg` (UTF-8) on the host's stderr; the
+    /// process exits with [`crate::exit::ABORT`]. Never returns.
+    Abort { msg: GuestSlice },
+    /// Write `buf` to host fd 1 (stdout) or 2 (stderr). `ret` = bytes written.
+    Write { fd: u32, buf: GuestSlice },
+    /// Read up to `buf.len` bytes from fd 0 (stdin). `ret` = bytes read, 0 at EOF.
+    Read { fd: u32, buf: GuestSlice },
+    /// Read a clock (see [`clock`]); `ret` = nanoseconds.
+    Clock { clock: u32 },
+    /// Fill `buf` with random bytes from the host.
+    Random { buf: GuestSlice },
+    /// Halt this vCPU until an interrupt arrives or `timeout_ns` passes
+    /// (`u64::MAX`: no timeout). Returns at once if an event is pending.
+    Wait { timeout_ns: u64 },
+    /// Enable async page faults for this vCPU: `area` is the guest address
+    /// of its 64-byte aligned notification area and `vector` the interrupt
+    /// vector for "page ready". Needs `features::ASYNC_PF`.
+    ApfEnable { area: u64, vector: u32 },
+}
+
+/// Why a frame did not decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    UnknownNumber(u32),
+    /// An argument does not fit its type (e.g. an fd above u32).
+    BadArgument {
+        nr: u32,
+        index: usize,
+    },
+}
+
+fn slice(a: u64, b: u64) -> GuestSlice {
+    GuestSlice { addr: a, len: b }
+}
+
+fn narrow(nr: u32, index: usize, v: u64) -> Result<u32, DecodeError> {
+    u32::try_from(v).map_err(|_| DecodeError::BadArgument { nr, index })
+}
+
+impl Call {
+    /// The hypercall number of this call.
+    pub fn nr(&self) -> u32 {
+        match self {
+            Call::Exit { .. } => nr::EXIT,
+            Call::Abort { .. } => nr::ABORT,
+            Call::Write { .. } => nr::WRITE,
+            Call::Read { .. } => nr::READ,
+            Call::Clock { .. } => nr::CLOCK,
+            Call::Random { .. } => nr::RANDOM,
+            Call::Wait { .. } => nr::WAIT,
+            Call::ApfEnable { .. } => nr::APF_ENABLE,
+        }
+    }
+
+    /// Build the frame for this call (status and results zeroed).
+    pub fn encode(&self) -> Frame {
+        let mut args = [0u64; 6];
+        match *self {
+            Call::Exit { code } => args[0] = code as u32 as u64,
+            Call::Abort { msg } => args[..2].copy_from_slice(&[msg.addr, msg.len]),
+            Call::Write { fd, buf } | Call::Read { fd, buf } => {
+                args[..3].copy_from_slice(&[fd as u64, buf.addr, buf.len])
+            }
+            Call::Clock { clock } => args[0] = clock as u64,
+            Call::Random { buf } => args[..2].copy_from_slice(&[buf.addr, buf.len]),
+            Call::Wait { timeout_ns } => args[0] = timeout_ns,
+            Call::ApfEnable { area, vector } => args[..2].copy_from_slice(&[area, vector as u64]),
+        }
+        Frame {
+            nr: self.nr(),
+            status: 0,
+            args,
+            ret: 0,
+            ret2: 0,
+        }
+    }
+
+    /// Decode a frame read from guest memory. Addresses are *not* checked
+    /// here: that needs the guest memory map, and is the host's job.
+    pub fn decode(f: &Frame) -> Result<Call, DecodeError> {
+        let a = f.args;
+        Ok(match f.nr {
+            nr::EXIT => Call::Exit {
+                code: narrow(f.nr, 0, a[0])? as i32,
+            },
+            nr::ABORT => Call::Abort {
+                msg: slice(a[0], a[1]),
+            },
+            nr::WRITE => Call::Write {
+                fd: narrow(f.nr, 0, a[0])?,
+                buf: slice(a[1], a[2]),
+            },
+            nr::READ => Call::Read {
+                fd: narrow(f.nr, 0, a[0])?,
+                buf: slice(a[1], a[2]),
+            },
+            nr::CLOCK => Call::Clock {
+                clock: narrow(f.nr, 0, a[0])?,
+            },
+            nr::RANDOM => Call::Random {
+                buf: slice(a[0], a[1]),
+            },
+            nr::WAIT => Call::Wait { timeout_ns: a[0] },
+            nr::APF_ENABLE => Call::ApfEnable {
+                area: a[0],
+                vector: narrow(f.nr, 1, a[1])?,
+            },
+            other => return Err(DecodeError::UnknownNumber(other)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Call; 8] = [
+        Call::Exit { code: -3 },
+        Call::Abort {
+            msg: GuestSlice {
+                addr: 0x1000,
+                len: 5,
+            },
+        },
+        Call::Write {
+            fd: 2,
+            buf: GuestSlice {
+                addr: 0x2000,
+                len: 7,
+            },
+        },
+        Call::Read {
+            fd: 0,
+            buf: GuestSlice {
+                addr: 0x3000,
+                len: 9,
+            },
+        },
+        Call::Clock {
+            clock: clock::REALTIME,
+        },
+        Call::Random {
+            buf: GuestSlice {
+                addr: 0x4000,
+                len: 16,
+            },
+        },
+        Call::Wait {
+            timeout_ns: u64::MAX,
+        },
+        Call::ApfEnable {
+            area: 0x5000,
+            vector: 0x40,
+        },
+    ];
+
+    #[test]
+    fn every_call_round_trips() {
+        for call in ALL {
+            assert_eq!(Call::decode(&call.encode()), Ok(call), "{call:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_distinct() {
+        for (i, a) in ALL.iter().enumerate() {
+            for b in &ALL[i + 1..] {
+                assert_ne!(a.nr(), b.nr());
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_number_and_wide_fd_are_rejected() {
+        let f = Frame {
+            nr: 999,
+            ..Frame::default()
+        };
+        assert_eq!(Call::decode(&f), Err(DecodeError::UnknownNumber(999)));
+        let mut f = Call::Write {
+            fd: 1,
+            buf: GuestSlice::default(),
+        }
+        .encode();
+        f.args[0] = 1 << 40;
+        assert_eq!(
+            Call::decode(&f),
+            Err(DecodeError::BadArgument {
+                nr: nr::WRITE,
+                index: 0
+            })
+        );
+    }
+
+    #[test]
+    fn errno_round_trips() {
+        for e in [
+            Errno::Inval,
+            Errno::Fault,
+            Errno::BadFd,
+            Errno::Io,
+            Errno::NotSupported,
+        ] {
+            assert_eq!(Errno::from_status(e as i32), Some(e));
+        }
+        assert_eq!(Errno::from_status(0), None);
+    }
+}

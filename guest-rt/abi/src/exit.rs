@@ -1,0 +1,44 @@
+//! Process exit codes of a Vessel launcher.
+//!
+//! An app's own exit code passes through unchanged unless it collides with
+//! one of the codes below, which Vessel reserves for itself; a colliding app
+//! code is reported on stderr and becomes [`APP_CODE_RESERVED`].
+
+/// The app panicked (guest-rt's panic handler; Rust's own convention).
+pub const PANIC: i32 = 101;
+/// The guest ran longer than `--timeout`.
+pub const TIMEOUT: i32 = 124;
+/// The launcher could not start or serve the guest (bad flags, bad ELF, no
+/// KVM, out of memory, host I/O failure).
+pub const LAUNCHER_ERROR: i32 = 125;
+/// The guest crashed: an unhandled CPU exception, a triple fault, a
+/// malformed hypercall that can't be answered, or an internal KVM error.
+pub const GUEST_FAULT: i32 = 126;
+/// The app called abort with a message (SIGABRT's shell code).
+pub const ABORT: i32 = 134;
+/// What an app exit code in the reserved set is turned into.
+pub const APP_CODE_RESERVED: i32 = 1;
+
+/// True if an app's exit code would be confused with a launcher outcome.
+pub fn is_reserved(code: i32) -> bool {
+    matches!(code, TIMEOUT | LAUNCHER_ERROR | GUEST_FAULT | ABORT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_codes_are_distinct_and_panic_is_not_reserved() {
+        let codes = [TIMEOUT, LAUNCHER_ERROR, GUEST_FAULT, ABORT];
+        for (i, a) in codes.iter().enumerate() {
+            assert!(is_reserved(*a));
+            for b in &codes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert!(!is_reserved(PANIC));
+        assert!(!is_reserved(0));
+        assert!(!is_reserved(APP_CODE_RESERVED));
+    }
+}

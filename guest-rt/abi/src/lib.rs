@@ -1,0 +1,269 @@
+//! The Vessel host/guest contract, version 1.
+//!
+//! Protocol in three lines:
+//! 1. The launcher loads the guest ELF, writes a [`BootInfo`] into guest memory
+//!    and starts vCPU 0 at the ELF entry with the BootInfo address in `rdi`/`x0`.
+//! 2. The guest checks [`BootInfo::magic`] and [`BootInfo::abi_version`] before
+//!    its first hypercall; feature bits in [`BootInfo::features`] say what exists.
+//! 3. A hypercall is a [`Frame`] in guest memory whose guest-physical address the
+//!    guest stores to the doorbell ([`arch`]`::DOORBELL`); the launcher answers in
+//!    the same frame before the vCPU resumes.
+//!
+//! Every `#[repr(C)]` type here has its size and field offsets asserted at
+//! compile time: both sides compile this one crate, so a layout change shows
+//! up as a build error, not as a silent mismatch.
+#![no_std]
+
+pub mod call;
+pub mod exit;
+
+pub use call::{clock, nr, Call, DecodeError, Errno, Frame, GuestSlice};
+
+/// The ABI version. A guest refuses to run on a launcher with another one.
+pub const ABI_VERSION: u32 = 1;
+
+/// `BootInfo::magic`: "VESSELBI" read as a little-endian u64.
+pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"VESSELBI");
+
+/// `GuestHeader::magic`: "VESSELHD" read as a little-endian u64.
+pub const HEADER_MAGIC: u64 = u64::from_le_bytes(*b"VESSELHD");
+
+/// Name of the ELF section holding the guest's [`GuestHeader`].
+pub const HEADER_SECTION: &str = ".vessel.header";
+
+/// Feature bits in [`BootInfo::features`].
+pub mod features {
+    /// Async page faults are offered: lazy regions report "not present" / "ready".
+    pub const ASYNC_PF: u64 = 1 << 0;
+    /// SVE is enabled for this VM; `BootInfo::vector_bits` is the maximum length.
+    pub const SVE: u64 = 1 << 1;
+    /// Hypercalls may use `hvc` in the SMCCC vendor-hypervisor range (arm64).
+    pub const HVC_CALLS: u64 = 1 << 2;
+    /// Every bit this ABI version defines.
+    pub const ALL: u64 = ASYNC_PF | SVE | HVC_CALLS;
+}
+
+/// A string or byte buffer in guest memory: guest-physical address and length.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuestStr {
+    pub addr: u64,
+    pub len: u64,
+}
+
+/// Per-vCPU data the launcher prepares. One entry per vCPU, indexed by vCPU id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuInfo {
+    /// vCPU index (0-based).
+    pub id: u64,
+    /// Guest-physical address of this vCPU's hypercall [`Frame`].
+    pub frame: u64,
+    /// Top of this vCPU's unprivileged stack (16-byte aligned).
+    pub stack_top: u64,
+    /// Size of that stack in bytes.
+    pub stack_size: u64,
+}
+
+/// A memory region the launcher fills lazily, found by name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LazyRegion {
+    /// Name given on the command line (`--lazy NAME=FILE`).
+    pub name: GuestStr,
+    /// Guest address of the first byte.
+    pub addr: u64,
+    /// Bytes of file data (the region itself is rounded up to whole pages).
+    pub len: u64,
+}
+
+/// What the launcher tells the guest at boot. Lives in guest memory; its
+/// address arrives in the first argument register.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BootInfo {
+    /// [`BOOT_MAGIC`].
+    pub magic: u64,
+    /// [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// Number of entries in `vcpus`.
+    pub vcpu_count: u32,
+    /// Feature bits, see [`features`].
+    pub features: u64,
+    /// Size of guest RAM in bytes (guest-physical 0..mem_size).
+    pub mem_size: u64,
+    /// Start of the heap the guest may use (page aligned).
+    pub heap_start: u64,
+    /// Heap size in bytes.
+    pub heap_size: u64,
+    /// Guest address of `argc` [`GuestStr`]s; argument 0 is the program name.
+    pub argv: u64,
+    pub argc: u64,
+    /// Guest address of `envc` [`GuestStr`]s, each `KEY=VALUE`.
+    pub envp: u64,
+    pub envc: u64,
+    /// Guest address of `vcpu_count` [`VcpuInfo`]s.
+    pub vcpus: u64,
+    /// Guest address of `lazy_count` [`LazyRegion`]s.
+    pub lazy: u64,
+    pub lazy_count: u64,
+    /// Vector length in bits granted to the guest (SVE maximum), 0 if none.
+    pub vector_bits: u64,
+    /// Frequency of the guest's cycle counter (TSC / CNTVCT) in kHz, 0 if unknown.
+    pub counter_khz: u64,
+    /// Reserved for later versions; zero.
+    pub reserved: [u64; 8],
+}
+
+/// Static data the guest image carries in its [`HEADER_SECTION`] section, read
+/// by the launcher before the guest runs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuestHeader {
+    /// [`HEADER_MAGIC`].
+    pub magic: u64,
+    /// ABI version the guest was built against.
+    pub abi_version: u32,
+    /// Number of exception/interrupt entry stubs at `vector_table`.
+    pub vector_count: u32,
+    /// Guest address of the exception entry stubs (x86_64: one stub per vector,
+    /// `vector_stride` bytes apart; arm64: the VBAR_EL1 table).
+    pub vector_table: u64,
+    /// Distance between two x86_64 stubs in bytes.
+    pub vector_stride: u64,
+    /// SVE vector length the app asks for in bits: 0 none, u64::MAX the maximum.
+    pub sve_bits: u64,
+    /// Reserved; zero.
+    pub reserved: [u64; 4],
+}
+
+/// Memory layout constants both sides rely on, per architecture.
+pub mod arch {
+    /// x86_64: guest-physical addresses are identity mapped.
+    pub mod x86_64 {
+        /// The hypercall doorbell: a store of a [`Frame`](crate::Frame)
+        /// address here is a hypercall.
+        pub const DOORBELL: u64 = 0xc000_0000;
+        /// A store of an exception frame address here reports a fatal
+        /// exception (written by the ring-0 stub, never by Rust code).
+        pub const DOORBELL_FAULT: u64 = DOORBELL + 8;
+        /// Highest guest RAM size the layout allows (RAM ends below DOORBELL).
+        pub const MAX_RAM: u64 = DOORBELL;
+        /// Where the guest image is linked.
+        pub const IMAGE_BASE: u64 = 0x20_0000;
+        /// Number of exception vectors with stubs.
+        pub const EXCEPTION_VECTORS: u32 = 32;
+        /// Bytes between two stubs.
+        pub const STUB_STRIDE: u64 = 16;
+    }
+    /// arm64: guest-physical addresses are identity mapped.
+    pub mod aarch64 {
+        /// Guest RAM starts here (below is MMIO).
+        pub const RAM_BASE: u64 = 0x4000_0000;
+        /// The hypercall doorbell (no memslot: a store exits as MMIO).
+        pub const DOORBELL: u64 = 0x0900_0000;
+        /// A store of an exception frame address here reports a fatal exception.
+        pub const DOORBELL_FAULT: u64 = DOORBELL + 8;
+        /// Where the guest image is linked.
+        pub const IMAGE_BASE: u64 = RAM_BASE + 0x20_0000;
+    }
+}
+
+/// Fatal exception frame the x86_64 ring-0 stub leaves on its stack, lowest
+/// address first; its address is what the stub stores to `DOORBELL_FAULT`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct X86FaultFrame {
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+/// Fatal exception record the arm64 vector stub stores before reporting.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Arm64FaultFrame {
+    /// Which of the 16 vector table entries was taken.
+    pub kind: u64,
+    pub esr: u64,
+    pub far: u64,
+    pub elr: u64,
+    pub spsr: u64,
+    pub sp: u64,
+}
+
+/// Byte-level view of the plain-old-data ABI structs, for the host to read
+/// them out of guest memory without `unsafe` at every call site.
+///
+/// # Safety
+/// Implementors are `#[repr(C)]`, made only of integers, with no padding
+/// (their layout assertions show it), so every byte pattern is a valid value.
+pub unsafe trait Pod: Copy + Default {}
+unsafe impl Pod for BootInfo {}
+unsafe impl Pod for GuestStr {}
+unsafe impl Pod for VcpuInfo {}
+unsafe impl Pod for LazyRegion {}
+unsafe impl Pod for GuestHeader {}
+unsafe impl Pod for Frame {}
+unsafe impl Pod for X86FaultFrame {}
+unsafe impl Pod for Arm64FaultFrame {}
+
+/// Compile-time layout checks: size, then each field's offset.
+macro_rules! assert_layout {
+    ($ty:ty, $size:expr, { $($field:ident : $off:expr),* $(,)? }) => {
+        const _: () = {
+            assert!(core::mem::size_of::<$ty>() == $size);
+            $( assert!(core::mem::offset_of!($ty, $field) == $off); )*
+        };
+    };
+}
+
+assert_layout!(GuestStr, 16, { addr: 0, len: 8 });
+assert_layout!(VcpuInfo, 32, { id: 0, frame: 8, stack_top: 16, stack_size: 24 });
+assert_layout!(LazyRegion, 32, { name: 0, addr: 16, len: 24 });
+assert_layout!(BootInfo, 184, {
+    magic: 0, abi_version: 8, vcpu_count: 12, features: 16, mem_size: 24,
+    heap_start: 32, heap_size: 40, argv: 48, argc: 56, envp: 64, envc: 72,
+    vcpus: 80, lazy: 88, lazy_count: 96, vector_bits: 104, counter_khz: 112,
+    reserved: 120,
+});
+assert_layout!(GuestHeader, 72, {
+    magic: 0, abi_version: 8, vector_count: 12, vector_table: 16,
+    vector_stride: 24, sve_bits: 32, reserved: 40,
+});
+assert_layout!(X86FaultFrame, 56, {
+    vector: 0, error_code: 8, rip: 16, cs: 24, rflags: 32, rsp: 40, ss: 48,
+});
+assert_layout!(Arm64FaultFrame, 48, { kind: 0, esr: 8, far: 16, elr: 24, spsr: 32, sp: 40 });
+assert_layout!(Frame, 72, { nr: 0, status: 4, args: 8, ret: 56, ret2: 64 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magics_spell_their_names() {
+        assert_eq!(&BOOT_MAGIC.to_le_bytes(), b"VESSELBI");
+        assert_eq!(&HEADER_MAGIC.to_le_bytes(), b"VESSELHD");
+    }
+
+    #[test]
+    fn x86_doorbell_is_outside_ram_and_image_inside() {
+        use arch::x86_64::*;
+        assert!(IMAGE_BASE < MAX_RAM);
+        assert!(DOORBELL >= MAX_RAM);
+        assert_eq!(DOORBELL % 4096, 0);
+        assert!(STUB_STRIDE.is_power_of_two());
+    }
+
+    #[test]
+    fn aarch64_doorbell_is_below_ram() {
+        use arch::aarch64::*;
+        assert!(DOORBELL + 4096 <= RAM_BASE);
+        assert!(IMAGE_BASE > RAM_BASE);
+    }
+}

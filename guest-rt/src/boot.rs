@@ -1,0 +1,43 @@
+//! From the entry stub to the app's main: check BootInfo, set up the heap.
+
+use vessel_abi::{BootInfo, ABI_VERSION, BOOT_MAGIC};
+
+use crate::{heap, process};
+
+static mut BOOT: *const BootInfo = core::ptr::null();
+
+extern "Rust" {
+    /// Defined by [`crate::entry!`] in the app.
+    fn __vessel_app_main() -> i32;
+}
+
+/// The launcher's BootInfo (valid after boot).
+pub fn info() -> &'static BootInfo {
+    // SAFETY: BOOT is written once in vessel_rt_start before any other code
+    // runs and points at launcher-written memory that stays mapped.
+    unsafe { &*BOOT }
+}
+
+/// Called by the arch entry stub with the BootInfo address.
+pub extern "C" fn vessel_rt_start(boot: *const BootInfo) -> ! {
+    // Check the contract before the first hypercall: a launcher speaking
+    // another ABI might not understand one. Without a usable doorbell there
+    // is no way to report, so a mismatch stops with an exception the
+    // launcher diagnoses (ud2 / udf).
+    if boot.is_null() || (boot as usize) % core::mem::align_of::<BootInfo>() != 0 {
+        crate::process::trap();
+    }
+    // SAFETY: non-null and aligned; the launcher put a BootInfo there (the
+    // magic check below catches anything else in mapped memory).
+    let b = unsafe { &*boot };
+    if b.magic != BOOT_MAGIC || b.abi_version != ABI_VERSION || b.vcpu_count == 0 {
+        crate::process::trap();
+    }
+    // SAFETY: single-threaded boot; nothing reads BOOT before this store.
+    unsafe { BOOT = boot };
+    heap::init(b.heap_start, b.heap_size);
+    // SAFETY: the symbol is defined by the entry! macro with this signature.
+    let code = unsafe { __vessel_app_main() };
+    crate::console::flush_all();
+    process::exit(code)
+}

@@ -1,0 +1,30 @@
+//! The hypercall client: fill this vCPU's frame, ring the doorbell, read the answer.
+
+use vessel_abi::{Call, Errno, Frame};
+
+/// Make a hypercall. Returns `(ret, ret2)` or the host's error.
+pub fn call(c: Call) -> Result<(u64, u64), Errno> {
+    let info = crate::boot::info();
+    // vCPU 0's frame; guest-rt runs the app on vCPU 0.
+    // SAFETY: the launcher put vcpu_count (>= 1, checked at boot) VcpuInfo
+    // entries at `vcpus`.
+    let vcpu = unsafe { &*(info.vcpus as *const vessel_abi::VcpuInfo) };
+    let frame = vcpu.frame as *mut Frame;
+    // SAFETY: the frame is launcher-reserved, writable guest memory for this
+    // vCPU only; volatile because the launcher writes it during the doorbell.
+    unsafe {
+        frame.write_volatile(c.encode());
+        crate::arch::doorbell(frame as u64);
+        let f = frame.read_volatile();
+        if f.status == 0 {
+            Ok((f.ret, f.ret2))
+        } else {
+            Err(Errno::from_status(f.status).unwrap_or(Errno::Io))
+        }
+    }
+}
+
+/// A guest buffer as the ABI names it (identity-mapped: address = pointer).
+pub fn slice(b: &[u8]) -> vessel_abi::GuestSlice {
+    vessel_abi::GuestSlice { addr: b.as_ptr() as u64, len: b.len() as u64 }
+}

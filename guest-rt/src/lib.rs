@@ -1,0 +1,75 @@
+//! guest-rt: the runtime a Vessel app links.
+//!
+//! An app is a `#![no_std] #![no_main]` binary that names its main function
+//! with [`entry!`]:
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! guest_rt::entry!(main);
+//! fn main() -> i32 { guest_rt::println!("hello"); 0 }
+//! ```
+//!
+//! The runtime checks the launcher's BootInfo before anything else, sets up
+//! the heap (so `alloc` works), and gives the app a console, its arguments
+//! and environment, clocks and a panic handler that exits with code 101.
+#![no_std]
+
+extern crate alloc;
+
+pub mod arch;
+mod boot;
+pub mod console;
+pub mod env;
+mod heap;
+pub mod hypercall;
+mod panic;
+pub mod process;
+pub mod time;
+
+pub use vessel_abi as abi;
+
+/// What an app's main function may return.
+pub trait Termination {
+    fn exit_code(self) -> i32;
+}
+impl Termination for () {
+    fn exit_code(self) -> i32 {
+        0
+    }
+}
+impl Termination for i32 {
+    fn exit_code(self) -> i32 {
+        self
+    }
+}
+impl<E: core::fmt::Debug> Termination for Result<(), E> {
+    fn exit_code(self) -> i32 {
+        match self {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("Error: {e:?}");
+                1
+            }
+        }
+    }
+}
+
+/// Names the app's main function. Optional `sve = BITS` (or `sve = max`)
+/// asks the launcher for SVE with that vector length on arm64.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        $crate::entry!($main, sve = 0u64);
+    };
+    ($main:path, sve = max) => {
+        $crate::entry!($main, sve = u64::MAX);
+    };
+    ($main:path, sve = $bits:expr) => {
+        $crate::__vessel_header!($bits);
+        #[no_mangle]
+        extern "Rust" fn __vessel_app_main() -> i32 {
+            $crate::Termination::exit_code($main())
+        }
+    };
+}

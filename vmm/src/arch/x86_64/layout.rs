@@ -1,0 +1,34 @@
+//! The x86_64 guest-physical memory map (identity mapped, GVA = GPA).
+//!
+//! ```text
+//! 0x0000_0000  unmapped (null guard)
+//! 0x0000_1000  GDT                     supervisor only
+//! 0x0000_2000  IDT                     supervisor only
+//! 0x0000_3000  TSSs, 128 bytes apart   supervisor only
+//! 0x0002_0000  ring-0 stacks, 16 KiB per vCPU (12 KiB RSP0 + 4 KiB IST1)
+//! 0x000a_0000  page tables
+//! 0x0010_0000  boot area: BootInfo, vCPU table, hypercall frames, args/env
+//! 0x0020_0000  guest image (IMAGE_BASE), then heap
+//!   ...        per-vCPU stacks at the top of RAM, a guard page below each
+//! 0xc000_0000  doorbell page (no memory: stores exit to the launcher)
+//! ```
+
+pub const GDT: u64 = 0x1000;
+pub const IDT: u64 = 0x2000;
+pub const TSS: u64 = 0x3000;
+pub const TSS_STRIDE: u64 = 128;
+pub const RING0_STACKS: u64 = 0x2_0000;
+pub const RING0_STACK_SIZE: u64 = 0x4000;
+pub const PAGE_TABLES: u64 = 0xa_0000;
+pub const BOOT_AREA: u64 = 0x10_0000;
+pub const SYSTEM_END: u64 = BOOT_AREA;
+/// One vCPU's TSS must fit in the TSS page, its stack below the page tables.
+pub const MAX_VCPUS: u32 = 32;
+
+const _: () = {
+    assert!(TSS + TSS_STRIDE * MAX_VCPUS as u64 <= TSS + 0x1000);
+    assert!(RING0_STACKS + RING0_STACK_SIZE * MAX_VCPUS as u64 <= PAGE_TABLES);
+    assert!(BOOT_AREA < vessel_abi::arch::x86_64::IMAGE_BASE);
+    // GDT: 5 fixed entries + 2 per TSS.
+    assert!((5 + 2 * MAX_VCPUS as u64) * 8 <= 0x1000);
+};

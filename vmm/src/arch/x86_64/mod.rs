@@ -1,0 +1,236 @@
+//! x86_64: everything architecture-specific on the host.
+//!
+//! The launcher prepares all privileged state (page tables, GDT, IDT, TSS,
+//! CPUID, control registers, XCR0) and starts each vCPU directly at CPL3:
+//! on this project's machines CPL0 guest code is emulated instruction by
+//! instruction, CPL3 code runs natively. On VMX hosts this costs nothing.
+
+mod descriptors;
+pub mod layout;
+pub mod paging;
+
+use kvm_bindings::{kvm_xcrs, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use vessel_abi::arch::x86_64 as abi;
+use vessel_abi::X86FaultFrame;
+
+use crate::caps::{CapInfo, CapKind};
+use crate::elf::{GuestImage, Machine};
+use crate::error::{Error, KvmContext, Result};
+use crate::memory::GuestRam;
+use crate::vm::{Doorbell, Layout};
+use descriptors::*;
+use layout::*;
+use paging::{PageTables, USER, WRITABLE};
+
+pub const MACHINE: Machine = Machine::X86_64;
+pub const RAM_BASE: u64 = 0;
+pub const MAX_RAM: u64 = abi::MAX_RAM;
+pub const MAX_VCPUS: u32 = layout::MAX_VCPUS;
+/// Lowest RAM size that leaves room for the system area, an image and a stack.
+pub const MIN_RAM: u64 = 4 << 20;
+
+/// The guest-physical addresses this layout uses for RAM-backed data.
+pub fn image_window(ram_size: u64) -> (u64, u64) {
+    (abi::IMAGE_BASE, ram_size)
+}
+
+pub fn boot_area() -> (u64, u64) {
+    (BOOT_AREA, abi::IMAGE_BASE)
+}
+
+/// What a store to `addr` means, if it is a doorbell.
+pub fn doorbell(addr: u64) -> Option<Doorbell> {
+    match addr {
+        abi::DOORBELL => Some(Doorbell::Call),
+        abi::DOORBELL_FAULT => Some(Doorbell::Fault),
+        _ => None,
+    }
+}
+
+pub fn create_vm(kvm: &Kvm) -> Result<VmFd> {
+    let vm = kvm.create_vm().kvm("KVM_CREATE_VM")?;
+    // Needed on VMX hosts before the first KVM_RUN; harmless elsewhere.
+    vm.set_tss_address(0xfffb_d000).kvm("KVM_SET_TSS_ADDR")?;
+    vm.create_irq_chip().kvm("KVM_CREATE_IRQCHIP")?;
+    Ok(vm)
+}
+
+/// Write GDT, TSSs, IDT and page tables into guest memory.
+pub fn setup_memory(ram: &GuestRam, l: &Layout, image: &GuestImage) -> Result<()> {
+    let mut gdt: Vec<u64> = gdt_fixed().to_vec();
+    for i in 0..l.vcpus as u64 {
+        let tss_base = TSS + i * TSS_STRIDE;
+        let stack = RING0_STACKS + i * RING0_STACK_SIZE;
+        // RSP0 at the top of the lower 12 KiB, IST1 (double fault) above it.
+        let rsp0 = stack + RING0_STACK_SIZE - 0x1000;
+        let ist1 = stack + RING0_STACK_SIZE;
+        ram.write(tss_base, &tss(rsp0, ist1))?;
+        gdt.extend_from_slice(&tss_descriptor(tss_base));
+    }
+    ram.write(GDT, &words(&gdt))?;
+
+    let h = &image.header;
+    if h.vector_count != abi::EXCEPTION_VECTORS || h.vector_stride != abi::STUB_STRIDE {
+        return Err(Error::Elf(format!(
+            "guest header declares {} exception stubs {} bytes apart, want {} and {}",
+            h.vector_count,
+            h.vector_stride,
+            abi::EXCEPTION_VECTORS,
+            abi::STUB_STRIDE
+        )));
+    }
+    let mut idt = Vec::with_capacity(512);
+    for v in 0..256u64 {
+        if v < abi::EXCEPTION_VECTORS as u64 {
+            let ist = if v == 8 { 1 } else { 0 };
+            idt.extend_from_slice(&interrupt_gate(h.vector_table + v * abi::STUB_STRIDE, ist, 0));
+        } else {
+            idt.extend_from_slice(&[0, 0]);
+        }
+    }
+    ram.write(IDT, &words(&idt))?;
+
+    let mut pt = PageTables::new(PAGE_TABLES, BOOT_AREA);
+    pt.map(0x1000, SYSTEM_END, WRITABLE)?;
+    // User memory, with an unmapped guard page below each vCPU stack.
+    let mut at = SYSTEM_END;
+    for &(bottom, _) in l.stacks.iter().rev() {
+        let guard = bottom - 0x1000;
+        pt.map(at, guard, WRITABLE | USER)?;
+        at = bottom;
+    }
+    pt.map(at, l.ram_end, WRITABLE | USER)?;
+    pt.map(abi::DOORBELL, abi::DOORBELL + 0x20_0000, WRITABLE | USER)?;
+    pt.write(ram)?;
+    Ok(())
+}
+
+fn words(w: &[u64]) -> Vec<u8> {
+    w.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Bits of XCR0 Vessel enables when the host has them: x87, SSE, AVX,
+/// AVX-512 opmask/ZMM_Hi256/Hi16_ZMM.
+const XCR0_WANTED: u64 = 0xe7;
+
+/// Configure vCPU `id`: CPUID, XCR0, segments, control registers, entry state.
+pub fn setup_vcpu(kvm: &Kvm, vcpu: &VcpuFd, id: u32, l: &Layout, entry: u64, boot: u64) -> Result<()> {
+    let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).kvm("KVM_GET_SUPPORTED_CPUID")?;
+    vcpu.set_cpuid2(&cpuid).kvm("KVM_SET_CPUID2")?;
+    let leaf = |f: u32, i: u32| cpuid.as_slice().iter().find(|e| e.function == f && e.index == i).copied();
+    let has_xsave = leaf(1, 0).map(|e| e.ecx & (1 << 26) != 0).unwrap_or(false);
+
+    let mut sregs = vcpu.get_sregs().kvm("KVM_GET_SREGS")?;
+    let gdt = gdt_fixed();
+    sregs.cs = segment(gdt[4], USER_CS);
+    let ds = segment(gdt[3], USER_DS);
+    sregs.ds = ds;
+    sregs.es = ds;
+    sregs.fs = ds;
+    sregs.gs = ds;
+    sregs.ss = ds;
+    sregs.tr = task_register(TSS + id as u64 * TSS_STRIDE, id as u16);
+    sregs.gdt.base = GDT;
+    sregs.gdt.limit = ((5 + 2 * l.vcpus as u64) * 8 - 1) as u16;
+    sregs.idt.base = IDT;
+    sregs.idt.limit = 256 * 16 - 1;
+    sregs.cr3 = PAGE_TABLES;
+    // PE | MP | ET | NE | WP | PG
+    sregs.cr0 = (1 << 0) | (1 << 1) | (1 << 4) | (1 << 5) | (1 << 16) | (1 << 31);
+    // PAE | OSFXSR | OSXMMEXCPT (| OSXSAVE)
+    sregs.cr4 = (1 << 5) | (1 << 9) | (1 << 10) | if has_xsave { 1 << 18 } else { 0 };
+    // LME | LMA
+    sregs.efer = (1 << 8) | (1 << 10);
+    vcpu.set_sregs(&sregs).kvm("KVM_SET_SREGS")?;
+
+    if has_xsave && kvm.check_extension_raw(kvm_bindings::KVM_CAP_XCRS.into()) > 0 {
+        let host = leaf(0xd, 0).map(|e| e.eax as u64 | (e.edx as u64) << 32).unwrap_or(3);
+        let mut xcrs = kvm_xcrs { nr_xcrs: 1, ..Default::default() };
+        xcrs.xcrs[0].xcr = 0;
+        xcrs.xcrs[0].value = (host & XCR0_WANTED) | 1;
+        vcpu.set_xcrs(&xcrs).kvm("KVM_SET_XCRS")?;
+    }
+
+    let stack_top = l.stacks[id as usize].1;
+    let regs = kvm_bindings::kvm_regs { rip: entry, rsp: stack_top, rdi: boot, rflags: 0x2, ..Default::default() };
+    vcpu.set_regs(&regs).kvm("KVM_SET_REGS")?;
+    Ok(())
+}
+
+/// Cycle counter frequency the guest sees (TSC), in kHz.
+pub fn counter_khz(vcpu: &VcpuFd) -> u64 {
+    vcpu.get_tsc_khz().map(|k| k as u64).unwrap_or(0)
+}
+
+const VECTOR_NAMES: [&str; 32] = [
+    "divide error (#DE)", "debug (#DB)", "NMI", "breakpoint (#BP)", "overflow (#OF)",
+    "bound range (#BR)", "invalid opcode (#UD)", "device not available (#NM)",
+    "double fault (#DF)", "coprocessor overrun", "invalid TSS (#TS)",
+    "segment not present (#NP)", "stack fault (#SS)", "general protection (#GP)",
+    "page fault (#PF)", "reserved 15", "x87 error (#MF)", "alignment check (#AC)",
+    "machine check (#MC)", "SIMD error (#XM)", "virtualization (#VE)",
+    "control protection (#CP)", "reserved 22", "reserved 23", "reserved 24", "reserved 25",
+    "reserved 26", "reserved 27", "hypervisor injection (#HV)", "VMM communication (#VC)",
+    "security (#SX)", "reserved 31",
+];
+
+fn pf_error(code: u64) -> String {
+    let mut parts = vec![if code & 1 != 0 { "protection" } else { "not-present" }];
+    parts.push(if code & 2 != 0 { "write" } else { "read" });
+    parts.push(if code & 4 != 0 { "user" } else { "supervisor" });
+    if code & 16 != 0 {
+        parts.push("instruction fetch");
+    }
+    parts.join(", ")
+}
+
+/// One line describing a fatal guest exception reported by the ring-0 stub.
+pub fn fault_report(ram: &GuestRam, vcpu: &VcpuFd, image: &GuestImage, frame_gpa: u64) -> String {
+    let f: X86FaultFrame = match ram.read_pod(frame_gpa) {
+        Ok(f) => f,
+        Err(e) => return format!("guest reported an exception with an unreadable frame at {frame_gpa:#x}: {e}"),
+    };
+    let cr2 = vcpu.get_sregs().map(|s| s.cr2).unwrap_or(0);
+    let name = VECTOR_NAMES.get(f.vector as usize).copied().unwrap_or("unknown vector");
+    let sym = image.symbolize(f.rip).map(|s| format!(" <{s}>")).unwrap_or_default();
+    let detail = if f.vector == 14 { format!(" [{}]", pf_error(f.error_code)) } else { String::new() };
+    format!(
+        "guest exception: {name}, vector {}, error code {:#x}{detail}, rip {:#x}{sym}, cr2 {cr2:#x}, rsp {:#x}, cpl {}",
+        f.vector, f.error_code, f.rip, f.rsp, f.cs & 3
+    )
+}
+
+/// One line describing the vCPU's state after a crash KVM reported itself
+/// (triple fault, internal error, failed entry).
+pub fn crash_report(vcpu: &VcpuFd, image: &GuestImage) -> String {
+    let regs = vcpu.get_regs().ok();
+    let sregs = vcpu.get_sregs().ok();
+    let rip = regs.map(|r| r.rip).unwrap_or(0);
+    let sym = image.symbolize(rip).map(|s| format!(" <{s}>")).unwrap_or_default();
+    format!(
+        "rip {rip:#x}{sym}, rsp {:#x}, cr2 {:#x}, cpl {}",
+        regs.map(|r| r.rsp).unwrap_or(0),
+        sregs.map(|s| s.cr2).unwrap_or(0),
+        sregs.map(|s| s.cs.selector & 3).unwrap_or(0)
+    )
+}
+
+/// Capabilities Vessel relies on or could use on x86_64.
+pub const CAPS: &[CapInfo] = &[
+    CapInfo::new("KVM_CAP_IRQCHIP", kvm_bindings::KVM_CAP_IRQCHIP, CapKind::Bool, true, "in-kernel LAPIC: interrupts, halt and wake"),
+    CapInfo::new("KVM_CAP_SIGNAL_MSI", kvm_bindings::KVM_CAP_SIGNAL_MSI, CapKind::Bool, false, "wake a halted vCPU from a host thread"),
+    CapInfo::new("KVM_CAP_X2APIC_API", kvm_bindings::KVM_CAP_X2APIC_API, CapKind::Bitmask, false, "x2APIC ids and broadcast (not used yet)"),
+    CapInfo::new("KVM_CAP_ASYNC_PF", kvm_bindings::KVM_CAP_ASYNC_PF, CapKind::Bool, false, "KVM async page faults for lazy regions"),
+    CapInfo::new("KVM_CAP_ASYNC_PF_INT", kvm_bindings::KVM_CAP_ASYNC_PF_INT, CapKind::Bool, false, "'page ready' as an interrupt vector"),
+    CapInfo::new("KVM_CAP_XSAVE", kvm_bindings::KVM_CAP_XSAVE, CapKind::Bool, false, "save/restore AVX/AVX-512 state"),
+    CapInfo::new("KVM_CAP_XCRS", kvm_bindings::KVM_CAP_XCRS, CapKind::Bool, false, "set XCR0 for SSE/AVX/AVX-512 at CPL3"),
+    CapInfo::new("KVM_CAP_TSC_DEADLINE_TIMER", kvm_bindings::KVM_CAP_TSC_DEADLINE_TIMER, CapKind::Bool, false, "LAPIC timer for guest sleeps (not used yet)"),
+    CapInfo::new("KVM_CAP_GET_TSC_KHZ", kvm_bindings::KVM_CAP_GET_TSC_KHZ, CapKind::Bool, false, "guest clock rate in BootInfo"),
+];
+
+/// Halt the vCPU until an interrupt arrives (the "wait" hypercall).
+pub fn halt(vcpu: &VcpuFd) -> Result<()> {
+    let mp = kvm_bindings::kvm_mp_state { mp_state: kvm_bindings::KVM_MP_STATE_HALTED };
+    vcpu.set_mp_state(mp).kvm("KVM_SET_MP_STATE(HALTED)")
+}

@@ -1,0 +1,156 @@
+//! The boot area: BootInfo, the vCPU table, hypercall frames, args and env.
+
+use vessel_abi::{BootInfo, GuestStr, VcpuInfo, ABI_VERSION, BOOT_MAGIC};
+
+use crate::error::{Error, Result};
+use crate::memory::GuestRam;
+use crate::vm::Layout;
+
+/// Offsets inside the boot area.
+const VCPUS_OFF: u64 = 0x100;
+const FRAMES_OFF: u64 = 0x1000;
+const FRAME_STRIDE: u64 = 128;
+const STRINGS_OFF: u64 = 0x2000;
+
+/// Guest address of vCPU `i`'s hypercall frame.
+pub fn frame_addr(area: u64, i: u32) -> u64 {
+    area + FRAMES_OFF + FRAME_STRIDE * i as u64
+}
+
+/// What goes into BootInfo besides the layout.
+pub struct BootParams<'a> {
+    pub args: &'a [String],
+    pub env: &'a [String],
+    pub features: u64,
+    pub vector_bits: u64,
+    pub counter_khz: u64,
+    /// (name, guest address, length) of each lazy region.
+    pub lazy: &'a [(String, u64, u64)],
+}
+
+/// A bump writer over `[at, end)`.
+struct Area<'a> {
+    ram: &'a GuestRam,
+    at: u64,
+    end: u64,
+}
+
+impl Area<'_> {
+    fn put(&mut self, bytes: &[u8], align: u64) -> Result<u64> {
+        let start = self.at.next_multiple_of(align);
+        let len = bytes.len() as u64;
+        if start.checked_add(len).is_none_or(|e| e > self.end) {
+            return Err(Error::Config(format!(
+                "arguments, environment and region names do not fit in the {} KiB boot area",
+                (self.end - (self.at.min(self.end))) / 1024
+            )));
+        }
+        self.ram.write(start, bytes)?;
+        self.at = start + len;
+        Ok(start)
+    }
+
+    fn strs(&mut self, items: impl Iterator<Item = String>) -> Result<(u64, u64)> {
+        let mut refs = Vec::new();
+        for s in items {
+            let addr = self.put(s.as_bytes(), 1)?;
+            refs.push(GuestStr { addr, len: s.len() as u64 });
+        }
+        let bytes: Vec<u8> = refs.iter().flat_map(|r| crate::memory::pod_bytes(r).to_vec()).collect();
+        Ok((self.put(&bytes, 8)?, refs.len() as u64))
+    }
+}
+
+/// Write the boot area; returns the BootInfo address.
+pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
+    let (start, end) = l.boot_area;
+    ram.zero(start, end - start)?;
+    let mut area = Area { ram, at: start + STRINGS_OFF, end };
+    let (argv, argc) = area.strs(p.args.iter().cloned())?;
+    let (envp, envc) = area.strs(p.env.iter().cloned())?;
+    let mut lazy_entries = Vec::new();
+    for (name, addr, len) in p.lazy {
+        let n = area.put(name.as_bytes(), 1)?;
+        lazy_entries.push(vessel_abi::LazyRegion { name: GuestStr { addr: n, len: name.len() as u64 }, addr: *addr, len: *len });
+    }
+    let lazy_bytes: Vec<u8> = lazy_entries.iter().flat_map(|r| crate::memory::pod_bytes(r).to_vec()).collect();
+    let lazy = area.put(&lazy_bytes, 8)?;
+
+    let vcpus = start + VCPUS_OFF;
+    for i in 0..l.vcpus {
+        let (bottom, top) = l.stacks[i as usize];
+        let info = VcpuInfo { id: i as u64, frame: frame_addr(start, i), stack_top: top, stack_size: top - bottom };
+        ram.write_pod(vcpus + i as u64 * std::mem::size_of::<VcpuInfo>() as u64, &info)?;
+    }
+    let info = BootInfo {
+        magic: BOOT_MAGIC,
+        abi_version: ABI_VERSION,
+        vcpu_count: l.vcpus,
+        features: p.features,
+        mem_size: l.ram_end - l.ram_base,
+        heap_start: l.heap.0,
+        heap_size: l.heap.1 - l.heap.0,
+        argv,
+        argc,
+        envp,
+        envc,
+        vcpus,
+        lazy,
+        lazy_count: lazy_entries.len() as u64,
+        vector_bits: p.vector_bits,
+        counter_khz: p.counter_khz,
+        reserved: [0; 8],
+    };
+    ram.write_pod(start, &info)?;
+    Ok(start)
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<BootInfo>() as u64 <= VCPUS_OFF);
+    assert!(VCPUS_OFF + 32 * std::mem::size_of::<VcpuInfo>() as u64 <= FRAMES_OFF);
+    assert!(std::mem::size_of::<vessel_abi::Frame>() as u64 <= FRAME_STRIDE);
+    assert!(FRAMES_OFF + 32 * FRAME_STRIDE <= STRINGS_OFF);
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout {
+            ram_base: 0,
+            ram_end: 0x80_0000,
+            vcpus: 1,
+            boot_area: (0x10_0000, 0x10_4000),
+            heap: (0x30_0000, 0x70_0000),
+            stacks: vec![(0x70_1000, 0x80_0000)],
+        }
+    }
+
+    #[test]
+    fn boot_info_describes_args_env_and_vcpus() {
+        let ram = GuestRam::new(0, 0x80_0000).unwrap();
+        let l = layout();
+        let args = vec!["hello".to_string(), "wörld".to_string()];
+        let env = vec!["A=1".to_string()];
+        let p = BootParams { args: &args, env: &env, features: 0, vector_bits: 0, counter_khz: 7, lazy: &[] };
+        let at = write(&ram, &l, &p).unwrap();
+        let b: BootInfo = ram.read_pod(at).unwrap();
+        assert_eq!(b.magic, BOOT_MAGIC);
+        assert_eq!((b.argc, b.envc, b.vcpu_count, b.counter_khz), (2, 1, 1, 7));
+        assert_eq!((b.heap_start, b.heap_size), (0x30_0000, 0x40_0000));
+        let s: GuestStr = ram.read_pod(b.argv + 16).unwrap();
+        assert_eq!(ram.read_vec(s.addr, s.len, 100).unwrap(), "wörld".as_bytes());
+        let v: VcpuInfo = ram.read_pod(b.vcpus).unwrap();
+        assert_eq!((v.frame, v.stack_top), (frame_addr(0x10_0000, 0), 0x80_0000));
+    }
+
+    #[test]
+    fn oversized_arguments_are_an_error_not_a_panic() {
+        let ram = GuestRam::new(0, 0x80_0000).unwrap();
+        let args = vec!["x".repeat(0x3000)];
+        let p = BootParams { args: &args, env: &[], features: 0, vector_bits: 0, counter_khz: 0, lazy: &[] };
+        let e = write(&ram, &layout(), &p).unwrap_err().to_string();
+        assert!(e.contains("do not fit"), "{e}");
+    }
+}

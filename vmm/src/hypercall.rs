@@ -1,0 +1,250 @@
+//! Serving hypercalls: read the frame, check every guest address, act, answer.
+
+use std::io::{Read, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use vessel_abi::{Call, DecodeError, Errno, Frame, GuestSlice};
+
+use crate::memory::GuestRam;
+use crate::vm::Outcome;
+
+/// The most bytes one write/read/random hypercall moves.
+pub const MAX_IO: u64 = 1 << 20;
+/// The longest abort message kept.
+const MAX_MSG: u64 = 4096;
+
+/// Where a guest's console goes. The default is the process's stdio; a
+/// host program embedding Vessel can capture it instead.
+pub trait HostIo: Send {
+    fn write(&mut self, fd: u32, data: &[u8]) -> std::io::Result<()>;
+    fn read_stdin(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+/// The launcher process's own stdin/stdout/stderr.
+pub struct StdIo;
+
+impl HostIo for StdIo {
+    fn write(&mut self, fd: u32, data: &[u8]) -> std::io::Result<()> {
+        if fd == 1 {
+            let mut o = std::io::stdout().lock();
+            o.write_all(data)?;
+            o.flush()
+        } else {
+            std::io::stderr().lock().write_all(data)
+        }
+    }
+    fn read_stdin(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::io::stdin().lock().read(buf)
+    }
+}
+
+/// Result of one hypercall for the vCPU loop.
+pub enum Served {
+    /// Answered in the frame: resume the vCPU.
+    Resume,
+    /// Resume after halting until an event or the timeout (ns).
+    Wait(u64),
+    /// The VM is over.
+    Done(Outcome),
+}
+
+pub struct Ctx<'a> {
+    pub ram: &'a GuestRam,
+    pub io: &'a mut dyn HostIo,
+    pub start: std::time::Instant,
+    pub features: u64,
+}
+
+fn check(ram: &GuestRam, s: GuestSlice) -> Result<(), Errno> {
+    if ram.contains(s.addr, s.len) {
+        Ok(())
+    } else {
+        Err(Errno::Fault)
+    }
+}
+
+/// Serve the hypercall whose frame is at `frame_gpa`.
+pub fn serve(ctx: &mut Ctx, frame_gpa: u64) -> Served {
+    if frame_gpa % 8 != 0 || !ctx.ram.contains(frame_gpa, std::mem::size_of::<Frame>() as u64) {
+        return Served::Done(Outcome::Fault(format!(
+            "hypercall frame address {frame_gpa:#x} is not an aligned address in guest RAM"
+        )));
+    }
+    let mut frame: Frame = match ctx.ram.read_pod(frame_gpa) {
+        Ok(f) => f,
+        Err(e) => return Served::Done(Outcome::Fault(format!("hypercall frame unreadable: {e}"))),
+    };
+    let mut next = Served::Resume;
+    let result = match Call::decode(&frame) {
+        Err(DecodeError::UnknownNumber(_)) | Err(DecodeError::BadArgument { .. }) => Err(Errno::Inval),
+        Ok(call) => match dispatch(ctx, call) {
+            Ok((ret, served)) => {
+                next = served;
+                Ok(ret)
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok((r1, r2)) => {
+            frame.status = 0;
+            frame.ret = r1;
+            frame.ret2 = r2;
+        }
+        Err(e) => frame.status = e as i32,
+    }
+    if let Err(e) = ctx.ram.write_pod(frame_gpa, &frame) {
+        return Served::Done(Outcome::Fault(format!("hypercall frame unwritable: {e}")));
+    }
+    next
+}
+
+type Answer = Result<((u64, u64), Served), Errno>;
+
+fn dispatch(ctx: &mut Ctx, call: Call) -> Answer {
+    let ok = |r: u64| Ok(((r, 0), Served::Resume));
+    match call {
+        Call::Exit { code } => Ok(((0, 0), Served::Done(Outcome::Exited(code)))),
+        Call::Abort { msg } => {
+            let len = msg.len.min(MAX_MSG);
+            check(ctx.ram, GuestSlice { addr: msg.addr, len })?;
+            let bytes = ctx.ram.read_vec(msg.addr, len, MAX_MSG).map_err(|_| Errno::Fault)?;
+            Ok(((0, 0), Served::Done(Outcome::Aborted(String::from_utf8_lossy(&bytes).into_owned()))))
+        }
+        Call::Write { fd, buf } => {
+            if fd != 1 && fd != 2 {
+                return Err(Errno::BadFd);
+            }
+            check(ctx.ram, buf)?;
+            let len = buf.len.min(MAX_IO);
+            let bytes = ctx.ram.read_vec(buf.addr, len, MAX_IO).map_err(|_| Errno::Fault)?;
+            ctx.io.write(fd, &bytes).map_err(|_| Errno::Io)?;
+            ok(len)
+        }
+        Call::Read { fd, buf } => {
+            if fd != 0 {
+                return Err(Errno::BadFd);
+            }
+            check(ctx.ram, buf)?;
+            let mut tmp = vec![0u8; buf.len.min(MAX_IO) as usize];
+            let n = ctx.io.read_stdin(&mut tmp).map_err(|_| Errno::Io)?;
+            ctx.ram.write(buf.addr, &tmp[..n]).map_err(|_| Errno::Fault)?;
+            ok(n as u64)
+        }
+        Call::Clock { clock } => match clock {
+            vessel_abi::clock::MONOTONIC => ok(ctx.start.elapsed().as_nanos() as u64),
+            vessel_abi::clock::REALTIME => {
+                ok(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0))
+            }
+            _ => Err(Errno::Inval),
+        },
+        Call::Random { buf } => {
+            check(ctx.ram, buf)?;
+            let mut tmp = vec![0u8; buf.len.min(MAX_IO) as usize];
+            getrandom(&mut tmp).map_err(|_| Errno::Io)?;
+            ctx.ram.write(buf.addr, &tmp).map_err(|_| Errno::Fault)?;
+            ok(tmp.len() as u64)
+        }
+        Call::Wait { timeout_ns } => Ok(((0, 0), Served::Wait(timeout_ns))),
+        Call::ApfEnable { .. } => {
+            if ctx.features & vessel_abi::features::ASYNC_PF == 0 {
+                return Err(Errno::NotSupported);
+            }
+            Err(Errno::NotSupported)
+        }
+    }
+}
+
+fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
+        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Capture {
+        out: Vec<(u32, Vec<u8>)>,
+    }
+    impl HostIo for Capture {
+        fn write(&mut self, fd: u32, data: &[u8]) -> std::io::Result<()> {
+            self.out.push((fd, data.to_vec()));
+            Ok(())
+        }
+        fn read_stdin(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            buf[..3].copy_from_slice(b"abc");
+            Ok(3)
+        }
+    }
+
+    fn run(ram: &GuestRam, io: &mut Capture, call: Call) -> (Frame, Served) {
+        ram.write_pod(0x100, &call.encode()).unwrap();
+        let mut ctx = Ctx { ram, io, start: std::time::Instant::now(), features: 0 };
+        let s = serve(&mut ctx, 0x100);
+        (ram.read_pod(0x100).unwrap(), s)
+    }
+
+    #[test]
+    fn write_reaches_the_host_and_bad_buffers_get_fault() {
+        let ram = GuestRam::new(0, 0x10000).unwrap();
+        ram.write(0x2000, b"hi there").unwrap();
+        let mut io = Capture::default();
+        let (f, _) = run(&ram, &mut io, Call::Write { fd: 1, buf: GuestSlice { addr: 0x2000, len: 8 } });
+        assert_eq!((f.status, f.ret), (0, 8));
+        assert_eq!(io.out, vec![(1, b"hi there".to_vec())]);
+        let (f, _) = run(&ram, &mut io, Call::Write { fd: 1, buf: GuestSlice { addr: 0xfff0, len: 0x20 } });
+        assert_eq!(f.status, Errno::Fault as i32);
+        let (f, _) = run(&ram, &mut io, Call::Write { fd: 1, buf: GuestSlice { addr: u64::MAX - 1, len: 4 } });
+        assert_eq!(f.status, Errno::Fault as i32);
+        let (f, _) = run(&ram, &mut io, Call::Write { fd: 7, buf: GuestSlice { addr: 0x2000, len: 1 } });
+        assert_eq!(f.status, Errno::BadFd as i32);
+        assert_eq!(io.out.len(), 1);
+    }
+
+    #[test]
+    fn unknown_calls_get_inval_and_bad_frames_end_the_vm() {
+        let ram = GuestRam::new(0, 0x10000).unwrap();
+        let mut io = Capture::default();
+        ram.write_pod(0x100, &Frame { nr: 4242, ..Default::default() }).unwrap();
+        let mut ctx = Ctx { ram: &ram, io: &mut io, start: std::time::Instant::now(), features: 0 };
+        assert!(matches!(serve(&mut ctx, 0x100), Served::Resume));
+        assert_eq!(ram.read_pod::<Frame>(0x100).unwrap().status, Errno::Inval as i32);
+        assert!(matches!(serve(&mut ctx, 0xfffc), Served::Done(Outcome::Fault(_))));
+        assert!(matches!(serve(&mut ctx, 0x101), Served::Done(Outcome::Fault(_))));
+    }
+
+    #[test]
+    fn exit_abort_read_random_and_clock() {
+        let ram = GuestRam::new(0, 0x10000).unwrap();
+        let mut io = Capture::default();
+        let (_, s) = run(&ram, &mut io, Call::Exit { code: 7 });
+        assert!(matches!(s, Served::Done(Outcome::Exited(7))));
+        ram.write(0x3000, b"boom").unwrap();
+        let (_, s) = run(&ram, &mut io, Call::Abort { msg: GuestSlice { addr: 0x3000, len: 4 } });
+        assert!(matches!(s, Served::Done(Outcome::Aborted(ref m)) if m == "boom"));
+        let (f, _) = run(&ram, &mut io, Call::Read { fd: 0, buf: GuestSlice { addr: 0x4000, len: 16 } });
+        assert_eq!((f.status, f.ret), (0, 3));
+        assert_eq!(ram.read_vec(0x4000, 3, 3).unwrap(), b"abc");
+        let (f, _) = run(&ram, &mut io, Call::Random { buf: GuestSlice { addr: 0x5000, len: 64 } });
+        assert_eq!((f.status, f.ret), (0, 64));
+        assert_ne!(ram.read_vec(0x5000, 64, 64).unwrap(), vec![0u8; 64]);
+        let (f, _) = run(&ram, &mut io, Call::Clock { clock: vessel_abi::clock::REALTIME });
+        assert!(f.ret > 1_700_000_000_000_000_000);
+        let (f, _) = run(&ram, &mut io, Call::Clock { clock: 9 });
+        assert_eq!(f.status, Errno::Inval as i32);
+    }
+}

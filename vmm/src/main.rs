@@ -1,0 +1,249 @@
+//! `vessel`: the command-line launcher, and the front of every packed app.
+//!
+//! Unpacked: `vessel run GUEST [ARGS]`, `vessel caps`, `vessel pack`.
+//! Packed (`target/vessel/APP`): `APP [LAUNCHER FLAGS] [--] [APP ARGS]`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, FromArgMatches as _, Parser, Subcommand};
+use vessel_abi::exit;
+use vmm::{Error, VmConfig};
+
+/// Flags that shape the VM, shared by `vessel run` and packed apps.
+#[derive(Args, Debug, Clone)]
+struct LaunchOpts {
+    /// Guest RAM, in bytes or with a K/M/G suffix.
+    #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_size)]
+    mem: u64,
+    /// Number of vCPUs.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    cpus: u32,
+    /// End the guest after this many seconds (exit code 124).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    timeout: Option<Duration>,
+    /// Set an environment variable for the guest: KEY=VALUE, or KEY to pass
+    /// the launcher's own value. The guest sees nothing else of the host's
+    /// environment. Repeatable.
+    #[arg(long = "env", short = 'e', value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    /// Stack size of each vCPU, in bytes or with a K/M/G suffix.
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
+    stack: u64,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vessel",
+    version,
+    about = "Run a Rust app as its own KVM virtual machine",
+    after_help = "Exit codes: the app's own code; 101 app panic; 124 timeout; 125 launcher error; \
+                  126 guest crash (exception, triple fault); 134 app abort."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a guest ELF (an app built for the bare-metal target).
+    Run {
+        #[command(flatten)]
+        opts: LaunchOpts,
+        /// The guest ELF.
+        guest: PathBuf,
+        /// Arguments for the app.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print the KVM capabilities Vessel relies on or could use.
+    Caps,
+    /// Pack a guest ELF with this launcher into one executable.
+    Pack {
+        /// The guest ELF.
+        guest: PathBuf,
+        /// Where to write the executable.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+/// The command line of a packed app.
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "A Vessel app: runs in its own KVM virtual machine",
+    after_help = "Launcher flags come first; everything after `--`, or from the first argument that is \
+                  not a launcher flag, goes to the app.\nExit codes: the app's own code; 101 app panic; \
+                  124 timeout; 125 launcher error; 126 guest crash; 134 app abort."
+)]
+struct PackedCli {
+    #[command(flatten)]
+    opts: LaunchOpts,
+    /// Arguments for the app.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{s}` is not a size (use bytes or a K/M/G suffix, e.g. 256M)"))
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0 && *v < 1e9)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{s}` is not a positive number of seconds"))
+}
+
+fn guest_env(entries: &[String]) -> Result<Vec<String>, Error> {
+    entries
+        .iter()
+        .map(|e| match e.split_once('=') {
+            Some((k, _)) if !k.is_empty() => Ok(e.clone()),
+            Some(_) => Err(Error::Config(format!("--env `{e}` has an empty name"))),
+            None => std::env::var(e).map(|v| format!("{e}={v}")).map_err(|_| {
+                Error::Config(format!("--env {e}: the launcher's environment has no {e}"))
+            }),
+        })
+        .collect()
+}
+
+fn run_guest(
+    bytes: Vec<u8>,
+    name: &str,
+    opts: LaunchOpts,
+    args: Vec<String>,
+) -> Result<i32, Error> {
+    let image = vmm::load_image(bytes, opts.mem)?;
+    let mut all_args = vec![name.to_string()];
+    all_args.extend(args);
+    let cfg = VmConfig {
+        mem_size: opts.mem,
+        vcpus: opts.cpus,
+        timeout: opts.timeout,
+        args: all_args,
+        env: guest_env(&opts.env)?,
+        stack_size: opts.stack,
+    };
+    let outcome = vmm::run(&image, &cfg, &mut vmm::StdIo)?;
+    if let Some(msg) = outcome.message() {
+        eprintln!("vessel: {msg}");
+    }
+    Ok(outcome.exit_code())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "app".into())
+}
+
+fn read_file(p: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(p).map_err(|source| Error::ReadImage {
+        path: p.to_path_buf(),
+        source,
+    })
+}
+
+fn caps() -> Result<i32, Error> {
+    let kvm = vmm::open_kvm()?;
+    let vm = kvm.create_vm().ok();
+    print!(
+        "{}",
+        vmm::caps::format_table(&vmm::caps::probe(&kvm, vm.as_ref()))
+    );
+    Ok(0)
+}
+
+fn pack(guest: &Path, output: &Path) -> Result<i32, Error> {
+    let bytes = read_file(guest)?;
+    // Check the guest now rather than at its first run.
+    vmm::load_image(bytes.clone(), vmm::arch::MAX_RAM)?;
+    let me = std::env::current_exe()
+        .map_err(|e| Error::Io(format!("cannot find the launcher executable: {e}")))?;
+    let launcher =
+        std::fs::read(&me).map_err(|e| Error::Io(format!("cannot read {}: {e}", me.display())))?;
+    let packed = vmm::pack::pack(&launcher, &bytes)?;
+    let tmp = output.with_extension("tmp");
+    std::fs::write(&tmp, packed)
+        .and_then(|_| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+        })
+        .and_then(|_| std::fs::rename(&tmp, output))
+        .map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display())))?;
+    Ok(0)
+}
+
+/// Parse with clap, turning usage errors into exit code 125 (help and
+/// version still exit 0).
+fn parse<T: Parser>(cmd: clap::Command, argv: Vec<String>) -> Result<T, i32> {
+    cmd.try_get_matches_from(argv)
+        .and_then(|m| T::from_arg_matches(&m))
+        .map_err(|e| {
+            let _ = e.print();
+            if e.use_stderr() {
+                exit::LAUNCHER_ERROR
+            } else {
+                0
+            }
+        })
+}
+
+fn main_inner() -> Result<i32, Error> {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let exe = std::env::current_exe().ok();
+    if let Some(guest) = exe
+        .as_deref()
+        .map(vmm::pack::embedded_guest)
+        .transpose()?
+        .flatten()
+    {
+        let name = exe
+            .as_deref()
+            .map(file_name)
+            .unwrap_or_else(|| "app".into());
+        let cmd = PackedCli::command().bin_name(name.clone());
+        return match parse::<PackedCli>(cmd, argv) {
+            Ok(cli) => run_guest(guest, &name, cli.opts, cli.args),
+            Err(code) => Ok(code),
+        };
+    }
+    let cli = match parse::<Cli>(Cli::command(), argv) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    match cli.cmd {
+        Cmd::Run { opts, guest, args } => {
+            run_guest(read_file(&guest)?, &file_name(&guest), opts, args)
+        }
+        Cmd::Caps => caps(),
+        Cmd::Pack { guest, output } => pack(&guest, &output),
+    }
+}
+
+fn main() -> ExitCode {
+    let code = match main_inner() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vessel: error: {e}");
+            exit::LAUNCHER_ERROR
+        }
+    };
+    ExitCode::from(code as u8)
+}

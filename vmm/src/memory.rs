@@ -1,0 +1,147 @@
+//! Guest RAM (vm-memory) and checked access to it on the guest's behalf.
+//!
+//! Every address or length that came from the guest goes through these
+//! helpers, which check it against guest memory with overflow-safe
+//! arithmetic and return an error instead of panicking.
+
+use vessel_abi::Pod;
+use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap};
+
+use crate::error::{Error, Result};
+
+/// Guest RAM: one contiguous region.
+pub struct GuestRam {
+    mem: GuestMemoryMmap,
+    base: u64,
+    size: u64,
+}
+
+impl GuestRam {
+    /// Map `size` bytes of anonymous memory for guest-physical `[base, base+size)`.
+    pub fn new(base: u64, size: u64) -> Result<GuestRam> {
+        let len = usize::try_from(size).map_err(|_| Error::Memory(format!("size {size:#x} too large")))?;
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(base), len)])
+            .map_err(|e| Error::Memory(format!("cannot map {size} bytes of guest RAM: {e}")))?;
+        Ok(GuestRam { mem, base, size })
+    }
+
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn end(&self) -> u64 {
+        self.base + self.size
+    }
+
+    /// Host address of the mapping (for KVM_SET_USER_MEMORY_REGION).
+    pub fn host_addr(&self) -> u64 {
+        self.mem.iter().next().map(|r| r.as_ptr() as u64).unwrap_or(0)
+    }
+
+    /// True if `[addr, addr+len)` lies inside RAM (overflow-safe).
+    pub fn contains(&self, addr: u64, len: u64) -> bool {
+        match addr.checked_add(len) {
+            Some(end) => addr >= self.base && end <= self.end(),
+            None => false,
+        }
+    }
+
+    fn check(&self, addr: u64, len: u64) -> Result<()> {
+        if self.contains(addr, len) {
+            Ok(())
+        } else {
+            Err(Error::Memory(format!("range {addr:#x}+{len:#x} is outside guest RAM")))
+        }
+    }
+
+    pub fn write(&self, addr: u64, data: &[u8]) -> Result<()> {
+        self.check(addr, data.len() as u64)?;
+        self.mem
+            .write_slice(data, GuestAddress(addr))
+            .map_err(|e| Error::Memory(format!("write at {addr:#x}: {e}")))
+    }
+
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        self.check(addr, buf.len() as u64)?;
+        self.mem
+            .read_slice(buf, GuestAddress(addr))
+            .map_err(|e| Error::Memory(format!("read at {addr:#x}: {e}")))
+    }
+
+    /// Read `len` bytes into a new buffer, refusing more than `max`.
+    pub fn read_vec(&self, addr: u64, len: u64, max: u64) -> Result<Vec<u8>> {
+        if len > max {
+            return Err(Error::Memory(format!("length {len} exceeds the limit of {max}")));
+        }
+        let mut v = vec![0u8; len as usize];
+        self.read(addr, &mut v)?;
+        Ok(v)
+    }
+
+    pub fn read_pod<T: Pod>(&self, addr: u64) -> Result<T> {
+        let mut v = T::default();
+        // SAFETY: T: Pod is plain integers with no padding, so any bytes are a
+        // valid T and viewing it as bytes is sound; the slice covers exactly v.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(&mut v as *mut T as *mut u8, std::mem::size_of::<T>())
+        };
+        self.read(addr, bytes)?;
+        Ok(v)
+    }
+
+    pub fn write_pod<T: Pod>(&self, addr: u64, v: &T) -> Result<()> {
+        self.write(addr, pod_bytes(v))
+    }
+
+    /// Zero `[addr, addr+len)`.
+    pub fn zero(&self, addr: u64, len: u64) -> Result<()> {
+        self.check(addr, len)?;
+        let zeros = [0u8; 4096];
+        let mut at = addr;
+        while at < addr + len {
+            let n = (addr + len - at).min(4096);
+            self.write(at, &zeros[..n as usize])?;
+            at += n;
+        }
+        Ok(())
+    }
+}
+
+/// View a Pod value as its bytes.
+pub fn pod_bytes<T: Pod>(v: &T) -> &[u8] {
+    // SAFETY: T: Pod has no padding and no invalid bit patterns; the slice
+    // covers exactly the value and borrows it.
+    unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vessel_abi::GuestStr;
+
+    #[test]
+    fn checked_access_refuses_out_of_range_and_overflow() {
+        let ram = GuestRam::new(0x1000, 0x4000).unwrap();
+        assert!(ram.contains(0x1000, 0x4000));
+        assert!(!ram.contains(0x0fff, 2));
+        assert!(!ram.contains(0x4fff, 2));
+        assert!(!ram.contains(u64::MAX, 2));
+        assert!(!ram.contains(0x2000, u64::MAX));
+        assert!(ram.write(0x4ffc, &[1, 2, 3, 4, 5]).is_err());
+        assert!(ram.read_vec(0x1000, 100, 10).is_err());
+    }
+
+    #[test]
+    fn pod_round_trip() {
+        let ram = GuestRam::new(0, 0x2000).unwrap();
+        let s = GuestStr { addr: 0x1234, len: 99 };
+        ram.write_pod(0x100, &s).unwrap();
+        assert_eq!(ram.read_pod::<GuestStr>(0x100).unwrap(), s);
+        ram.zero(0x100, 16).unwrap();
+        assert_eq!(ram.read_pod::<GuestStr>(0x100).unwrap(), GuestStr::default());
+    }
+}

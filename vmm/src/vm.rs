@@ -1,0 +1,391 @@
+//! Creating a VM for a guest image and running it to its end.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd};
+use vessel_abi::exit;
+
+use crate::arch;
+use crate::boot::{self, BootParams};
+use crate::elf::GuestImage;
+use crate::error::{Error, KvmContext, Result};
+use crate::hypercall::{self, HostIo, Served};
+use crate::memory::GuestRam;
+
+/// What the doorbell page's addresses mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Doorbell {
+    /// A hypercall: the stored value is the frame's guest address.
+    Call,
+    /// A fatal exception: the stored value is the fault frame's address.
+    Fault,
+}
+
+/// How to build and run a VM.
+#[derive(Clone, Debug)]
+pub struct VmConfig {
+    /// Guest RAM in bytes.
+    pub mem_size: u64,
+    /// Number of vCPUs.
+    pub vcpus: u32,
+    /// End the guest after this long.
+    pub timeout: Option<Duration>,
+    /// Arguments; the first is the program name.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` environment entries.
+    pub env: Vec<String>,
+    /// Size of each vCPU's stack.
+    pub stack_size: u64,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig { mem_size: 128 << 20, vcpus: 1, timeout: None, args: vec![], env: vec![], stack_size: 1 << 20 }
+    }
+}
+
+/// How a guest ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The app exited with this code.
+    Exited(i32),
+    /// The app aborted with this message.
+    Aborted(String),
+    /// The guest crashed; the text says how, where and in which function.
+    Fault(String),
+    /// `--timeout` ran out.
+    Timeout(Duration),
+}
+
+impl Outcome {
+    /// The launcher's process exit code for this outcome.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Exited(c) if exit::is_reserved(*c & 0xff) => exit::APP_CODE_RESERVED,
+            Outcome::Exited(c) => *c & 0xff,
+            Outcome::Aborted(_) => exit::ABORT,
+            Outcome::Fault(_) => exit::GUEST_FAULT,
+            Outcome::Timeout(_) => exit::TIMEOUT,
+        }
+    }
+
+    /// A line for stderr, if this outcome deserves one.
+    pub fn message(&self) -> Option<String> {
+        match self {
+            Outcome::Exited(c) if exit::is_reserved(*c & 0xff) => Some(format!(
+                "app exit code {} collides with a code Vessel reserves; exiting {}",
+                c & 0xff,
+                exit::APP_CODE_RESERVED
+            )),
+            Outcome::Exited(_) => None,
+            Outcome::Aborted(m) => Some(format!("guest aborted: {m}")),
+            Outcome::Fault(m) => Some(m.clone()),
+            Outcome::Timeout(d) => Some(format!("guest timed out after {:.3} s", d.as_secs_f64())),
+        }
+    }
+}
+
+/// Where things are in guest memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub ram_base: u64,
+    pub ram_end: u64,
+    pub vcpus: u32,
+    /// `[start, end)` of the boot area (BootInfo, frames, strings).
+    pub boot_area: (u64, u64),
+    /// `[start, end)` of the heap.
+    pub heap: (u64, u64),
+    /// `(bottom, top)` of each vCPU's stack; a guard page lies below bottom.
+    pub stacks: Vec<(u64, u64)>,
+}
+
+const PAGE: u64 = 0x1000;
+const MIN_HEAP: u64 = 64 << 10;
+
+impl Layout {
+    /// Plan memory for `cfg` and an image ending at `image_end`.
+    pub fn plan(cfg: &VmConfig, image_end: u64) -> Result<Layout> {
+        let mib = |b: u64| b >> 20;
+        if cfg.mem_size < arch::MIN_RAM || cfg.mem_size > arch::MAX_RAM {
+            return Err(Error::Config(format!(
+                "--mem {} MiB is outside {}..={} MiB",
+                mib(cfg.mem_size),
+                mib(arch::MIN_RAM),
+                mib(arch::MAX_RAM)
+            )));
+        }
+        if cfg.mem_size % PAGE != 0 {
+            return Err(Error::Config(format!("--mem {} is not a multiple of 4 KiB", cfg.mem_size)));
+        }
+        if cfg.vcpus == 0 || cfg.vcpus > arch::MAX_VCPUS {
+            return Err(Error::Config(format!("--cpus {} is outside 1..={}", cfg.vcpus, arch::MAX_VCPUS)));
+        }
+        if cfg.stack_size < 16 * PAGE || cfg.stack_size % PAGE != 0 {
+            return Err(Error::Config(format!("stack size {} must be a multiple of 4 KiB, at least 64 KiB", cfg.stack_size)));
+        }
+        let ram_base = arch::RAM_BASE;
+        let ram_end = ram_base + cfg.mem_size;
+        let mut stacks = Vec::new();
+        let mut top = ram_end;
+        for _ in 0..cfg.vcpus {
+            let bottom = top.checked_sub(cfg.stack_size).ok_or_else(|| Error::Config("stacks exceed RAM".into()))?;
+            stacks.push((bottom, top));
+            top = bottom.saturating_sub(PAGE); // guard page
+        }
+        let heap_start = image_end.next_multiple_of(PAGE);
+        let heap_end = top;
+        if heap_end < heap_start + MIN_HEAP {
+            return Err(Error::Config(format!(
+                "--mem {} MiB leaves no room for a heap after the image ({} KiB) and {} stack(s) of {} KiB",
+                mib(cfg.mem_size),
+                (image_end - ram_base) >> 10,
+                cfg.vcpus,
+                cfg.stack_size >> 10
+            )));
+        }
+        Ok(Layout { ram_base, ram_end, vcpus: cfg.vcpus, boot_area: arch::boot_area(), heap: (heap_start, heap_end), stacks })
+    }
+}
+
+/// Open /dev/kvm with a message that names the fix when it fails.
+pub fn open_kvm() -> Result<Kvm> {
+    let kvm = Kvm::new().map_err(|e| Error::KvmOpen(std::io::Error::from_raw_os_error(e.errno())))?;
+    let v = kvm.get_api_version();
+    if v != 12 {
+        return Err(Error::KvmApiVersion(v));
+    }
+    Ok(kvm)
+}
+
+/// Kicks the vCPU out of KVM_RUN once the timeout passes.
+struct Watchdog {
+    fired: Arc<AtomicBool>,
+    done: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+fn kick_signal() -> libc::c_int {
+    vmm_sys_util::signal::SIGRTMIN()
+}
+
+impl Watchdog {
+    fn start(timeout: Option<Duration>) -> Result<Watchdog> {
+        let fired = Arc::new(AtomicBool::new(false));
+        let Some(limit) = timeout else {
+            return Ok(Watchdog { fired, done: None, thread: None });
+        };
+        vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
+            .map_err(|e| Error::Other(format!("cannot install the timeout signal handler: {e}")))?;
+        // SAFETY: pthread_self has no preconditions.
+        let target = unsafe { libc::pthread_self() };
+        let (tx, rx) = mpsc::channel::<()>();
+        let f = fired.clone();
+        let thread = std::thread::Builder::new()
+            .name("vessel-watchdog".into())
+            .spawn(move || {
+                if rx.recv_timeout(limit) != Err(mpsc::RecvTimeoutError::Timeout) {
+                    return;
+                }
+                f.store(true, Ordering::SeqCst);
+                // Re-send until the vCPU loop notices: a signal that lands
+                // outside KVM_RUN is harmless but does not stop the guest.
+                loop {
+                    // SAFETY: `target` is the vCPU thread, alive until it
+                    // drops the Watchdog, which ends this loop first.
+                    unsafe { libc::pthread_kill(target, kick_signal()) };
+                    if rx.recv_timeout(Duration::from_millis(5)) != Err(mpsc::RecvTimeoutError::Timeout) {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::Other(format!("cannot start the watchdog thread: {e}")))?;
+        Ok(Watchdog { fired, done: Some(tx), thread: Some(thread) })
+    }
+
+    fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A VM built for one guest image, ready to run.
+pub struct Vm<'a> {
+    // Field order is drop order: vCPU, then VM, then the RAM KVM maps.
+    vcpu: VcpuFd,
+    _vm: kvm_ioctls::VmFd,
+    ram: GuestRam,
+    image: &'a GuestImage,
+    timeout: Option<Duration>,
+    features: u64,
+}
+
+impl<'a> Vm<'a> {
+    /// Create the VM, load the image and prepare every vCPU.
+    pub fn new(kvm: &Kvm, image: &'a GuestImage, cfg: &VmConfig) -> Result<Vm<'a>> {
+        crate::caps::check_required(kvm)?;
+        if cfg.vcpus != 1 {
+            return Err(Error::Config(format!("--cpus {}: this version runs guests on exactly 1 vCPU", cfg.vcpus)));
+        }
+        let layout = Layout::plan(cfg, image.end())?;
+        let (lo, hi) = arch::image_window(layout.ram_end);
+        for s in &image.segments {
+            if s.vaddr < lo || s.vaddr + s.memsz > hi.min(layout.heap.1) {
+                return Err(Error::Elf(format!("segment {:#x}+{:#x} does not fit in guest memory", s.vaddr, s.memsz)));
+            }
+        }
+        let ram = GuestRam::new(layout.ram_base, cfg.mem_size)?;
+        let vm = arch::create_vm(kvm)?;
+        let region = kvm_userspace_memory_region {
+            slot: 0,
+            flags: 0,
+            guest_phys_addr: ram.base(),
+            memory_size: ram.size(),
+            userspace_addr: ram.host_addr(),
+        };
+        // SAFETY: the region is exactly ram's mapping; Vm drops the VM fd
+        // before the RAM (field order), so KVM never sees it unmapped.
+        unsafe { vm.set_user_memory_region(region) }.kvm("KVM_SET_USER_MEMORY_REGION")?;
+        image.load(&ram)?;
+        arch::setup_memory(&ram, &layout, image)?;
+        let vcpu = vm.create_vcpu(0).kvm("KVM_CREATE_VCPU")?;
+        let features = 0;
+        let params = BootParams {
+            args: &cfg.args,
+            env: &cfg.env,
+            features,
+            vector_bits: 0,
+            counter_khz: arch::counter_khz(&vcpu),
+            lazy: &[],
+        };
+        let boot_addr = boot::write(&ram, &layout, &params)?;
+        arch::setup_vcpu(kvm, &vcpu, 0, &layout, image.entry, boot_addr)?;
+        Ok(Vm { image, ram, _vm: vm, vcpu, timeout: cfg.timeout, features })
+    }
+
+    /// Run the guest until it exits, crashes or times out.
+    pub fn run(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {
+        let start = Instant::now();
+        let watchdog = Watchdog::start(self.timeout)?;
+        let mut ctx = hypercall::Ctx { ram: &self.ram, io, start, features: self.features };
+        loop {
+            let exit = match self.vcpu.run() {
+                Ok(exit) => exit,
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                    if watchdog.fired() {
+                        return Ok(Outcome::Timeout(start.elapsed()));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(Error::Kvm { what: "KVM_RUN".into(), source: e }),
+            };
+            let outcome = match exit {
+                VcpuExit::MmioWrite(addr, data) => match arch::doorbell(addr) {
+                    Some(kind) => {
+                        let Ok(bytes) = <[u8; 8]>::try_from(data) else {
+                            let n = data.len();
+                            return Ok(self.fault(format!("doorbell store of {n} bytes (want 8) at {addr:#x}")));
+                        };
+                        let value = u64::from_le_bytes(bytes);
+                        match kind {
+                            Doorbell::Call => match hypercall::serve(&mut ctx, value) {
+                                Served::Resume => None,
+                                Served::Wait(_) => {
+                                    arch::halt(&self.vcpu)?;
+                                    None
+                                }
+                                Served::Done(o) => Some(o),
+                            },
+                            Doorbell::Fault => {
+                                Some(Outcome::Fault(arch::fault_report(&self.ram, &self.vcpu, self.image, value)))
+                            }
+                        }
+                    }
+                    None => Some(self.fault(format!("store to unmapped guest address {addr:#x}"))),
+                },
+                VcpuExit::MmioRead(addr, _) => Some(self.fault(format!("load from unmapped guest address {addr:#x}"))),
+                VcpuExit::Shutdown => Some(self.fault("triple fault (KVM_EXIT_SHUTDOWN)".into())),
+                VcpuExit::InternalError => Some(self.fault("KVM internal error emulating the guest".into())),
+                VcpuExit::FailEntry(reason, _) => Some(self.fault(format!("KVM could not enter the guest (reason {reason:#x})"))),
+                VcpuExit::Hlt => Some(self.fault("vCPU halted with nothing to wake it".into())),
+                VcpuExit::IoIn(port, _) | VcpuExit::IoOut(port, _) => {
+                    Some(self.fault(format!("port I/O to {port:#x} (Vessel guests use hypercalls)")))
+                }
+                VcpuExit::Intr => None,
+                other => {
+                    let what = format!("unexpected vCPU exit {other:?}");
+                    Some(self.fault(what))
+                }
+            };
+            if let Some(o) = outcome {
+                return Ok(o);
+            }
+            if watchdog.fired() {
+                return Ok(Outcome::Timeout(start.elapsed()));
+            }
+        }
+    }
+
+    fn fault(&self, what: String) -> Outcome {
+        Outcome::Fault(format!("{what}: {}", arch::crash_report(&self.vcpu, self.image)))
+    }
+}
+
+/// Build a VM for `image` and run it to its end.
+pub fn run(image: &GuestImage, cfg: &VmConfig, io: &mut dyn HostIo) -> Result<Outcome> {
+    let kvm = open_kvm()?;
+    Vm::new(&kvm, image, cfg)?.run(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_puts_heap_between_image_and_stacks() {
+        let cfg = VmConfig { mem_size: 64 << 20, ..Default::default() };
+        let l = Layout::plan(&cfg, 0x21_0123).unwrap();
+        assert_eq!(l.heap.0, 0x21_1000);
+        assert_eq!(l.stacks, vec![((64 << 20) - (1 << 20), 64 << 20)]);
+        assert_eq!(l.heap.1, (63 << 20) - 0x1000, "a guard page separates heap and stack");
+    }
+
+    #[test]
+    fn bad_sizes_are_config_errors() {
+        for cfg in [
+            VmConfig { mem_size: 1 << 20, ..Default::default() },
+            VmConfig { mem_size: arch::MAX_RAM + 4096, ..Default::default() },
+            VmConfig { mem_size: (64 << 20) + 1, ..Default::default() },
+            VmConfig { vcpus: 0, ..Default::default() },
+            VmConfig { vcpus: 1000, ..Default::default() },
+            VmConfig { stack_size: 100, ..Default::default() },
+        ] {
+            assert!(matches!(Layout::plan(&cfg, 0x21_0000), Err(Error::Config(_))), "{cfg:?}");
+        }
+        let big_image = VmConfig { mem_size: 8 << 20, ..Default::default() };
+        assert!(Layout::plan(&big_image, 0x70_0000).is_err());
+    }
+
+    #[test]
+    fn reserved_app_codes_are_remapped() {
+        assert_eq!(Outcome::Exited(3).exit_code(), 3);
+        assert_eq!(Outcome::Exited(256 + 4).exit_code(), 4);
+        assert_eq!(Outcome::Exited(exit::GUEST_FAULT).exit_code(), exit::APP_CODE_RESERVED);
+        assert!(Outcome::Exited(exit::GUEST_FAULT).message().is_some());
+        assert_eq!(Outcome::Fault("x".into()).exit_code(), exit::GUEST_FAULT);
+        assert_eq!(Outcome::Timeout(Duration::ZERO).exit_code(), exit::TIMEOUT);
+        assert_eq!(Outcome::Aborted("m".into()).exit_code(), exit::ABORT);
+    }
+}
