@@ -16,14 +16,21 @@ struct LineBuf {
 
 impl LineBuf {
     const fn new(fd: u32) -> Self {
-        LineBuf { fd, len: 0, buf: [0; BUF] }
+        LineBuf {
+            fd,
+            len: 0,
+            buf: [0; BUF],
+        }
     }
 
     fn flush(&mut self) {
         let mut done = 0;
         while done < self.len {
             let chunk = &self.buf[done..self.len];
-            match crate::hypercall::call(Call::Write { fd: self.fd, buf: crate::hypercall::slice(chunk) }) {
+            match crate::hypercall::call(Call::Write {
+                fd: self.fd,
+                buf: crate::hypercall::slice(chunk),
+            }) {
                 Ok((n, _)) if n > 0 => done += n as usize,
                 _ => break, // host refused: drop the rest rather than spin
             }
@@ -85,7 +92,10 @@ pub fn flush_all() {
 
 /// Read from the host's stdin into `buf`; returns bytes read (0 at EOF).
 pub fn read_stdin(buf: &mut [u8]) -> Result<usize, vessel_abi::Errno> {
-    let b = vessel_abi::GuestSlice { addr: buf.as_mut_ptr() as u64, len: buf.len() as u64 };
+    let b = vessel_abi::GuestSlice {
+        addr: buf.as_mut_ptr() as u64,
+        len: buf.len() as u64,
+    };
     crate::hypercall::call(Call::Read { fd: 0, buf: b }).map(|r| r.0 as usize)
 }
 

@@ -27,7 +27,10 @@ pub fn args() -> impl ExactSizeIterator<Item = &'static str> {
 /// All `KEY=VALUE` pairs the launcher passed (`--env`).
 pub fn vars() -> impl Iterator<Item = (&'static str, &'static str)> {
     let b = crate::boot::info();
-    strs(b.envp, b.envc).iter().map(as_str).map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+    strs(b.envp, b.envc)
+        .iter()
+        .map(as_str)
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
 }
 
 /// The value of one environment variable.
@@ -43,7 +46,10 @@ pub fn lazy_region(name: &str) -> Option<&'static [u8]> {
     }
     // SAFETY: the launcher wrote lazy_count LazyRegion entries at `lazy`.
     let regions = unsafe {
-        core::slice::from_raw_parts(b.lazy as *const vessel_abi::LazyRegion, b.lazy_count as usize)
+        core::slice::from_raw_parts(
+            b.lazy as *const vessel_abi::LazyRegion,
+            b.lazy_count as usize,
+        )
     };
     let r = regions.iter().find(|r| as_str(&r.name) == name)?;
     // SAFETY: the launcher mapped [addr, addr+len) read-only for the guest's

@@ -26,5 +26,8 @@ pub fn call(c: Call) -> Result<(u64, u64), Errno> {
 
 /// A guest buffer as the ABI names it (identity-mapped: address = pointer).
 pub fn slice(b: &[u8]) -> vessel_abi::GuestSlice {
-    vessel_abi::GuestSlice { addr: b.as_ptr() as u64, len: b.len() as u64 }
+    vessel_abi::GuestSlice {
+        addr: b.as_ptr() as u64,
+        len: b.len() as u64,
+    }
 }

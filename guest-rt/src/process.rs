@@ -14,7 +14,9 @@ pub fn exit(code: i32) -> ! {
 /// End the VM with a message on the host's stderr (exit code 134).
 pub fn abort(msg: &str) -> ! {
     crate::console::flush_all();
-    let _ = call(Call::Abort { msg: slice(msg.as_bytes()) });
+    let _ = call(Call::Abort {
+        msg: slice(msg.as_bytes()),
+    });
     trap()
 }
 

@@ -26,10 +26,18 @@ impl Instant {
 
 /// The host's monotonic clock in nanoseconds (one hypercall).
 pub fn host_monotonic_ns() -> u64 {
-    crate::hypercall::call(Call::Clock { clock: clock::MONOTONIC }).map(|r| r.0).unwrap_or(0)
+    crate::hypercall::call(Call::Clock {
+        clock: clock::MONOTONIC,
+    })
+    .map(|r| r.0)
+    .unwrap_or(0)
 }
 
 /// Wall-clock time: nanoseconds since the Unix epoch (one hypercall).
 pub fn realtime_ns() -> u64 {
-    crate::hypercall::call(Call::Clock { clock: clock::REALTIME }).map(|r| r.0).unwrap_or(0)
+    crate::hypercall::call(Call::Clock {
+        clock: clock::REALTIME,
+    })
+    .map(|r| r.0)
+    .unwrap_or(0)
 }

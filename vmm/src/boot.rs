@@ -54,9 +54,15 @@ impl Area<'_> {
         let mut refs = Vec::new();
         for s in items {
             let addr = self.put(s.as_bytes(), 1)?;
-            refs.push(GuestStr { addr, len: s.len() as u64 });
+            refs.push(GuestStr {
+                addr,
+                len: s.len() as u64,
+            });
         }
-        let bytes: Vec<u8> = refs.iter().flat_map(|r| crate::memory::pod_bytes(r).to_vec()).collect();
+        let bytes: Vec<u8> = refs
+            .iter()
+            .flat_map(|r| crate::memory::pod_bytes(r).to_vec())
+            .collect();
         Ok((self.put(&bytes, 8)?, refs.len() as u64))
     }
 }
@@ -65,22 +71,44 @@ impl Area<'_> {
 pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
     let (start, end) = l.boot_area;
     ram.zero(start, end - start)?;
-    let mut area = Area { ram, at: start + STRINGS_OFF, end };
+    let mut area = Area {
+        ram,
+        at: start + STRINGS_OFF,
+        end,
+    };
     let (argv, argc) = area.strs(p.args.iter().cloned())?;
     let (envp, envc) = area.strs(p.env.iter().cloned())?;
     let mut lazy_entries = Vec::new();
     for (name, addr, len) in p.lazy {
         let n = area.put(name.as_bytes(), 1)?;
-        lazy_entries.push(vessel_abi::LazyRegion { name: GuestStr { addr: n, len: name.len() as u64 }, addr: *addr, len: *len });
+        lazy_entries.push(vessel_abi::LazyRegion {
+            name: GuestStr {
+                addr: n,
+                len: name.len() as u64,
+            },
+            addr: *addr,
+            len: *len,
+        });
     }
-    let lazy_bytes: Vec<u8> = lazy_entries.iter().flat_map(|r| crate::memory::pod_bytes(r).to_vec()).collect();
+    let lazy_bytes: Vec<u8> = lazy_entries
+        .iter()
+        .flat_map(|r| crate::memory::pod_bytes(r).to_vec())
+        .collect();
     let lazy = area.put(&lazy_bytes, 8)?;
 
     let vcpus = start + VCPUS_OFF;
     for i in 0..l.vcpus {
         let (bottom, top) = l.stacks[i as usize];
-        let info = VcpuInfo { id: i as u64, frame: frame_addr(start, i), stack_top: top, stack_size: top - bottom };
-        ram.write_pod(vcpus + i as u64 * std::mem::size_of::<VcpuInfo>() as u64, &info)?;
+        let info = VcpuInfo {
+            id: i as u64,
+            frame: frame_addr(start, i),
+            stack_top: top,
+            stack_size: top - bottom,
+        };
+        ram.write_pod(
+            vcpus + i as u64 * std::mem::size_of::<VcpuInfo>() as u64,
+            &info,
+        )?;
     }
     let info = BootInfo {
         magic: BOOT_MAGIC,
@@ -133,23 +161,43 @@ mod tests {
         let l = layout();
         let args = vec!["hello".to_string(), "wörld".to_string()];
         let env = vec!["A=1".to_string()];
-        let p = BootParams { args: &args, env: &env, features: 0, vector_bits: 0, counter_khz: 7, lazy: &[] };
+        let p = BootParams {
+            args: &args,
+            env: &env,
+            features: 0,
+            vector_bits: 0,
+            counter_khz: 7,
+            lazy: &[],
+        };
         let at = write(&ram, &l, &p).unwrap();
         let b: BootInfo = ram.read_pod(at).unwrap();
         assert_eq!(b.magic, BOOT_MAGIC);
         assert_eq!((b.argc, b.envc, b.vcpu_count, b.counter_khz), (2, 1, 1, 7));
         assert_eq!((b.heap_start, b.heap_size), (0x30_0000, 0x40_0000));
         let s: GuestStr = ram.read_pod(b.argv + 16).unwrap();
-        assert_eq!(ram.read_vec(s.addr, s.len, 100).unwrap(), "wörld".as_bytes());
+        assert_eq!(
+            ram.read_vec(s.addr, s.len, 100).unwrap(),
+            "wörld".as_bytes()
+        );
         let v: VcpuInfo = ram.read_pod(b.vcpus).unwrap();
-        assert_eq!((v.frame, v.stack_top), (frame_addr(0x10_0000, 0), 0x80_0000));
+        assert_eq!(
+            (v.frame, v.stack_top),
+            (frame_addr(0x10_0000, 0), 0x80_0000)
+        );
     }
 
     #[test]
     fn oversized_arguments_are_an_error_not_a_panic() {
         let ram = GuestRam::new(0, 0x80_0000).unwrap();
         let args = vec!["x".repeat(0x3000)];
-        let p = BootParams { args: &args, env: &[], features: 0, vector_bits: 0, counter_khz: 0, lazy: &[] };
+        let p = BootParams {
+            args: &args,
+            env: &[],
+            features: 0,
+            vector_bits: 0,
+            counter_khz: 0,
+            lazy: &[],
+        };
         let e = write(&ram, &layout(), &p).unwrap_err().to_string();
         assert!(e.contains("do not fit"), "{e}");
     }

@@ -30,8 +30,20 @@ pub struct CapInfo {
 }
 
 impl CapInfo {
-    pub const fn new(name: &'static str, id: u32, kind: CapKind, required: bool, used_for: &'static str) -> Self {
-        CapInfo { name, id, kind, required, used_for }
+    pub const fn new(
+        name: &'static str,
+        id: u32,
+        kind: CapKind,
+        required: bool,
+        used_for: &'static str,
+    ) -> Self {
+        CapInfo {
+            name,
+            id,
+            kind,
+            required,
+            used_for,
+        }
     }
 
     /// Whether a raw KVM_CHECK_EXTENSION answer means "present".
@@ -45,13 +57,55 @@ impl CapInfo {
 
 /// Capabilities common to every architecture.
 pub const COMMON: &[CapInfo] = &[
-    CapInfo::new("KVM_CAP_USER_MEMORY", kvm_bindings::KVM_CAP_USER_MEMORY, CapKind::Bool, true, "guest RAM from launcher memory"),
-    CapInfo::new("KVM_CAP_IMMEDIATE_EXIT", kvm_bindings::KVM_CAP_IMMEDIATE_EXIT, CapKind::Bool, false, "race-free vCPU kick for --timeout"),
-    CapInfo::new("KVM_CAP_NR_VCPUS", kvm_bindings::KVM_CAP_NR_VCPUS, CapKind::Number, false, "recommended vCPU limit (--cpus)"),
-    CapInfo::new("KVM_CAP_MAX_VCPUS", kvm_bindings::KVM_CAP_MAX_VCPUS, CapKind::Number, false, "hard vCPU limit (--cpus)"),
-    CapInfo::new("KVM_CAP_SET_GUEST_DEBUG", kvm_bindings::KVM_CAP_SET_GUEST_DEBUG, CapKind::Bool, false, "single-step and breakpoints (not used yet)"),
-    CapInfo::new("KVM_CAP_READONLY_MEM", kvm_bindings::KVM_CAP_READONLY_MEM, CapKind::Bool, false, "read-only memslots (not used yet)"),
-    CapInfo::new("KVM_CAP_MEMORY_FAULT_INFO", kvm_bindings::KVM_CAP_MEMORY_FAULT_INFO, CapKind::Bool, false, "fault address on -EFAULT exits"),
+    CapInfo::new(
+        "KVM_CAP_USER_MEMORY",
+        kvm_bindings::KVM_CAP_USER_MEMORY,
+        CapKind::Bool,
+        true,
+        "guest RAM from launcher memory",
+    ),
+    CapInfo::new(
+        "KVM_CAP_IMMEDIATE_EXIT",
+        kvm_bindings::KVM_CAP_IMMEDIATE_EXIT,
+        CapKind::Bool,
+        false,
+        "race-free vCPU kick for --timeout",
+    ),
+    CapInfo::new(
+        "KVM_CAP_NR_VCPUS",
+        kvm_bindings::KVM_CAP_NR_VCPUS,
+        CapKind::Number,
+        false,
+        "recommended vCPU limit (--cpus)",
+    ),
+    CapInfo::new(
+        "KVM_CAP_MAX_VCPUS",
+        kvm_bindings::KVM_CAP_MAX_VCPUS,
+        CapKind::Number,
+        false,
+        "hard vCPU limit (--cpus)",
+    ),
+    CapInfo::new(
+        "KVM_CAP_SET_GUEST_DEBUG",
+        kvm_bindings::KVM_CAP_SET_GUEST_DEBUG,
+        CapKind::Bool,
+        false,
+        "single-step and breakpoints (not used yet)",
+    ),
+    CapInfo::new(
+        "KVM_CAP_READONLY_MEM",
+        kvm_bindings::KVM_CAP_READONLY_MEM,
+        CapKind::Bool,
+        false,
+        "read-only memslots (not used yet)",
+    ),
+    CapInfo::new(
+        "KVM_CAP_MEMORY_FAULT_INFO",
+        kvm_bindings::KVM_CAP_MEMORY_FAULT_INFO,
+        CapKind::Bool,
+        false,
+        "fault address on -EFAULT exits",
+    ),
 ];
 
 /// A capability with its values on the system fd and on a VM fd.
@@ -84,7 +138,11 @@ pub fn probe(kvm: &Kvm, vm: Option<&VmFd>) -> Vec<CapValue> {
 
 /// Check the capabilities Vessel cannot run without.
 pub fn check_required(kvm: &Kvm) -> crate::error::Result<()> {
-    for info in COMMON.iter().chain(crate::arch::CAPS.iter()).filter(|c| c.required) {
+    for info in COMMON
+        .iter()
+        .chain(crate::arch::CAPS.iter())
+        .filter(|c| c.required)
+    {
         if !info.present(kvm.check_extension_raw(info.id.into())) {
             return Err(crate::error::Error::MissingCap(info.name));
         }
@@ -94,7 +152,10 @@ pub fn check_required(kvm: &Kvm) -> crate::error::Result<()> {
 
 /// A table for `vessel caps`.
 pub fn format_table(values: &[CapValue]) -> String {
-    let mut s = format!("{:<28} {:>6} {:>6}  {:<8} {}\n", "capability", "system", "vm", "status", "what Vessel does with it");
+    let mut s = format!(
+        "{:<28} {:>6} {:>6}  {:<8} {}\n",
+        "capability", "system", "vm", "status", "what Vessel does with it"
+    );
     for v in values {
         let status = match (v.present(), v.info.required) {
             (true, _) => "present",
@@ -102,7 +163,10 @@ pub fn format_table(values: &[CapValue]) -> String {
             (false, false) => "absent",
         };
         let vm = v.vm.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
-        s += &format!("{:<28} {:>6} {:>6}  {:<8} {}\n", v.info.name, v.system, vm, status, v.info.used_for);
+        s += &format!(
+            "{:<28} {:>6} {:>6}  {:<8} {}\n",
+            v.info.name, v.system, vm, status, v.info.used_for
+        );
     }
     s
 }
@@ -116,7 +180,10 @@ mod tests {
         let b = CapInfo::new("b", 1, CapKind::Bool, false, "");
         assert!(b.present(1));
         assert!(!b.present(0));
-        assert!(!b.present(2), "a boolean answering 2 is not a documented value");
+        assert!(
+            !b.present(2),
+            "a boolean answering 2 is not a documented value"
+        );
         assert!(!b.present(-1));
         let n = CapInfo::new("n", 2, CapKind::Number, false, "");
         assert!(n.present(40));

@@ -72,15 +72,29 @@ impl GuestImage {
         let hdr = FileHeader64::<LE>::parse(data.as_slice())
             .map_err(|e| bad(format!("not a 64-bit little-endian ELF ({e})")))?;
         let e = LE;
-        let machine = Machine::from_elf(hdr.e_machine(e))
-            .ok_or_else(|| bad(format!("unsupported machine {} (want {})", hdr.e_machine(e), expect.name())))?;
+        let machine = Machine::from_elf(hdr.e_machine(e)).ok_or_else(|| {
+            bad(format!(
+                "unsupported machine {} (want {})",
+                hdr.e_machine(e),
+                expect.name()
+            ))
+        })?;
         if machine != expect {
-            return Err(bad(format!("built for {}, but this launcher runs {} guests", machine.name(), expect.name())));
+            return Err(bad(format!(
+                "built for {}, but this launcher runs {} guests",
+                machine.name(),
+                expect.name()
+            )));
         }
         if hdr.e_type(e) != elf::ET_EXEC {
-            return Err(bad(format!("ELF type {} is not ET_EXEC (guests are linked at fixed addresses)", hdr.e_type(e))));
+            return Err(bad(format!(
+                "ELF type {} is not ET_EXEC (guests are linked at fixed addresses)",
+                hdr.e_type(e)
+            )));
         }
-        let phdrs = hdr.program_headers(e, data.as_slice()).map_err(|err| bad(format!("program headers: {err}")))?;
+        let phdrs = hdr
+            .program_headers(e, data.as_slice())
+            .map_err(|err| bad(format!("program headers: {err}")))?;
         let mut segments = Vec::new();
         for ph in phdrs.iter().filter(|p| p.p_type(e) == elf::PT_LOAD) {
             segments.push(check_segment(ph, data.len() as u64, lo, hi)?);
@@ -103,15 +117,27 @@ impl GuestImage {
             .iter()
             .any(|s| s.flags & elf::PF_X != 0 && entry >= s.vaddr && entry - s.vaddr < s.memsz);
         if !in_exec {
-            return Err(bad(format!("entry point {entry:#x} is not in an executable segment")));
+            return Err(bad(format!(
+                "entry point {entry:#x} is not in an executable segment"
+            )));
         }
         let header = read_header(hdr, &data)?;
-        Ok(GuestImage { data, machine, entry, segments, header })
+        Ok(GuestImage {
+            data,
+            machine,
+            entry,
+            segments,
+            header,
+        })
     }
 
     /// First byte past the highest segment.
     pub fn end(&self) -> u64 {
-        self.segments.iter().map(|s| s.vaddr + s.memsz).max().unwrap_or(0)
+        self.segments
+            .iter()
+            .map(|s| s.vaddr + s.memsz)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Copy the segments into guest RAM (identity mapped: vaddr = guest-physical).
@@ -146,7 +172,10 @@ fn check_segment(ph: &ProgramHeader64<LE>, file_len: u64, lo: u64, hi: u64) -> R
         flags: ph.p_flags(e),
     };
     if s.filesz > s.memsz {
-        return Err(bad(format!("segment at {:#x}: file size {:#x} exceeds memory size {:#x}", s.vaddr, s.filesz, s.memsz)));
+        return Err(bad(format!(
+            "segment at {:#x}: file size {:#x} exceeds memory size {:#x}",
+            s.vaddr, s.filesz, s.memsz
+        )));
     }
     match s.offset.checked_add(s.filesz) {
         Some(end) if end <= file_len => {}
@@ -154,27 +183,48 @@ fn check_segment(ph: &ProgramHeader64<LE>, file_len: u64, lo: u64, hi: u64) -> R
     }
     match s.vaddr.checked_add(s.memsz) {
         Some(end) if s.vaddr >= lo && end <= hi => {}
-        _ => return Err(bad(format!("segment {:#x}+{:#x} is outside the guest image window {lo:#x}..{hi:#x}", s.vaddr, s.memsz))),
+        _ => {
+            return Err(bad(format!(
+                "segment {:#x}+{:#x} is outside the guest image window {lo:#x}..{hi:#x}",
+                s.vaddr, s.memsz
+            )))
+        }
     }
     Ok(s)
 }
 
 fn read_header(hdr: &FileHeader64<LE>, data: &[u8]) -> Result<GuestHeader> {
     let e = LE;
-    let sections = hdr.sections(e, data).map_err(|err| bad(format!("section headers: {err}")))?;
+    let sections = hdr
+        .sections(e, data)
+        .map_err(|err| bad(format!("section headers: {err}")))?;
     let (_, sec): (_, &SectionHeader64<LE>) = sections
         .section_by_name(e, HEADER_SECTION.as_bytes())
-        .ok_or_else(|| bad(format!("no {HEADER_SECTION} section: not a Vessel guest (link it with guest-rt)")))?;
-    let bytes = sec.data(e, data).map_err(|err| bad(format!("{HEADER_SECTION}: {err}")))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "no {HEADER_SECTION} section: not a Vessel guest (link it with guest-rt)"
+            ))
+        })?;
+    let bytes = sec
+        .data(e, data)
+        .map_err(|err| bad(format!("{HEADER_SECTION}: {err}")))?;
     let mut h = GuestHeader::default();
     let n = std::mem::size_of::<GuestHeader>();
     if bytes.len() < n {
-        return Err(bad(format!("{HEADER_SECTION} is {} bytes, want {n}", bytes.len())));
+        return Err(bad(format!(
+            "{HEADER_SECTION} is {} bytes, want {n}",
+            bytes.len()
+        )));
     }
     // SAFETY: GuestHeader is Pod (any bytes are valid) and the copy covers exactly it.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), &mut h as *mut GuestHeader as *mut u8, n) };
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), &mut h as *mut GuestHeader as *mut u8, n)
+    };
     if h.magic != HEADER_MAGIC {
-        return Err(bad(format!("{HEADER_SECTION} has bad magic {:#x}", h.magic)));
+        return Err(bad(format!(
+            "{HEADER_SECTION} has bad magic {:#x}",
+            h.magic
+        )));
     }
     if h.abi_version != vessel_abi::ABI_VERSION {
         return Err(bad(format!(
@@ -190,7 +240,9 @@ fn symbols(data: &[u8]) -> Result<Vec<Symbol>> {
     let e = LE;
     let hdr = FileHeader64::<LE>::parse(data).map_err(|err| bad(err.to_string()))?;
     let sections = hdr.sections(e, data).map_err(|err| bad(err.to_string()))?;
-    let table = sections.symbols(e, data, elf::SHT_SYMTAB).map_err(|err| bad(err.to_string()))?;
+    let table = sections
+        .symbols(e, data, elf::SHT_SYMTAB)
+        .map_err(|err| bad(err.to_string()))?;
     let strings: StringTable = table.strings();
     let mut out = Vec::new();
     for sym in table.iter() {
@@ -226,12 +278,19 @@ pub(crate) mod tests {
 
     impl Default for TestElf {
         fn default() -> Self {
-            let header = GuestHeader { magic: HEADER_MAGIC, abi_version: vessel_abi::ABI_VERSION, ..Default::default() };
+            let header = GuestHeader {
+                magic: HEADER_MAGIC,
+                abi_version: vessel_abi::ABI_VERSION,
+                ..Default::default()
+            };
             TestElf {
                 machine: elf::EM_X86_64,
                 etype: elf::ET_EXEC,
                 entry: 0x20_0000,
-                segs: vec![(0x20_0000, vec![0x90; 64], 64, elf::PF_R | elf::PF_X), (0x20_1000, vec![1, 2, 3], 0x2000, elf::PF_R | elf::PF_W)],
+                segs: vec![
+                    (0x20_0000, vec![0x90; 64], 64, elf::PF_R | elf::PF_X),
+                    (0x20_1000, vec![1, 2, 3], 0x2000, elf::PF_R | elf::PF_W),
+                ],
                 header: Some(header),
                 func: (0x20_0010, 16, "_ZN5hello4main17h0123456789abcdefE"),
             }
@@ -285,7 +344,13 @@ pub(crate) mod tests {
             }
             let sh_off = out.len();
             // Sections: null, header (optional name), symtab, strtab, shstrtab.
-            let mut sh = |name: u32, ty: u32, off: usize, size: usize, link: u32, entsize: u64, info: u32| {
+            let mut sh = |name: u32,
+                          ty: u32,
+                          off: usize,
+                          size: usize,
+                          link: u32,
+                          entsize: u64,
+                          info: u32| {
                 let mut s = [0u8; 64];
                 s[0..4].copy_from_slice(&name.to_le_bytes());
                 s[4..8].copy_from_slice(&ty.to_le_bytes());
@@ -369,15 +434,24 @@ pub(crate) mod tests {
 
     #[test]
     fn wrong_machine_is_rejected() {
-        let t = TestElf { machine: elf::EM_AARCH64, ..Default::default() };
+        let t = TestElf {
+            machine: elf::EM_AARCH64,
+            ..Default::default()
+        };
         assert!(err_of(&t).contains("built for aarch64"));
-        let t = TestElf { machine: elf::EM_386, ..Default::default() };
+        let t = TestElf {
+            machine: elf::EM_386,
+            ..Default::default()
+        };
         assert!(err_of(&t).contains("unsupported machine"));
     }
 
     #[test]
     fn non_exec_type_is_rejected() {
-        let t = TestElf { etype: elf::ET_DYN, ..Default::default() };
+        let t = TestElf {
+            etype: elf::ET_DYN,
+            ..Default::default()
+        };
         assert!(err_of(&t).contains("ET_EXEC"));
     }
 
@@ -410,13 +484,19 @@ pub(crate) mod tests {
 
     #[test]
     fn entry_outside_code_is_rejected() {
-        let t = TestElf { entry: 0x20_1000, ..Default::default() };
+        let t = TestElf {
+            entry: 0x20_1000,
+            ..Default::default()
+        };
         assert!(err_of(&t).contains("entry point"));
     }
 
     #[test]
     fn missing_or_bad_header_is_rejected() {
-        let t = TestElf { header: None, ..Default::default() };
+        let t = TestElf {
+            header: None,
+            ..Default::default()
+        };
         assert!(err_of(&t).contains("not a Vessel guest"));
         let mut t = TestElf::default();
         t.header.as_mut().unwrap().abi_version = 99;
@@ -430,7 +510,10 @@ pub(crate) mod tests {
     fn truncated_and_garbage_files_are_rejected_without_panic() {
         let full = TestElf::default().build();
         for cut in [0, 4, 16, 63, 64, 100, 200, full.len() / 2, full.len() - 1] {
-            assert!(GuestImage::parse(full[..cut].to_vec(), Machine::X86_64, LO, HI).is_err(), "cut at {cut}");
+            assert!(
+                GuestImage::parse(full[..cut].to_vec(), Machine::X86_64, LO, HI).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut state = 0x1234_5678u32;
         for _ in 0..200 {
@@ -451,7 +534,10 @@ pub(crate) mod tests {
         // First phdr's p_filesz -> huge.
         f[64 + 32..64 + 40].copy_from_slice(&0x10_0000u64.to_le_bytes());
         f[64 + 40..64 + 48].copy_from_slice(&0x10_0000u64.to_le_bytes());
-        let e = GuestImage::parse(f, Machine::X86_64, LO, HI).err().unwrap().to_string();
+        let e = GuestImage::parse(f, Machine::X86_64, LO, HI)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("past the end"), "{e}");
     }
 }

@@ -9,11 +9,17 @@ pub enum Error {
     #[error("KVM API version {0} is not the stable version 12")]
     KvmApiVersion(i32),
     #[error("{what}: {source}")]
-    Kvm { what: String, source: kvm_ioctls::Error },
+    Kvm {
+        what: String,
+        source: kvm_ioctls::Error,
+    },
     #[error("the host lacks {0}, which Vessel needs")]
     MissingCap(&'static str),
     #[error("cannot read guest image {path}: {source}")]
-    ReadImage { path: PathBuf, source: std::io::Error },
+    ReadImage {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid guest ELF: {0}")]
     Elf(String),
     #[error("invalid configuration: {0}")]
@@ -35,6 +41,9 @@ pub trait KvmContext<T> {
 
 impl<T> KvmContext<T> for std::result::Result<T, kvm_ioctls::Error> {
     fn kvm(self, what: impl Into<String>) -> Result<T> {
-        self.map_err(|source| Error::Kvm { what: what.into(), source })
+        self.map_err(|source| Error::Kvm {
+            what: what.into(),
+            source,
+        })
     }
 }

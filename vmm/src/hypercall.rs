@@ -65,7 +65,11 @@ fn check(ram: &GuestRam, s: GuestSlice) -> Result<(), Errno> {
 
 /// Serve the hypercall whose frame is at `frame_gpa`.
 pub fn serve(ctx: &mut Ctx, frame_gpa: u64) -> Served {
-    if frame_gpa % 8 != 0 || !ctx.ram.contains(frame_gpa, std::mem::size_of::<Frame>() as u64) {
+    if frame_gpa % 8 != 0
+        || !ctx
+            .ram
+            .contains(frame_gpa, std::mem::size_of::<Frame>() as u64)
+    {
         return Served::Done(Outcome::Fault(format!(
             "hypercall frame address {frame_gpa:#x} is not an aligned address in guest RAM"
         )));
@@ -76,7 +80,9 @@ pub fn serve(ctx: &mut Ctx, frame_gpa: u64) -> Served {
     };
     let mut next = Served::Resume;
     let result = match Call::decode(&frame) {
-        Err(DecodeError::UnknownNumber(_)) | Err(DecodeError::BadArgument { .. }) => Err(Errno::Inval),
+        Err(DecodeError::UnknownNumber(_)) | Err(DecodeError::BadArgument { .. }) => {
+            Err(Errno::Inval)
+        }
         Ok(call) => match dispatch(ctx, call) {
             Ok((ret, served)) => {
                 next = served;
@@ -107,9 +113,23 @@ fn dispatch(ctx: &mut Ctx, call: Call) -> Answer {
         Call::Exit { code } => Ok(((0, 0), Served::Done(Outcome::Exited(code)))),
         Call::Abort { msg } => {
             let len = msg.len.min(MAX_MSG);
-            check(ctx.ram, GuestSlice { addr: msg.addr, len })?;
-            let bytes = ctx.ram.read_vec(msg.addr, len, MAX_MSG).map_err(|_| Errno::Fault)?;
-            Ok(((0, 0), Served::Done(Outcome::Aborted(String::from_utf8_lossy(&bytes).into_owned()))))
+            check(
+                ctx.ram,
+                GuestSlice {
+                    addr: msg.addr,
+                    len,
+                },
+            )?;
+            let bytes = ctx
+                .ram
+                .read_vec(msg.addr, len, MAX_MSG)
+                .map_err(|_| Errno::Fault)?;
+            Ok((
+                (0, 0),
+                Served::Done(Outcome::Aborted(
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                )),
+            ))
         }
         Call::Write { fd, buf } => {
             if fd != 1 && fd != 2 {
@@ -117,7 +137,10 @@ fn dispatch(ctx: &mut Ctx, call: Call) -> Answer {
             }
             check(ctx.ram, buf)?;
             let len = buf.len.min(MAX_IO);
-            let bytes = ctx.ram.read_vec(buf.addr, len, MAX_IO).map_err(|_| Errno::Fault)?;
+            let bytes = ctx
+                .ram
+                .read_vec(buf.addr, len, MAX_IO)
+                .map_err(|_| Errno::Fault)?;
             ctx.io.write(fd, &bytes).map_err(|_| Errno::Io)?;
             ok(len)
         }
@@ -128,14 +151,17 @@ fn dispatch(ctx: &mut Ctx, call: Call) -> Answer {
             check(ctx.ram, buf)?;
             let mut tmp = vec![0u8; buf.len.min(MAX_IO) as usize];
             let n = ctx.io.read_stdin(&mut tmp).map_err(|_| Errno::Io)?;
-            ctx.ram.write(buf.addr, &tmp[..n]).map_err(|_| Errno::Fault)?;
+            ctx.ram
+                .write(buf.addr, &tmp[..n])
+                .map_err(|_| Errno::Fault)?;
             ok(n as u64)
         }
         Call::Clock { clock } => match clock {
             vessel_abi::clock::MONOTONIC => ok(ctx.start.elapsed().as_nanos() as u64),
-            vessel_abi::clock::REALTIME => {
-                ok(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0))
-            }
+            vessel_abi::clock::REALTIME => ok(SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)),
             _ => Err(Errno::Inval),
         },
         Call::Random { buf } => {
@@ -193,7 +219,12 @@ mod tests {
 
     fn run(ram: &GuestRam, io: &mut Capture, call: Call) -> (Frame, Served) {
         ram.write_pod(0x100, &call.encode()).unwrap();
-        let mut ctx = Ctx { ram, io, start: std::time::Instant::now(), features: 0 };
+        let mut ctx = Ctx {
+            ram,
+            io,
+            start: std::time::Instant::now(),
+            features: 0,
+        };
         let s = serve(&mut ctx, 0x100);
         (ram.read_pod(0x100).unwrap(), s)
     }
@@ -203,14 +234,54 @@ mod tests {
         let ram = GuestRam::new(0, 0x10000).unwrap();
         ram.write(0x2000, b"hi there").unwrap();
         let mut io = Capture::default();
-        let (f, _) = run(&ram, &mut io, Call::Write { fd: 1, buf: GuestSlice { addr: 0x2000, len: 8 } });
+        let (f, _) = run(
+            &ram,
+            &mut io,
+            Call::Write {
+                fd: 1,
+                buf: GuestSlice {
+                    addr: 0x2000,
+                    len: 8,
+                },
+            },
+        );
         assert_eq!((f.status, f.ret), (0, 8));
         assert_eq!(io.out, vec![(1, b"hi there".to_vec())]);
-        let (f, _) = run(&ram, &mut io, Call::Write { fd: 1, buf: GuestSlice { addr: 0xfff0, len: 0x20 } });
+        let (f, _) = run(
+            &ram,
+            &mut io,
+            Call::Write {
+                fd: 1,
+                buf: GuestSlice {
+                    addr: 0xfff0,
+                    len: 0x20,
+                },
+            },
+        );
         assert_eq!(f.status, Errno::Fault as i32);
-        let (f, _) = run(&ram, &mut io, Call::Write { fd: 1, buf: GuestSlice { addr: u64::MAX - 1, len: 4 } });
+        let (f, _) = run(
+            &ram,
+            &mut io,
+            Call::Write {
+                fd: 1,
+                buf: GuestSlice {
+                    addr: u64::MAX - 1,
+                    len: 4,
+                },
+            },
+        );
         assert_eq!(f.status, Errno::Fault as i32);
-        let (f, _) = run(&ram, &mut io, Call::Write { fd: 7, buf: GuestSlice { addr: 0x2000, len: 1 } });
+        let (f, _) = run(
+            &ram,
+            &mut io,
+            Call::Write {
+                fd: 7,
+                buf: GuestSlice {
+                    addr: 0x2000,
+                    len: 1,
+                },
+            },
+        );
         assert_eq!(f.status, Errno::BadFd as i32);
         assert_eq!(io.out.len(), 1);
     }
@@ -219,12 +290,33 @@ mod tests {
     fn unknown_calls_get_inval_and_bad_frames_end_the_vm() {
         let ram = GuestRam::new(0, 0x10000).unwrap();
         let mut io = Capture::default();
-        ram.write_pod(0x100, &Frame { nr: 4242, ..Default::default() }).unwrap();
-        let mut ctx = Ctx { ram: &ram, io: &mut io, start: std::time::Instant::now(), features: 0 };
+        ram.write_pod(
+            0x100,
+            &Frame {
+                nr: 4242,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut ctx = Ctx {
+            ram: &ram,
+            io: &mut io,
+            start: std::time::Instant::now(),
+            features: 0,
+        };
         assert!(matches!(serve(&mut ctx, 0x100), Served::Resume));
-        assert_eq!(ram.read_pod::<Frame>(0x100).unwrap().status, Errno::Inval as i32);
-        assert!(matches!(serve(&mut ctx, 0xfffc), Served::Done(Outcome::Fault(_))));
-        assert!(matches!(serve(&mut ctx, 0x101), Served::Done(Outcome::Fault(_))));
+        assert_eq!(
+            ram.read_pod::<Frame>(0x100).unwrap().status,
+            Errno::Inval as i32
+        );
+        assert!(matches!(
+            serve(&mut ctx, 0xfffc),
+            Served::Done(Outcome::Fault(_))
+        ));
+        assert!(matches!(
+            serve(&mut ctx, 0x101),
+            Served::Done(Outcome::Fault(_))
+        ));
     }
 
     #[test]
@@ -234,15 +326,49 @@ mod tests {
         let (_, s) = run(&ram, &mut io, Call::Exit { code: 7 });
         assert!(matches!(s, Served::Done(Outcome::Exited(7))));
         ram.write(0x3000, b"boom").unwrap();
-        let (_, s) = run(&ram, &mut io, Call::Abort { msg: GuestSlice { addr: 0x3000, len: 4 } });
+        let (_, s) = run(
+            &ram,
+            &mut io,
+            Call::Abort {
+                msg: GuestSlice {
+                    addr: 0x3000,
+                    len: 4,
+                },
+            },
+        );
         assert!(matches!(s, Served::Done(Outcome::Aborted(ref m)) if m == "boom"));
-        let (f, _) = run(&ram, &mut io, Call::Read { fd: 0, buf: GuestSlice { addr: 0x4000, len: 16 } });
+        let (f, _) = run(
+            &ram,
+            &mut io,
+            Call::Read {
+                fd: 0,
+                buf: GuestSlice {
+                    addr: 0x4000,
+                    len: 16,
+                },
+            },
+        );
         assert_eq!((f.status, f.ret), (0, 3));
         assert_eq!(ram.read_vec(0x4000, 3, 3).unwrap(), b"abc");
-        let (f, _) = run(&ram, &mut io, Call::Random { buf: GuestSlice { addr: 0x5000, len: 64 } });
+        let (f, _) = run(
+            &ram,
+            &mut io,
+            Call::Random {
+                buf: GuestSlice {
+                    addr: 0x5000,
+                    len: 64,
+                },
+            },
+        );
         assert_eq!((f.status, f.ret), (0, 64));
         assert_ne!(ram.read_vec(0x5000, 64, 64).unwrap(), vec![0u8; 64]);
-        let (f, _) = run(&ram, &mut io, Call::Clock { clock: vessel_abi::clock::REALTIME });
+        let (f, _) = run(
+            &ram,
+            &mut io,
+            Call::Clock {
+                clock: vessel_abi::clock::REALTIME,
+            },
+        );
         assert!(f.ret > 1_700_000_000_000_000_000);
         let (f, _) = run(&ram, &mut io, Call::Clock { clock: 9 });
         assert_eq!(f.status, Errno::Inval as i32);

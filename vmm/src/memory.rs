@@ -19,7 +19,8 @@ pub struct GuestRam {
 impl GuestRam {
     /// Map `size` bytes of anonymous memory for guest-physical `[base, base+size)`.
     pub fn new(base: u64, size: u64) -> Result<GuestRam> {
-        let len = usize::try_from(size).map_err(|_| Error::Memory(format!("size {size:#x} too large")))?;
+        let len = usize::try_from(size)
+            .map_err(|_| Error::Memory(format!("size {size:#x} too large")))?;
         let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(base), len)])
             .map_err(|e| Error::Memory(format!("cannot map {size} bytes of guest RAM: {e}")))?;
         Ok(GuestRam { mem, base, size })
@@ -39,7 +40,11 @@ impl GuestRam {
 
     /// Host address of the mapping (for KVM_SET_USER_MEMORY_REGION).
     pub fn host_addr(&self) -> u64 {
-        self.mem.iter().next().map(|r| r.as_ptr() as u64).unwrap_or(0)
+        self.mem
+            .iter()
+            .next()
+            .map(|r| r.as_ptr() as u64)
+            .unwrap_or(0)
     }
 
     /// True if `[addr, addr+len)` lies inside RAM (overflow-safe).
@@ -54,7 +59,9 @@ impl GuestRam {
         if self.contains(addr, len) {
             Ok(())
         } else {
-            Err(Error::Memory(format!("range {addr:#x}+{len:#x} is outside guest RAM")))
+            Err(Error::Memory(format!(
+                "range {addr:#x}+{len:#x} is outside guest RAM"
+            )))
         }
     }
 
@@ -75,7 +82,9 @@ impl GuestRam {
     /// Read `len` bytes into a new buffer, refusing more than `max`.
     pub fn read_vec(&self, addr: u64, len: u64, max: u64) -> Result<Vec<u8>> {
         if len > max {
-            return Err(Error::Memory(format!("length {len} exceeds the limit of {max}")));
+            return Err(Error::Memory(format!(
+                "length {len} exceeds the limit of {max}"
+            )));
         }
         let mut v = vec![0u8; len as usize];
         self.read(addr, &mut v)?;
@@ -138,10 +147,16 @@ mod tests {
     #[test]
     fn pod_round_trip() {
         let ram = GuestRam::new(0, 0x2000).unwrap();
-        let s = GuestStr { addr: 0x1234, len: 99 };
+        let s = GuestStr {
+            addr: 0x1234,
+            len: 99,
+        };
         ram.write_pod(0x100, &s).unwrap();
         assert_eq!(ram.read_pod::<GuestStr>(0x100).unwrap(), s);
         ram.zero(0x100, 16).unwrap();
-        assert_eq!(ram.read_pod::<GuestStr>(0x100).unwrap(), GuestStr::default());
+        assert_eq!(
+            ram.read_pod::<GuestStr>(0x100).unwrap(),
+            GuestStr::default()
+        );
     }
 }

@@ -33,23 +33,27 @@ pub fn pack(launcher: &[u8], guest: &[u8]) -> Result<Vec<u8>> {
     s.sh_addralign = 16;
     s.data = object::build::elf::SectionData::Data(guest.to_vec().into());
     let mut out = Vec::with_capacity(launcher.len() + guest.len() + 4096);
-    b.write(&mut out).map_err(|e| Error::Other(format!("cannot write the packed executable: {e}")))?;
+    b.write(&mut out)
+        .map_err(|e| Error::Other(format!("cannot write the packed executable: {e}")))?;
     Ok(out)
 }
 
 /// The guest image embedded in the executable at `exe`, if there is one.
 pub fn embedded_guest(exe: &Path) -> Result<Option<Vec<u8>>> {
-    let file = File::open(exe).map_err(|e| Error::Io(format!("cannot open {}: {e}", exe.display())))?;
+    let file =
+        File::open(exe).map_err(|e| Error::Io(format!("cannot open {}: {e}", exe.display())))?;
     let cache = ReadCache::new(file);
     let obj = match object::File::parse(&cache) {
         Ok(o) => o,
         Err(_) => return Ok(None),
     };
     match obj.section_by_name(GUEST_SECTION) {
-        Some(s) => s
-            .data()
-            .map(|d| Some(d.to_vec()))
-            .map_err(|e| Error::Io(format!("cannot read the embedded guest in {}: {e}", exe.display()))),
+        Some(s) => s.data().map(|d| Some(d.to_vec())).map_err(|e| {
+            Error::Io(format!(
+                "cannot read the embedded guest in {}: {e}",
+                exe.display()
+            ))
+        }),
         None => Ok(None),
     }
 }
@@ -68,7 +72,10 @@ mod tests {
         let packed = pack(&launcher, b"guest one").unwrap();
         let repacked = pack(&packed, b"guest two!").unwrap();
         std::fs::write(&out, &repacked).unwrap();
-        assert_eq!(embedded_guest(&out).unwrap().as_deref(), Some(&b"guest two!"[..]));
+        assert_eq!(
+            embedded_guest(&out).unwrap().as_deref(),
+            Some(&b"guest two!"[..])
+        );
         assert_eq!(embedded_guest(&me).unwrap(), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -43,7 +43,14 @@ pub struct VmConfig {
 
 impl Default for VmConfig {
     fn default() -> Self {
-        VmConfig { mem_size: 128 << 20, vcpus: 1, timeout: None, args: vec![], env: vec![], stack_size: 1 << 20 }
+        VmConfig {
+            mem_size: 128 << 20,
+            vcpus: 1,
+            timeout: None,
+            args: vec![],
+            env: vec![],
+            stack_size: 1 << 20,
+        }
     }
 }
 
@@ -118,20 +125,32 @@ impl Layout {
             )));
         }
         if cfg.mem_size % PAGE != 0 {
-            return Err(Error::Config(format!("--mem {} is not a multiple of 4 KiB", cfg.mem_size)));
+            return Err(Error::Config(format!(
+                "--mem {} is not a multiple of 4 KiB",
+                cfg.mem_size
+            )));
         }
         if cfg.vcpus == 0 || cfg.vcpus > arch::MAX_VCPUS {
-            return Err(Error::Config(format!("--cpus {} is outside 1..={}", cfg.vcpus, arch::MAX_VCPUS)));
+            return Err(Error::Config(format!(
+                "--cpus {} is outside 1..={}",
+                cfg.vcpus,
+                arch::MAX_VCPUS
+            )));
         }
         if cfg.stack_size < 16 * PAGE || cfg.stack_size % PAGE != 0 {
-            return Err(Error::Config(format!("stack size {} must be a multiple of 4 KiB, at least 64 KiB", cfg.stack_size)));
+            return Err(Error::Config(format!(
+                "stack size {} must be a multiple of 4 KiB, at least 64 KiB",
+                cfg.stack_size
+            )));
         }
         let ram_base = arch::RAM_BASE;
         let ram_end = ram_base + cfg.mem_size;
         let mut stacks = Vec::new();
         let mut top = ram_end;
         for _ in 0..cfg.vcpus {
-            let bottom = top.checked_sub(cfg.stack_size).ok_or_else(|| Error::Config("stacks exceed RAM".into()))?;
+            let bottom = top
+                .checked_sub(cfg.stack_size)
+                .ok_or_else(|| Error::Config("stacks exceed RAM".into()))?;
             stacks.push((bottom, top));
             top = bottom.saturating_sub(PAGE); // guard page
         }
@@ -146,13 +165,21 @@ impl Layout {
                 cfg.stack_size >> 10
             )));
         }
-        Ok(Layout { ram_base, ram_end, vcpus: cfg.vcpus, boot_area: arch::boot_area(), heap: (heap_start, heap_end), stacks })
+        Ok(Layout {
+            ram_base,
+            ram_end,
+            vcpus: cfg.vcpus,
+            boot_area: arch::boot_area(),
+            heap: (heap_start, heap_end),
+            stacks,
+        })
     }
 }
 
 /// Open /dev/kvm with a message that names the fix when it fails.
 pub fn open_kvm() -> Result<Kvm> {
-    let kvm = Kvm::new().map_err(|e| Error::KvmOpen(std::io::Error::from_raw_os_error(e.errno())))?;
+    let kvm =
+        Kvm::new().map_err(|e| Error::KvmOpen(std::io::Error::from_raw_os_error(e.errno())))?;
     let v = kvm.get_api_version();
     if v != 12 {
         return Err(Error::KvmApiVersion(v));
@@ -177,7 +204,11 @@ impl Watchdog {
     fn start(timeout: Option<Duration>) -> Result<Watchdog> {
         let fired = Arc::new(AtomicBool::new(false));
         let Some(limit) = timeout else {
-            return Ok(Watchdog { fired, done: None, thread: None });
+            return Ok(Watchdog {
+                fired,
+                done: None,
+                thread: None,
+            });
         };
         vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
             .map_err(|e| Error::Other(format!("cannot install the timeout signal handler: {e}")))?;
@@ -198,13 +229,19 @@ impl Watchdog {
                     // SAFETY: `target` is the vCPU thread, alive until it
                     // drops the Watchdog, which ends this loop first.
                     unsafe { libc::pthread_kill(target, kick_signal()) };
-                    if rx.recv_timeout(Duration::from_millis(5)) != Err(mpsc::RecvTimeoutError::Timeout) {
+                    if rx.recv_timeout(Duration::from_millis(5))
+                        != Err(mpsc::RecvTimeoutError::Timeout)
+                    {
                         return;
                     }
                 }
             })
             .map_err(|e| Error::Other(format!("cannot start the watchdog thread: {e}")))?;
-        Ok(Watchdog { fired, done: Some(tx), thread: Some(thread) })
+        Ok(Watchdog {
+            fired,
+            done: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     fn fired(&self) -> bool {
@@ -237,13 +274,19 @@ impl<'a> Vm<'a> {
     pub fn new(kvm: &Kvm, image: &'a GuestImage, cfg: &VmConfig) -> Result<Vm<'a>> {
         crate::caps::check_required(kvm)?;
         if cfg.vcpus != 1 {
-            return Err(Error::Config(format!("--cpus {}: this version runs guests on exactly 1 vCPU", cfg.vcpus)));
+            return Err(Error::Config(format!(
+                "--cpus {}: this version runs guests on exactly 1 vCPU",
+                cfg.vcpus
+            )));
         }
         let layout = Layout::plan(cfg, image.end())?;
         let (lo, hi) = arch::image_window(layout.ram_end);
         for s in &image.segments {
             if s.vaddr < lo || s.vaddr + s.memsz > hi.min(layout.heap.1) {
-                return Err(Error::Elf(format!("segment {:#x}+{:#x} does not fit in guest memory", s.vaddr, s.memsz)));
+                return Err(Error::Elf(format!(
+                    "segment {:#x}+{:#x} does not fit in guest memory",
+                    s.vaddr, s.memsz
+                )));
             }
         }
         let ram = GuestRam::new(layout.ram_base, cfg.mem_size)?;
@@ -272,14 +315,26 @@ impl<'a> Vm<'a> {
         };
         let boot_addr = boot::write(&ram, &layout, &params)?;
         arch::setup_vcpu(kvm, &vcpu, 0, &layout, image.entry, boot_addr)?;
-        Ok(Vm { image, ram, _vm: vm, vcpu, timeout: cfg.timeout, features })
+        Ok(Vm {
+            image,
+            ram,
+            _vm: vm,
+            vcpu,
+            timeout: cfg.timeout,
+            features,
+        })
     }
 
     /// Run the guest until it exits, crashes or times out.
     pub fn run(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {
         let start = Instant::now();
         let watchdog = Watchdog::start(self.timeout)?;
-        let mut ctx = hypercall::Ctx { ram: &self.ram, io, start, features: self.features };
+        let mut ctx = hypercall::Ctx {
+            ram: &self.ram,
+            io,
+            start,
+            features: self.features,
+        };
         loop {
             let exit = match self.vcpu.run() {
                 Ok(exit) => exit,
@@ -289,14 +344,21 @@ impl<'a> Vm<'a> {
                     }
                     continue;
                 }
-                Err(e) => return Err(Error::Kvm { what: "KVM_RUN".into(), source: e }),
+                Err(e) => {
+                    return Err(Error::Kvm {
+                        what: "KVM_RUN".into(),
+                        source: e,
+                    })
+                }
             };
             let outcome = match exit {
                 VcpuExit::MmioWrite(addr, data) => match arch::doorbell(addr) {
                     Some(kind) => {
                         let Ok(bytes) = <[u8; 8]>::try_from(data) else {
                             let n = data.len();
-                            return Ok(self.fault(format!("doorbell store of {n} bytes (want 8) at {addr:#x}")));
+                            return Ok(self.fault(format!(
+                                "doorbell store of {n} bytes (want 8) at {addr:#x}"
+                            )));
                         };
                         let value = u64::from_le_bytes(bytes);
                         match kind {
@@ -308,21 +370,27 @@ impl<'a> Vm<'a> {
                                 }
                                 Served::Done(o) => Some(o),
                             },
-                            Doorbell::Fault => {
-                                Some(Outcome::Fault(arch::fault_report(&self.ram, &self.vcpu, self.image, value)))
-                            }
+                            Doorbell::Fault => Some(Outcome::Fault(arch::fault_report(
+                                &self.ram, &self.vcpu, self.image, value,
+                            ))),
                         }
                     }
                     None => Some(self.fault(format!("store to unmapped guest address {addr:#x}"))),
                 },
-                VcpuExit::MmioRead(addr, _) => Some(self.fault(format!("load from unmapped guest address {addr:#x}"))),
-                VcpuExit::Shutdown => Some(self.fault("triple fault (KVM_EXIT_SHUTDOWN)".into())),
-                VcpuExit::InternalError => Some(self.fault("KVM internal error emulating the guest".into())),
-                VcpuExit::FailEntry(reason, _) => Some(self.fault(format!("KVM could not enter the guest (reason {reason:#x})"))),
-                VcpuExit::Hlt => Some(self.fault("vCPU halted with nothing to wake it".into())),
-                VcpuExit::IoIn(port, _) | VcpuExit::IoOut(port, _) => {
-                    Some(self.fault(format!("port I/O to {port:#x} (Vessel guests use hypercalls)")))
+                VcpuExit::MmioRead(addr, _) => {
+                    Some(self.fault(format!("load from unmapped guest address {addr:#x}")))
                 }
+                VcpuExit::Shutdown => Some(self.fault("triple fault (KVM_EXIT_SHUTDOWN)".into())),
+                VcpuExit::InternalError => {
+                    Some(self.fault("KVM internal error emulating the guest".into()))
+                }
+                VcpuExit::FailEntry(reason, _) => Some(self.fault(format!(
+                    "KVM could not enter the guest (reason {reason:#x})"
+                ))),
+                VcpuExit::Hlt => Some(self.fault("vCPU halted with nothing to wake it".into())),
+                VcpuExit::IoIn(port, _) | VcpuExit::IoOut(port, _) => Some(self.fault(format!(
+                    "port I/O to {port:#x} (Vessel guests use hypercalls)"
+                ))),
                 VcpuExit::Intr => None,
                 other => {
                     let what = format!("unexpected vCPU exit {other:?}");
@@ -339,7 +407,10 @@ impl<'a> Vm<'a> {
     }
 
     fn fault(&self, what: String) -> Outcome {
-        Outcome::Fault(format!("{what}: {}", arch::crash_report(&self.vcpu, self.image)))
+        Outcome::Fault(format!(
+            "{what}: {}",
+            arch::crash_report(&self.vcpu, self.image)
+        ))
     }
 }
 
@@ -355,26 +426,57 @@ mod tests {
 
     #[test]
     fn layout_puts_heap_between_image_and_stacks() {
-        let cfg = VmConfig { mem_size: 64 << 20, ..Default::default() };
+        let cfg = VmConfig {
+            mem_size: 64 << 20,
+            ..Default::default()
+        };
         let l = Layout::plan(&cfg, 0x21_0123).unwrap();
         assert_eq!(l.heap.0, 0x21_1000);
         assert_eq!(l.stacks, vec![((64 << 20) - (1 << 20), 64 << 20)]);
-        assert_eq!(l.heap.1, (63 << 20) - 0x1000, "a guard page separates heap and stack");
+        assert_eq!(
+            l.heap.1,
+            (63 << 20) - 0x1000,
+            "a guard page separates heap and stack"
+        );
     }
 
     #[test]
     fn bad_sizes_are_config_errors() {
         for cfg in [
-            VmConfig { mem_size: 1 << 20, ..Default::default() },
-            VmConfig { mem_size: arch::MAX_RAM + 4096, ..Default::default() },
-            VmConfig { mem_size: (64 << 20) + 1, ..Default::default() },
-            VmConfig { vcpus: 0, ..Default::default() },
-            VmConfig { vcpus: 1000, ..Default::default() },
-            VmConfig { stack_size: 100, ..Default::default() },
+            VmConfig {
+                mem_size: 1 << 20,
+                ..Default::default()
+            },
+            VmConfig {
+                mem_size: arch::MAX_RAM + 4096,
+                ..Default::default()
+            },
+            VmConfig {
+                mem_size: (64 << 20) + 1,
+                ..Default::default()
+            },
+            VmConfig {
+                vcpus: 0,
+                ..Default::default()
+            },
+            VmConfig {
+                vcpus: 1000,
+                ..Default::default()
+            },
+            VmConfig {
+                stack_size: 100,
+                ..Default::default()
+            },
         ] {
-            assert!(matches!(Layout::plan(&cfg, 0x21_0000), Err(Error::Config(_))), "{cfg:?}");
+            assert!(
+                matches!(Layout::plan(&cfg, 0x21_0000), Err(Error::Config(_))),
+                "{cfg:?}"
+            );
         }
-        let big_image = VmConfig { mem_size: 8 << 20, ..Default::default() };
+        let big_image = VmConfig {
+            mem_size: 8 << 20,
+            ..Default::default()
+        };
         assert!(Layout::plan(&big_image, 0x70_0000).is_err());
     }
 
@@ -382,7 +484,10 @@ mod tests {
     fn reserved_app_codes_are_remapped() {
         assert_eq!(Outcome::Exited(3).exit_code(), 3);
         assert_eq!(Outcome::Exited(256 + 4).exit_code(), 4);
-        assert_eq!(Outcome::Exited(exit::GUEST_FAULT).exit_code(), exit::APP_CODE_RESERVED);
+        assert_eq!(
+            Outcome::Exited(exit::GUEST_FAULT).exit_code(),
+            exit::APP_CODE_RESERVED
+        );
         assert!(Outcome::Exited(exit::GUEST_FAULT).message().is_some());
         assert_eq!(Outcome::Fault("x".into()).exit_code(), exit::GUEST_FAULT);
         assert_eq!(Outcome::Timeout(Duration::ZERO).exit_code(), exit::TIMEOUT);

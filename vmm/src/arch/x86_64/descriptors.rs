@@ -130,7 +130,11 @@ mod tests {
     fn selectors_index_the_right_entries() {
         let g = gdt_fixed();
         assert_eq!((g[(USER_CS >> 3) as usize] >> 45) & 3, 3);
-        assert_eq!((g[(USER_CS >> 3) as usize] >> 53) & 1, 1, "user code is 64-bit");
+        assert_eq!(
+            (g[(USER_CS >> 3) as usize] >> 53) & 1,
+            1,
+            "user code is 64-bit"
+        );
         assert_eq!((g[(KERNEL_CS >> 3) as usize] >> 45) & 3, 0);
         assert_eq!(USER_CS & 3, 3);
         assert_eq!(USER_DS & 3, 3);

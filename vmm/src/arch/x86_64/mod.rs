@@ -84,7 +84,11 @@ pub fn setup_memory(ram: &GuestRam, l: &Layout, image: &GuestImage) -> Result<()
     for v in 0..256u64 {
         if v < abi::EXCEPTION_VECTORS as u64 {
             let ist = if v == 8 { 1 } else { 0 };
-            idt.extend_from_slice(&interrupt_gate(h.vector_table + v * abi::STUB_STRIDE, ist, 0));
+            idt.extend_from_slice(&interrupt_gate(
+                h.vector_table + v * abi::STUB_STRIDE,
+                ist,
+                0,
+            ));
         } else {
             idt.extend_from_slice(&[0, 0]);
         }
@@ -115,10 +119,25 @@ fn words(w: &[u64]) -> Vec<u8> {
 const XCR0_WANTED: u64 = 0xe7;
 
 /// Configure vCPU `id`: CPUID, XCR0, segments, control registers, entry state.
-pub fn setup_vcpu(kvm: &Kvm, vcpu: &VcpuFd, id: u32, l: &Layout, entry: u64, boot: u64) -> Result<()> {
-    let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).kvm("KVM_GET_SUPPORTED_CPUID")?;
+pub fn setup_vcpu(
+    kvm: &Kvm,
+    vcpu: &VcpuFd,
+    id: u32,
+    l: &Layout,
+    entry: u64,
+    boot: u64,
+) -> Result<()> {
+    let cpuid = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .kvm("KVM_GET_SUPPORTED_CPUID")?;
     vcpu.set_cpuid2(&cpuid).kvm("KVM_SET_CPUID2")?;
-    let leaf = |f: u32, i: u32| cpuid.as_slice().iter().find(|e| e.function == f && e.index == i).copied();
+    let leaf = |f: u32, i: u32| {
+        cpuid
+            .as_slice()
+            .iter()
+            .find(|e| e.function == f && e.index == i)
+            .copied()
+    };
     let has_xsave = leaf(1, 0).map(|e| e.ecx & (1 << 26) != 0).unwrap_or(false);
 
     let mut sregs = vcpu.get_sregs().kvm("KVM_GET_SREGS")?;
@@ -145,15 +164,26 @@ pub fn setup_vcpu(kvm: &Kvm, vcpu: &VcpuFd, id: u32, l: &Layout, entry: u64, boo
     vcpu.set_sregs(&sregs).kvm("KVM_SET_SREGS")?;
 
     if has_xsave && kvm.check_extension_raw(kvm_bindings::KVM_CAP_XCRS.into()) > 0 {
-        let host = leaf(0xd, 0).map(|e| e.eax as u64 | (e.edx as u64) << 32).unwrap_or(3);
-        let mut xcrs = kvm_xcrs { nr_xcrs: 1, ..Default::default() };
+        let host = leaf(0xd, 0)
+            .map(|e| e.eax as u64 | (e.edx as u64) << 32)
+            .unwrap_or(3);
+        let mut xcrs = kvm_xcrs {
+            nr_xcrs: 1,
+            ..Default::default()
+        };
         xcrs.xcrs[0].xcr = 0;
         xcrs.xcrs[0].value = (host & XCR0_WANTED) | 1;
         vcpu.set_xcrs(&xcrs).kvm("KVM_SET_XCRS")?;
     }
 
     let stack_top = l.stacks[id as usize].1;
-    let regs = kvm_bindings::kvm_regs { rip: entry, rsp: stack_top, rdi: boot, rflags: 0x2, ..Default::default() };
+    let regs = kvm_bindings::kvm_regs {
+        rip: entry,
+        rsp: stack_top,
+        rdi: boot,
+        rflags: 0x2,
+        ..Default::default()
+    };
     vcpu.set_regs(&regs).kvm("KVM_SET_REGS")?;
     Ok(())
 }
@@ -164,19 +194,46 @@ pub fn counter_khz(vcpu: &VcpuFd) -> u64 {
 }
 
 const VECTOR_NAMES: [&str; 32] = [
-    "divide error (#DE)", "debug (#DB)", "NMI", "breakpoint (#BP)", "overflow (#OF)",
-    "bound range (#BR)", "invalid opcode (#UD)", "device not available (#NM)",
-    "double fault (#DF)", "coprocessor overrun", "invalid TSS (#TS)",
-    "segment not present (#NP)", "stack fault (#SS)", "general protection (#GP)",
-    "page fault (#PF)", "reserved 15", "x87 error (#MF)", "alignment check (#AC)",
-    "machine check (#MC)", "SIMD error (#XM)", "virtualization (#VE)",
-    "control protection (#CP)", "reserved 22", "reserved 23", "reserved 24", "reserved 25",
-    "reserved 26", "reserved 27", "hypervisor injection (#HV)", "VMM communication (#VC)",
-    "security (#SX)", "reserved 31",
+    "divide error (#DE)",
+    "debug (#DB)",
+    "NMI",
+    "breakpoint (#BP)",
+    "overflow (#OF)",
+    "bound range (#BR)",
+    "invalid opcode (#UD)",
+    "device not available (#NM)",
+    "double fault (#DF)",
+    "coprocessor overrun",
+    "invalid TSS (#TS)",
+    "segment not present (#NP)",
+    "stack fault (#SS)",
+    "general protection (#GP)",
+    "page fault (#PF)",
+    "reserved 15",
+    "x87 error (#MF)",
+    "alignment check (#AC)",
+    "machine check (#MC)",
+    "SIMD error (#XM)",
+    "virtualization (#VE)",
+    "control protection (#CP)",
+    "reserved 22",
+    "reserved 23",
+    "reserved 24",
+    "reserved 25",
+    "reserved 26",
+    "reserved 27",
+    "hypervisor injection (#HV)",
+    "VMM communication (#VC)",
+    "security (#SX)",
+    "reserved 31",
 ];
 
 fn pf_error(code: u64) -> String {
-    let mut parts = vec![if code & 1 != 0 { "protection" } else { "not-present" }];
+    let mut parts = vec![if code & 1 != 0 {
+        "protection"
+    } else {
+        "not-present"
+    }];
     parts.push(if code & 2 != 0 { "write" } else { "read" });
     parts.push(if code & 4 != 0 { "user" } else { "supervisor" });
     if code & 16 != 0 {
@@ -189,12 +246,26 @@ fn pf_error(code: u64) -> String {
 pub fn fault_report(ram: &GuestRam, vcpu: &VcpuFd, image: &GuestImage, frame_gpa: u64) -> String {
     let f: X86FaultFrame = match ram.read_pod(frame_gpa) {
         Ok(f) => f,
-        Err(e) => return format!("guest reported an exception with an unreadable frame at {frame_gpa:#x}: {e}"),
+        Err(e) => {
+            return format!(
+                "guest reported an exception with an unreadable frame at {frame_gpa:#x}: {e}"
+            )
+        }
     };
     let cr2 = vcpu.get_sregs().map(|s| s.cr2).unwrap_or(0);
-    let name = VECTOR_NAMES.get(f.vector as usize).copied().unwrap_or("unknown vector");
-    let sym = image.symbolize(f.rip).map(|s| format!(" <{s}>")).unwrap_or_default();
-    let detail = if f.vector == 14 { format!(" [{}]", pf_error(f.error_code)) } else { String::new() };
+    let name = VECTOR_NAMES
+        .get(f.vector as usize)
+        .copied()
+        .unwrap_or("unknown vector");
+    let sym = image
+        .symbolize(f.rip)
+        .map(|s| format!(" <{s}>"))
+        .unwrap_or_default();
+    let detail = if f.vector == 14 {
+        format!(" [{}]", pf_error(f.error_code))
+    } else {
+        String::new()
+    };
     format!(
         "guest exception: {name}, vector {}, error code {:#x}{detail}, rip {:#x}{sym}, cr2 {cr2:#x}, rsp {:#x}, cpl {}",
         f.vector, f.error_code, f.rip, f.rsp, f.cs & 3
@@ -207,7 +278,10 @@ pub fn crash_report(vcpu: &VcpuFd, image: &GuestImage) -> String {
     let regs = vcpu.get_regs().ok();
     let sregs = vcpu.get_sregs().ok();
     let rip = regs.map(|r| r.rip).unwrap_or(0);
-    let sym = image.symbolize(rip).map(|s| format!(" <{s}>")).unwrap_or_default();
+    let sym = image
+        .symbolize(rip)
+        .map(|s| format!(" <{s}>"))
+        .unwrap_or_default();
     format!(
         "rip {rip:#x}{sym}, rsp {:#x}, cr2 {:#x}, cpl {}",
         regs.map(|r| r.rsp).unwrap_or(0),
@@ -218,19 +292,75 @@ pub fn crash_report(vcpu: &VcpuFd, image: &GuestImage) -> String {
 
 /// Capabilities Vessel relies on or could use on x86_64.
 pub const CAPS: &[CapInfo] = &[
-    CapInfo::new("KVM_CAP_IRQCHIP", kvm_bindings::KVM_CAP_IRQCHIP, CapKind::Bool, true, "in-kernel LAPIC: interrupts, halt and wake"),
-    CapInfo::new("KVM_CAP_SIGNAL_MSI", kvm_bindings::KVM_CAP_SIGNAL_MSI, CapKind::Bool, false, "wake a halted vCPU from a host thread"),
-    CapInfo::new("KVM_CAP_X2APIC_API", kvm_bindings::KVM_CAP_X2APIC_API, CapKind::Bitmask, false, "x2APIC ids and broadcast (not used yet)"),
-    CapInfo::new("KVM_CAP_ASYNC_PF", kvm_bindings::KVM_CAP_ASYNC_PF, CapKind::Bool, false, "KVM async page faults for lazy regions"),
-    CapInfo::new("KVM_CAP_ASYNC_PF_INT", kvm_bindings::KVM_CAP_ASYNC_PF_INT, CapKind::Bool, false, "'page ready' as an interrupt vector"),
-    CapInfo::new("KVM_CAP_XSAVE", kvm_bindings::KVM_CAP_XSAVE, CapKind::Bool, false, "save/restore AVX/AVX-512 state"),
-    CapInfo::new("KVM_CAP_XCRS", kvm_bindings::KVM_CAP_XCRS, CapKind::Bool, false, "set XCR0 for SSE/AVX/AVX-512 at CPL3"),
-    CapInfo::new("KVM_CAP_TSC_DEADLINE_TIMER", kvm_bindings::KVM_CAP_TSC_DEADLINE_TIMER, CapKind::Bool, false, "LAPIC timer for guest sleeps (not used yet)"),
-    CapInfo::new("KVM_CAP_GET_TSC_KHZ", kvm_bindings::KVM_CAP_GET_TSC_KHZ, CapKind::Bool, false, "guest clock rate in BootInfo"),
+    CapInfo::new(
+        "KVM_CAP_IRQCHIP",
+        kvm_bindings::KVM_CAP_IRQCHIP,
+        CapKind::Bool,
+        true,
+        "in-kernel LAPIC: interrupts, halt and wake",
+    ),
+    CapInfo::new(
+        "KVM_CAP_SIGNAL_MSI",
+        kvm_bindings::KVM_CAP_SIGNAL_MSI,
+        CapKind::Bool,
+        false,
+        "wake a halted vCPU from a host thread",
+    ),
+    CapInfo::new(
+        "KVM_CAP_X2APIC_API",
+        kvm_bindings::KVM_CAP_X2APIC_API,
+        CapKind::Bitmask,
+        false,
+        "x2APIC ids and broadcast (not used yet)",
+    ),
+    CapInfo::new(
+        "KVM_CAP_ASYNC_PF",
+        kvm_bindings::KVM_CAP_ASYNC_PF,
+        CapKind::Bool,
+        false,
+        "KVM async page faults for lazy regions",
+    ),
+    CapInfo::new(
+        "KVM_CAP_ASYNC_PF_INT",
+        kvm_bindings::KVM_CAP_ASYNC_PF_INT,
+        CapKind::Bool,
+        false,
+        "'page ready' as an interrupt vector",
+    ),
+    CapInfo::new(
+        "KVM_CAP_XSAVE",
+        kvm_bindings::KVM_CAP_XSAVE,
+        CapKind::Bool,
+        false,
+        "save/restore AVX/AVX-512 state",
+    ),
+    CapInfo::new(
+        "KVM_CAP_XCRS",
+        kvm_bindings::KVM_CAP_XCRS,
+        CapKind::Bool,
+        false,
+        "set XCR0 for SSE/AVX/AVX-512 at CPL3",
+    ),
+    CapInfo::new(
+        "KVM_CAP_TSC_DEADLINE_TIMER",
+        kvm_bindings::KVM_CAP_TSC_DEADLINE_TIMER,
+        CapKind::Bool,
+        false,
+        "LAPIC timer for guest sleeps (not used yet)",
+    ),
+    CapInfo::new(
+        "KVM_CAP_GET_TSC_KHZ",
+        kvm_bindings::KVM_CAP_GET_TSC_KHZ,
+        CapKind::Bool,
+        false,
+        "guest clock rate in BootInfo",
+    ),
 ];
 
 /// Halt the vCPU until an interrupt arrives (the "wait" hypercall).
 pub fn halt(vcpu: &VcpuFd) -> Result<()> {
-    let mp = kvm_bindings::kvm_mp_state { mp_state: kvm_bindings::KVM_MP_STATE_HALTED };
+    let mp = kvm_bindings::kvm_mp_state {
+        mp_state: kvm_bindings::KVM_MP_STATE_HALTED,
+    };
     vcpu.set_mp_state(mp).kvm("KVM_SET_MP_STATE(HALTED)")
 }

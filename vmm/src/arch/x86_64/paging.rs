@@ -30,7 +30,12 @@ pub struct PageTables {
 impl PageTables {
     /// Tables will live in guest-physical `[base, limit)`; the root is at `base`.
     pub fn new(base: u64, limit: u64) -> PageTables {
-        let mut t = PageTables { root: base, next: base, limit, tables: BTreeMap::new() };
+        let mut t = PageTables {
+            root: base,
+            next: base,
+            limit,
+            tables: BTreeMap::new(),
+        };
         t.alloc().expect("window holds at least the root table");
         t
     }
@@ -58,7 +63,9 @@ impl PageTables {
         let e = self.tables[&table][index];
         if e & PRESENT != 0 {
             if e & HUGE != 0 {
-                return Err(Error::Config(format!("mapping conflicts with a huge page at table {table:#x}[{index}]")));
+                return Err(Error::Config(format!(
+                    "mapping conflicts with a huge page at table {table:#x}[{index}]"
+                )));
             }
             return Ok(e & ADDR_MASK);
         }
@@ -99,7 +106,10 @@ impl PageTables {
                 return None;
             }
             if level == 2 && e & HUGE != 0 {
-                return Some(((e & ADDR_MASK & !(HUGE_PAGE - 1)) | (va & (HUGE_PAGE - 1)), e & 0xfff));
+                return Some((
+                    (e & ADDR_MASK & !(HUGE_PAGE - 1)) | (va & (HUGE_PAGE - 1)),
+                    e & 0xfff,
+                ));
             }
             if level == 3 {
                 return Some(((e & ADDR_MASK) | (va & (PAGE - 1)), e & 0xfff));
@@ -139,7 +149,10 @@ mod tests {
         pt.map(0x10_0000, 0x80_0000, WRITABLE | USER).unwrap();
         assert_eq!(pt.translate(0), None, "null page stays unmapped");
         assert_eq!(pt.translate(0x1234), Some((0x1234, PRESENT | WRITABLE)));
-        assert_eq!(pt.translate(0x10_0008), Some((0x10_0008, PRESENT | WRITABLE | USER)));
+        assert_eq!(
+            pt.translate(0x10_0008),
+            Some((0x10_0008, PRESENT | WRITABLE | USER))
+        );
         // 0x200000..0x800000 is 2 MiB aligned: huge pages.
         let (pa, fl) = pt.translate(0x40_1234).unwrap();
         assert_eq!(pa, 0x40_1234);
@@ -155,7 +168,10 @@ mod tests {
         pt.map(0xc000_0000, 0xc020_0000, WRITABLE | USER).unwrap();
         pt.map(0x1_0000_0000, 0x1_0000_3000, USER).unwrap();
         assert_eq!(pt.translate(0xc000_0008).map(|t| t.0), Some(0xc000_0008));
-        assert_eq!(pt.translate(0x1_0000_2fff).map(|t| t.0), Some(0x1_0000_2fff));
+        assert_eq!(
+            pt.translate(0x1_0000_2fff).map(|t| t.0),
+            Some(0x1_0000_2fff)
+        );
         assert_eq!(pt.translate(0x1_0000_3000), None);
         assert_eq!(pt.translate(0xbfff_f000), None);
     }
