@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, FromArgMatches as _, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use vessel_abi::exit;
 use vmm::{Error, VmConfig};
 

@@ -1,0 +1,83 @@
+//! Building guests for their bare-metal target and packing them with the launcher.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::{project_root, Arch};
+
+/// Names of the apps under apps/.
+pub fn apps() -> Result<Vec<String>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(project_root().join("apps")).context("reading apps/")? {
+        let e = e?;
+        if e.path().join("Cargo.toml").exists() {
+            v.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// Where packed apps for `arch` go: target/vessel (x86_64), target/vessel/aarch64.
+pub fn packed_dir(arch: Arch) -> PathBuf {
+    let base = project_root().join("target/vessel");
+    match arch {
+        Arch::X86_64 => base,
+        Arch::Aarch64 => base.join("aarch64"),
+    }
+}
+
+pub fn packed(arch: Arch, app: &str) -> PathBuf {
+    packed_dir(arch).join(app)
+}
+
+/// The unpacked guest ELF of `app`.
+pub fn guest_elf(arch: Arch, app: &str) -> PathBuf {
+    project_root()
+        .join("target")
+        .join(arch.guest_target())
+        .join("release")
+        .join(app)
+}
+
+/// The host launcher binary that packs and runs guests of `arch`.
+pub fn launcher(arch: Arch) -> PathBuf {
+    match arch {
+        Arch::X86_64 => project_root().join("target/release/vessel"),
+        Arch::Aarch64 => project_root().join("target/aarch64-unknown-linux-musl/release/vessel"),
+    }
+}
+
+/// Build every app for `arch`, the launcher, and pack each app.
+pub fn build_all(sh: &Shell, arch: Arch) -> Result<()> {
+    let apps = apps()?;
+    let target = arch.guest_target();
+    let pkgs: Vec<String> = apps
+        .iter()
+        .flat_map(|a| ["-p".to_string(), a.clone()])
+        .collect();
+    cmd!(sh, "cargo build --release --target {target} {pkgs...}").run()?;
+    match arch {
+        Arch::X86_64 => cmd!(sh, "cargo build --release -p vmm --bin vessel").run()?,
+        Arch::Aarch64 => cmd!(
+            sh,
+            "cargo build --release -p vmm --bin vessel --target aarch64-unknown-linux-musl"
+        )
+        .run()?,
+    }
+    let dir = packed_dir(arch);
+    sh.create_dir(&dir)?;
+    // Packing is done by the host launcher (it knows the section format);
+    // for aarch64 it packs the aarch64 launcher binary given with --launcher.
+    let host = launcher(Arch::X86_64);
+    if arch == Arch::X86_64 {
+        for app in &apps {
+            let elf = guest_elf(arch, app);
+            let out = packed(arch, app);
+            cmd!(sh, "{host} pack {elf} -o {out}").quiet().run()?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! Installing what the build needs. Idempotent: checks before installing.
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::Arch;
+
+pub fn setup(sh: &Shell, arch: Arch) -> Result<()> {
+    let installed = cmd!(sh, "rustup target list --installed")
+        .read()
+        .context("rustup is needed to add guest targets")?;
+    let mut targets = vec![arch.guest_target()];
+    if arch == Arch::Aarch64 {
+        targets.push("aarch64-unknown-linux-musl");
+    }
+    for t in targets {
+        if !installed.lines().any(|l| l.trim() == t) {
+            cmd!(sh, "rustup target add {t}").run()?;
+        }
+    }
+    Ok(())
+}
+
+/// Install Debian packages that are missing (root: apt-get; else sudo).
+#[allow(dead_code)]
+pub fn apt_install(sh: &Shell, packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            let fmt = "${Status}";
+            cmd!(sh, "dpkg-query -W -f={fmt} {p}")
+                .quiet()
+                .ignore_stderr()
+                .read()
+                .map(|s| !s.contains("install ok installed"))
+                .unwrap_or(true)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let prog = if is_root() { "env" } else { "sudo" };
+    cmd!(sh, "{prog} apt-get update -q").run()?;
+    cmd!(sh, "{prog} DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {missing...}").run()?;
+    Ok(())
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
