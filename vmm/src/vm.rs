@@ -301,6 +301,7 @@ impl<'a> Vm<'a> {
         // SAFETY: the region is exactly ram's mapping; Vm drops the VM fd
         // before the RAM (field order), so KVM never sees it unmapped.
         unsafe { vm.set_user_memory_region(region) }.kvm("KVM_SET_USER_MEMORY_REGION")?;
+        arch::create_devices(&vm)?;
         image.load(&ram)?;
         arch::setup_memory(&ram, &layout, image)?;
         let vcpu = vm.create_vcpu(0).kvm("KVM_CREATE_VCPU")?;

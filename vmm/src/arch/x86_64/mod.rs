@@ -52,8 +52,29 @@ pub fn create_vm(kvm: &Kvm) -> Result<VmFd> {
     let vm = kvm.create_vm().kvm("KVM_CREATE_VM")?;
     // Needed on VMX hosts before the first KVM_RUN; harmless elsewhere.
     vm.set_tss_address(0xfffb_d000).kvm("KVM_SET_TSS_ADDR")?;
-    vm.create_irq_chip().kvm("KVM_CREATE_IRQCHIP")?;
     Ok(vm)
+}
+
+/// The in-kernel interrupt controller, created after the memory slots.
+///
+/// Vessel needs only the local APIC (MSIs, LAPIC timer, halt and wake, KVM's
+/// async-PF "ready" interrupt), so it asks for the split irqchip (LAPIC in
+/// the kernel, no PIC/IOAPIC) where KVM has it. Measured here: a VM with the
+/// full irqchip takes 10-13 ms to tear down, a split one well under 1 ms;
+/// and a memslot added after either irqchip waits 6-8 ms for an SRCU grace
+/// period, against 0.1 ms before it. Both would dominate boot time.
+pub fn create_devices(vm: &VmFd) -> Result<()> {
+    if vm.check_extension_raw(kvm_bindings::KVM_CAP_SPLIT_IRQCHIP.into()) == 1 {
+        let cap = kvm_bindings::kvm_enable_cap {
+            cap: kvm_bindings::KVM_CAP_SPLIT_IRQCHIP,
+            args: [0, 0, 0, 0],
+            ..Default::default()
+        };
+        vm.enable_cap(&cap)
+            .kvm("KVM_ENABLE_CAP(KVM_CAP_SPLIT_IRQCHIP)")
+    } else {
+        vm.create_irq_chip().kvm("KVM_CREATE_IRQCHIP")
+    }
 }
 
 /// Write GDT, TSSs, IDT and page tables into guest memory.
