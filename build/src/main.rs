@@ -117,7 +117,9 @@ fn test(sh: &Shell, arches: &[Arch]) -> Result<()> {
         guests::build_all(sh, Arch::X86_64)?;
         let dir = guests::packed_dir(Arch::X86_64);
         let _env = sh.push_env("VESSEL_DIR", &dir);
-        xshell::cmd!(sh, "cargo test --workspace --release").run()?;
+        xshell::// The default members: the host crates (guest apps only build for their targets).
+        cmd!(sh, "cargo test --release")
+        .run()?;
     }
     if arches.contains(&Arch::Aarch64) {
         eprintln!("xtask: the aarch64 suite is not written yet (issue 3); skipping it");
