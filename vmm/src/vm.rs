@@ -270,8 +270,20 @@ pub struct Vm<'a> {
 }
 
 impl<'a> Vm<'a> {
-    /// Create the VM, load the image and prepare every vCPU.
-    pub fn new(kvm: &Kvm, image: &'a GuestImage, cfg: &VmConfig) -> Result<Vm<'a>> {
+    /// Create the VM on `host`, load the image and prepare every vCPU.
+    pub fn new(host: &mut Host, image: &'a GuestImage, cfg: &VmConfig) -> Result<Vm<'a>> {
+        host.cpu()?;
+        let Host { kvm, cpu } = host;
+        let cpu = cpu.as_ref().expect("filled by host.cpu()");
+        Self::build(kvm, cpu, image, cfg)
+    }
+
+    fn build(
+        kvm: &Kvm,
+        cpu: &arch::HostCpu,
+        image: &'a GuestImage,
+        cfg: &VmConfig,
+    ) -> Result<Vm<'a>> {
         crate::caps::check_required(kvm)?;
         if cfg.vcpus != 1 {
             return Err(Error::Config(format!(
@@ -315,7 +327,7 @@ impl<'a> Vm<'a> {
             lazy: &[],
         };
         let boot_addr = boot::write(&ram, &layout, &params)?;
-        arch::setup_vcpu(kvm, &vcpu, 0, &layout, image.entry, boot_addr)?;
+        arch::setup_vcpu(kvm, cpu, &vcpu, 0, &layout, image.entry, boot_addr)?;
         Ok(Vm {
             image,
             ram,
@@ -415,10 +427,46 @@ impl<'a> Vm<'a> {
     }
 }
 
-/// Build a VM for `image` and run it to its end.
-pub fn run(image: &GuestImage, cfg: &VmConfig, io: &mut dyn HostIo) -> Result<Outcome> {
-    let kvm = open_kvm()?;
-    Vm::new(&kvm, image, cfg)?.run(io)
+/// Build a VM for `image` on `host` and run it to its end.
+pub fn run(
+    host: &mut Host,
+    image: &GuestImage,
+    cfg: &VmConfig,
+    io: &mut dyn HostIo,
+) -> Result<Outcome> {
+    Vm::new(host, image, cfg)?.run(io)
+}
+
+/// The host's KVM, opened once for any number of VMs.
+///
+/// The CPU model (`arch::host_cpu`) is asked for once, at the first VM, and
+/// kept: where the host is itself virtualized every host CPUID traps and the
+/// query takes about half a millisecond. (Running it on a second thread to
+/// overlap with loading the image measured slower on this 2-core host.)
+pub struct Host {
+    kvm: Kvm,
+    cpu: Option<arch::HostCpu>,
+}
+
+impl Host {
+    /// Open /dev/kvm, with a one-line error naming the fix when it fails.
+    pub fn open() -> Result<Host> {
+        Ok(Host {
+            kvm: open_kvm()?,
+            cpu: None,
+        })
+    }
+
+    pub fn kvm(&self) -> &Kvm {
+        &self.kvm
+    }
+
+    fn cpu(&mut self) -> Result<&arch::HostCpu> {
+        if self.cpu.is_none() {
+            self.cpu = Some(arch::host_cpu(&self.kvm)?);
+        }
+        Ok(self.cpu.as_ref().expect("set above"))
+    }
 }
 
 #[cfg(test)]

@@ -139,19 +139,28 @@ fn words(w: &[u64]) -> Vec<u8> {
 /// AVX-512 opmask/ZMM_Hi256/Hi16_ZMM.
 const XCR0_WANTED: u64 = 0xe7;
 
+/// What the host lets a vCPU be: KVM's supported CPUID table.
+pub type HostCpu = kvm_bindings::CpuId;
+
+/// Ask KVM for the CPU model. Slow where the host is itself a guest (every
+/// host CPUID traps: about 0.5 ms here), so `Vm::new` runs it on a second
+/// thread while it builds the VM.
+pub fn host_cpu(kvm: &Kvm) -> Result<HostCpu> {
+    kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .kvm("KVM_GET_SUPPORTED_CPUID")
+}
+
 /// Configure vCPU `id`: CPUID, XCR0, segments, control registers, entry state.
 pub fn setup_vcpu(
     kvm: &Kvm,
+    cpuid: &HostCpu,
     vcpu: &VcpuFd,
     id: u32,
     l: &Layout,
     entry: u64,
     boot: u64,
 ) -> Result<()> {
-    let cpuid = kvm
-        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-        .kvm("KVM_GET_SUPPORTED_CPUID")?;
-    vcpu.set_cpuid2(&cpuid).kvm("KVM_SET_CPUID2")?;
+    vcpu.set_cpuid2(cpuid).kvm("KVM_SET_CPUID2")?;
     let leaf = |f: u32, i: u32| {
         cpuid
             .as_slice()
