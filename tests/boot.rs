@@ -275,3 +275,19 @@ fn vessel_help_documents_every_command() {
     let o = vessel(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(exit::LAUNCHER_ERROR));
 }
+
+#[test]
+fn missing_kvm_device_is_one_line_naming_the_fix() {
+    let o = std::process::Command::new(vessel_tests::app("hello"))
+        .env("VESSEL_KVM", "/nonexistent/kvm")
+        .output()
+        .expect("run hello");
+    let err = texts(&o).1;
+    assert_eq!(o.status.code(), Some(exit::LAUNCHER_ERROR), "{err}");
+    assert!(
+        err.contains("cannot open /nonexistent/kvm") && err.contains("kvm` group"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(o.stdout.is_empty());
+}

@@ -177,9 +177,18 @@ impl Layout {
 }
 
 /// Open /dev/kvm with a message that names the fix when it fails.
+///
+/// The device is `/dev/kvm`, or the path in the `VESSEL_KVM` environment
+/// variable (for hosts that put it elsewhere, and for tests).
 pub fn open_kvm() -> Result<Kvm> {
-    let kvm =
-        Kvm::new().map_err(|e| Error::KvmOpen(std::io::Error::from_raw_os_error(e.errno())))?;
+    let path = std::env::var_os("VESSEL_KVM").unwrap_or_else(|| "/dev/kvm".into());
+    let shown = path.to_string_lossy().into_owned();
+    let cpath = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()))
+        .map_err(|_| Error::Config(format!("VESSEL_KVM `{shown}` contains a NUL byte")))?;
+    let kvm = Kvm::new_with_path(&cpath).map_err(|e| Error::KvmOpen {
+        path: shown,
+        source: std::io::Error::from_raw_os_error(e.errno()),
+    })?;
     let v = kvm.get_api_version();
     if v != 12 {
         return Err(Error::KvmApiVersion(v));
