@@ -124,7 +124,7 @@ impl Layout {
                 mib(arch::MAX_RAM)
             )));
         }
-        if cfg.mem_size % PAGE != 0 {
+        if !cfg.mem_size.is_multiple_of(PAGE) {
             return Err(Error::Config(format!(
                 "--mem {} is not a multiple of 4 KiB",
                 cfg.mem_size
@@ -137,7 +137,7 @@ impl Layout {
                 arch::MAX_VCPUS
             )));
         }
-        if cfg.stack_size < 16 * PAGE || cfg.stack_size % PAGE != 0 {
+        if cfg.stack_size < 16 * PAGE || !cfg.stack_size.is_multiple_of(PAGE) {
             return Err(Error::Config(format!(
                 "stack size {} must be a multiple of 4 KiB, at least 64 KiB",
                 cfg.stack_size
