@@ -10,6 +10,10 @@
 //! tasks at once, before summing (every page faults "at the same time").
 //! `--sleep-ms MS`: one extra task sleeps that long (timer wake-ups while
 //! other tasks are parked).
+//! `--passes K`: after the first (faulting) pass, sum everything K-1 more
+//! times with populated pages and print `steady_us=` for those passes (the
+//! no-fault cost of the runtime).
+//! `--write`: store to the (read-only) region: must end as a guest fault.
 #![no_std]
 #![no_main]
 
@@ -40,6 +44,16 @@ async fn main() -> i32 {
         guest_rt::eprintln!("lazyscan: no lazy region named `{name}` (give --lazy {name}=FILE)");
         return 2;
     };
+    if args.contains(&"--write") {
+        let p = data.as_ptr() as *mut u8;
+        // SAFETY: deliberately not safe: the region is mapped read-only and
+        // this store must raise a (genuine, fatal) page fault.
+        unsafe { p.write_volatile(1) };
+        return 4;
+    }
+    let passes: u32 = arg_after(&args, "--passes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let start = guest_rt::time::Instant::now();
     let pages = data.len().div_ceil(PAGE);
     let per = pages.div_ceil(tasks);
@@ -90,6 +104,17 @@ async fn main() -> i32 {
         );
         return 3;
     }
+    if passes > 1 {
+        let t = guest_rt::time::Instant::now();
+        for _ in 1..passes {
+            let again = scan(data, tasks).await;
+            if again != total {
+                guest_rt::eprintln!("lazyscan: pass sum {again} != {total}");
+                return 3;
+            }
+        }
+        println!("steady_us={}", t.elapsed().as_micros());
+    }
     let st = guest_rt::apf::stats();
     println!(
         "apf: enabled={} not_present={} ready={} wake_all={} unmatched={} duplicate={} waited_in_place={} max_outstanding={}",
@@ -103,4 +128,20 @@ async fn main() -> i32 {
     );
     println!("{total}");
     0
+}
+
+/// One more pass of the same work with `tasks` tasks; returns the total.
+async fn scan(data: &'static [u8], tasks: usize) -> u64 {
+    let per = data.len().div_ceil(tasks);
+    let handles: Vec<_> = (0..tasks)
+        .map(|i| {
+            let part = &data[(i * per).min(data.len())..((i + 1) * per).min(data.len())];
+            task::spawn(async move { part.iter().map(|&b| b as u64).sum::<u64>() })
+        })
+        .collect();
+    let mut total = 0;
+    for h in handles {
+        total += h.await;
+    }
+    total
 }
