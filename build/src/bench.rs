@@ -14,6 +14,9 @@ use xshell::{cmd, Shell};
 
 use crate::{guests, project_root, Arch};
 
+mod apf;
+pub use apf::apf;
+
 fn time_once(cmd: &mut Command) -> Result<Duration> {
     let t = Instant::now();
     let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;

@@ -6,6 +6,7 @@
 //! cargo xtask run APP [-- ARGS]       setup + build, then run target/vessel/APP ARGS
 //! cargo xtask test [--arch A]         every test: unit, x86_64 integration, arm64 suite
 //! cargo xtask bench boot              boot time of a packed app vs a raw KVM program
+//! cargo xtask bench apf               async page faults vs synchronous; no-fault cost
 //! ```
 //! A is `x86_64`, `aarch64` or `all` (the default for `test`).
 
@@ -23,7 +24,8 @@ fn usage() -> ! {
          \x20 build [--arch x86_64|aarch64|all]\n\
          \x20 run APP [-- ARGS...]\n\
          \x20 test [--arch x86_64|aarch64|all]\n\
-         \x20 bench boot [--runs N]"
+         \x20 bench boot [--runs N]\n\
+         \x20 bench apf [--runs N]"
     );
     std::process::exit(2)
 }
@@ -109,6 +111,7 @@ fn main() -> Result<()> {
         }
         Some("bench") => match rest.first().map(String::as_str) {
             Some("boot") => bench::boot(&sh, &rest[1..])?,
+            Some("apf") => bench::apf(&sh, &rest[1..])?,
             _ => usage(),
         },
         _ => usage(),

@@ -11,12 +11,15 @@
 //! ```
 //!
 //! The runtime checks the launcher's BootInfo before anything else, sets up
-//! the heap (so `alloc` works), and gives the app a console, its arguments
-//! and environment, clocks and a panic handler that exits with code 101.
+//! the heap (so `alloc` works), registers for async page faults when the
+//! launcher offers them, and gives the app a console, its arguments and
+//! environment, clocks, a task executor ([`task`]) and a panic handler that
+//! exits with code 101.
 #![no_std]
 
 extern crate alloc;
 
+pub mod apf;
 pub mod arch;
 mod boot;
 pub mod console;
@@ -25,6 +28,7 @@ pub mod heap;
 pub mod hypercall;
 mod panic;
 pub mod process;
+pub mod task;
 pub mod time;
 
 pub use vessel_abi as abi;
@@ -57,8 +61,17 @@ impl<E: core::fmt::Debug> Termination for Result<(), E> {
 
 /// Names the app's main function. Optional `sve = BITS` (or `sve = max`)
 /// asks the launcher for SVE with that vector length on arm64.
+/// `entry!(async main)` runs an `async fn main` on the task executor
+/// ([`task::block_on`]).
 #[macro_export]
 macro_rules! entry {
+    (async $main:path) => {
+        $crate::__vessel_header!(0u64);
+        #[no_mangle]
+        extern "Rust" fn __vessel_app_main() -> i32 {
+            $crate::Termination::exit_code($crate::task::block_on($main()))
+        }
+    };
     ($main:path) => {
         $crate::entry!($main, sve = 0u64);
     };

@@ -44,6 +44,10 @@ pub enum Served {
     Resume,
     /// Resume after halting until an event or the timeout (ns).
     Wait(u64),
+    /// The frame says success; enable async page faults on this vCPU (the
+    /// area and vector are checked). If that fails, the caller overwrites
+    /// the frame's status at `frame` with [`Errno::Io`].
+    EnableApf { area: u64, vector: u32, frame: u64 },
     /// The VM is over.
     Done(Outcome),
 }
@@ -85,7 +89,14 @@ pub fn serve(ctx: &mut Ctx, frame_gpa: u64) -> Served {
         }
         Ok(call) => match dispatch(ctx, call) {
             Ok((ret, served)) => {
-                next = served;
+                next = match served {
+                    Served::EnableApf { area, vector, .. } => Served::EnableApf {
+                        area,
+                        vector,
+                        frame: frame_gpa,
+                    },
+                    other => other,
+                };
                 Ok(ret)
             }
             Err(e) => Err(e),
@@ -171,12 +182,53 @@ fn dispatch(ctx: &mut Ctx, call: Call) -> Answer {
             ctx.ram.write(buf.addr, &tmp).map_err(|_| Errno::Fault)?;
             ok(tmp.len() as u64)
         }
-        Call::Wait { timeout_ns } => Ok(((0, 0), Served::Wait(timeout_ns))),
-        Call::ApfEnable { .. } => {
+        Call::Wait {
+            timeout_ns,
+            watch,
+            expect,
+        } => {
+            if watch != 0 {
+                if watch % 8 != 0 {
+                    return Err(Errno::Inval);
+                }
+                check(
+                    ctx.ram,
+                    GuestSlice {
+                        addr: watch,
+                        len: 8,
+                    },
+                )?;
+                let mut b = [0u8; 8];
+                ctx.ram.read(watch, &mut b).map_err(|_| Errno::Fault)?;
+                if u64::from_le_bytes(b) != expect {
+                    return ok(1); // an event came in before the call: no halt
+                }
+            }
+            Ok(((0, 0), Served::Wait(timeout_ns)))
+        }
+        Call::ApfEnable { area, vector } => {
             if ctx.features & vessel_abi::features::ASYNC_PF == 0 {
                 return Err(Errno::NotSupported);
             }
-            Err(Errno::NotSupported)
+            let size = std::mem::size_of::<vessel_abi::apf::ApfArea>() as u64;
+            if area % size != 0 || !vessel_abi::apf::vector_ok(vector) {
+                return Err(Errno::Inval);
+            }
+            check(
+                ctx.ram,
+                GuestSlice {
+                    addr: area,
+                    len: size,
+                },
+            )?;
+            Ok((
+                (0, 0),
+                Served::EnableApf {
+                    area,
+                    vector,
+                    frame: 0,
+                },
+            ))
         }
     }
 }
@@ -372,5 +424,69 @@ mod tests {
         assert!(f.ret > 1_700_000_000_000_000_000);
         let (f, _) = run(&ram, &mut io, Call::Clock { clock: 9 });
         assert_eq!(f.status, Errno::Inval as i32);
+    }
+
+    #[test]
+    fn wait_is_futex_like_and_apf_enable_checks_its_arguments() {
+        let ram = GuestRam::new(0, 0x10000).unwrap();
+        let mut io = Capture::default();
+        ram.write(0x6000, &5u64.to_le_bytes()).unwrap();
+        let wait = |watch, expect| Call::Wait {
+            timeout_ns: 10,
+            watch,
+            expect,
+        };
+        let (_, s) = run(&ram, &mut io, wait(0x6000, 5));
+        assert!(matches!(s, Served::Wait(10)), "unchanged counter: halt");
+        let (f, s) = run(&ram, &mut io, wait(0x6000, 4));
+        assert!(
+            matches!(s, Served::Resume) && f.ret == 1,
+            "changed: no halt"
+        );
+        let (_, s) = run(&ram, &mut io, wait(0, 0));
+        assert!(matches!(s, Served::Wait(10)));
+        let (f, _) = run(&ram, &mut io, wait(0xfffc, 0));
+        assert_eq!(f.status, Errno::Inval as i32);
+        let (f, _) = run(&ram, &mut io, wait(0x10000, 0));
+        assert_eq!(f.status, Errno::Fault as i32);
+        // features == 0 in these tests: not offered.
+        let (f, _) = run(
+            &ram,
+            &mut io,
+            Call::ApfEnable {
+                area: 0x7000,
+                vector: 0x40,
+            },
+        );
+        assert_eq!(f.status, Errno::NotSupported as i32);
+        let mut ctx = Ctx {
+            ram: &ram,
+            io: &mut io,
+            start: std::time::Instant::now(),
+            features: vessel_abi::features::ASYNC_PF,
+        };
+        for (area, vector, want) in [
+            (0x7000, 0x40, 0),
+            (0x7008, 0x40, Errno::Inval as i32),
+            (0x7000, 14, Errno::Inval as i32),
+            (0xffc0 + 0x40, 0x40, Errno::Fault as i32),
+        ] {
+            ctx.ram
+                .write_pod(0x100, &Call::ApfEnable { area, vector }.encode())
+                .unwrap();
+            let s = serve(&mut ctx, 0x100);
+            let f: Frame = ctx.ram.read_pod(0x100).unwrap();
+            assert_eq!(f.status, want, "{area:#x} {vector}");
+            if want == 0 {
+                assert!(matches!(
+                    s,
+                    Served::EnableApf {
+                        area: 0x7000,
+                        vector: 0x40,
+                        frame: 0x100
+                    }
+                ));
+            }
+        }
     }
 }

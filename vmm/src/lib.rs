@@ -18,6 +18,7 @@ pub mod caps;
 pub mod elf;
 pub mod error;
 pub mod hypercall;
+pub mod lazy;
 pub mod memory;
 pub mod pack;
 pub mod vm;

@@ -31,6 +31,30 @@ struct LaunchOpts {
     /// Stack size of each vCPU, in bytes or with a K/M/G suffix.
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
     stack: u64,
+    /// Map a host file into guest memory, read page by page on first touch;
+    /// the guest finds it by NAME. SIZE (optional, >= the file's size) makes
+    /// the region larger; bytes past the end of the file read as zero.
+    /// Repeatable.
+    #[arg(long = "lazy", value_name = "NAME=FILE[:SIZE]", value_parser = parse_lazy)]
+    lazy: Vec<vmm::lazy::LazySpec>,
+    /// Sleep this many milliseconds per fetched page of a lazy region
+    /// (emulates remote storage).
+    #[arg(long, value_name = "MS", default_value_t = 0.0, value_parser = parse_ms)]
+    lazy_latency: f64,
+    /// Do not offer async page faults: lazy-region faults stall the vCPU.
+    #[arg(long)]
+    no_async_pf: bool,
+}
+
+fn parse_lazy(s: &str) -> Result<vmm::lazy::LazySpec, String> {
+    vmm::lazy::LazySpec::parse(s, parse_size)
+}
+
+fn parse_ms(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e7)
+        .ok_or_else(|| format!("`{s}` is not a number of milliseconds"))
 }
 
 #[derive(Parser, Debug)]
@@ -139,6 +163,9 @@ fn run_guest(
         args: all_args,
         env: guest_env(&opts.env)?,
         stack_size: opts.stack,
+        lazy: opts.lazy,
+        lazy_latency: Duration::from_secs_f64(opts.lazy_latency / 1e3),
+        async_pf: !opts.no_async_pf,
     };
     let outcome = vmm::run(&mut host, &image, &cfg, &mut vmm::StdIo)?;
     if let Some(msg) = outcome.message() {

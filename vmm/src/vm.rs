@@ -13,6 +13,7 @@ use crate::boot::{self, BootParams};
 use crate::elf::GuestImage;
 use crate::error::{Error, KvmContext, Result};
 use crate::hypercall::{self, HostIo, Served};
+use crate::lazy::{LazyMemory, LazySpec};
 use crate::memory::GuestRam;
 
 /// What the doorbell page's addresses mean.
@@ -39,7 +40,16 @@ pub struct VmConfig {
     pub env: Vec<String>,
     /// Size of each vCPU's stack.
     pub stack_size: u64,
+    /// Lazy regions (`--lazy NAME=FILE[:SIZE]`).
+    pub lazy: Vec<LazySpec>,
+    /// Emulated storage latency per fetched page (`--lazy-latency MS`).
+    pub lazy_latency: Duration,
+    /// Offer async page faults when the host has them (`--no-async-pf` clears it).
+    pub async_pf: bool,
 }
+
+/// Fetch threads per VM with lazy regions: how many page fetches overlap.
+const FETCH_WORKERS: usize = 64;
 
 impl Default for VmConfig {
     fn default() -> Self {
@@ -50,6 +60,9 @@ impl Default for VmConfig {
             args: vec![],
             env: vec![],
             stack_size: 1 << 20,
+            lazy: vec![],
+            lazy_latency: Duration::ZERO,
+            async_pf: true,
         }
     }
 }
@@ -267,12 +280,68 @@ impl Drop for Watchdog {
     }
 }
 
+/// Sends the wake-up MSI when a timed Wait runs out.
+struct WakeTimer {
+    tx: Option<mpsc::Sender<Instant>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WakeTimer {
+    fn start(vm: Arc<kvm_ioctls::VmFd>) -> Result<WakeTimer> {
+        let (tx, rx) = mpsc::channel::<Instant>();
+        let thread = std::thread::Builder::new()
+            .name("vessel-wake".into())
+            .stack_size(64 << 10)
+            .spawn(move || {
+                let mut deadline: Option<Instant> = None;
+                loop {
+                    let got = match deadline {
+                        None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                        Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+                    };
+                    match got {
+                        Ok(d) => deadline = Some(deadline.map_or(d, |old| old.min(d))),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            deadline = None;
+                            // A late MSI only makes the guest re-check its timers.
+                            let _ = arch::wake(&vm);
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })
+            .map_err(|e| Error::Other(format!("cannot start the wake-up thread: {e}")))?;
+        Ok(WakeTimer {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn arm(&self, after: Duration) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Instant::now() + after);
+        }
+    }
+}
+
+impl Drop for WakeTimer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A VM built for one guest image, ready to run.
 pub struct Vm<'a> {
-    // Field order is drop order: vCPU, then VM, then the RAM KVM maps.
+    // Field order is drop order: vCPU, wake-up thread, then VM, then the
+    // RAM and lazy regions KVM maps.
     vcpu: VcpuFd,
-    _vm: kvm_ioctls::VmFd,
+    waker: WakeTimer,
+    _vm: Arc<kvm_ioctls::VmFd>,
     ram: GuestRam,
+    lazy: LazyMemory,
     image: &'a GuestImage,
     timeout: Option<Duration>,
     features: u64,
@@ -322,24 +391,58 @@ impl<'a> Vm<'a> {
         // SAFETY: the region is exactly ram's mapping; Vm drops the VM fd
         // before the RAM (field order), so KVM never sees it unmapped.
         unsafe { vm.set_user_memory_region(region) }.kvm("KVM_SET_USER_MEMORY_REGION")?;
+        let planned = crate::lazy::plan(
+            &cfg.lazy,
+            arch::LAZY_BASE,
+            arch::LAZY_ALIGN,
+            arch::LAZY_LIMIT,
+        )?;
+        let lazy = LazyMemory::new(&planned, cfg.lazy_latency, FETCH_WORKERS)?;
+        for (i, b) in lazy.regions().iter().enumerate() {
+            let region = kvm_userspace_memory_region {
+                slot: 1 + i as u32,
+                flags: 0,
+                guest_phys_addr: b.gpa,
+                memory_size: b.mapped,
+                userspace_addr: b.host,
+            };
+            // SAFETY: the region is exactly the lazy mapping; Vm drops the VM
+            // fd before `lazy` (field order), so KVM never sees it unmapped.
+            unsafe { vm.set_user_memory_region(region) }.kvm(format!(
+                "KVM_SET_USER_MEMORY_REGION (lazy region {})",
+                b.name
+            ))?;
+        }
+        // After every memslot: see arch::create_devices.
         arch::create_devices(&vm)?;
         image.load(&ram)?;
-        arch::setup_memory(&ram, &layout, image)?;
+        let lazy_map: Vec<(u64, u64)> = planned.iter().map(|p| (p.gpa, p.mapped)).collect();
+        arch::setup_memory(&ram, &layout, image, &lazy_map)?;
         let vcpu = vm.create_vcpu(0).kvm("KVM_CREATE_VCPU")?;
-        let features = 0;
+        let mut features = 0;
+        if cfg.async_pf && arch::async_pf_supported(kvm) {
+            features |= vessel_abi::features::ASYNC_PF;
+        }
+        let lazy_info: Vec<(String, u64, u64)> = planned
+            .iter()
+            .map(|p| (p.name.clone(), p.gpa, p.len))
+            .collect();
         let params = BootParams {
             args: &cfg.args,
             env: &cfg.env,
             features,
             vector_bits: 0,
             counter_khz: arch::counter_khz(&vcpu),
-            lazy: &[],
+            lazy: &lazy_info,
         };
         let boot_addr = boot::write(&ram, &layout, &params)?;
         arch::setup_vcpu(kvm, cpu, &vcpu, 0, &layout, image.entry, boot_addr)?;
+        let vm = Arc::new(vm);
         Ok(Vm {
             image,
             ram,
+            lazy,
+            waker: WakeTimer::start(vm.clone())?,
             _vm: vm,
             vcpu,
             timeout: cfg.timeout,
@@ -358,6 +461,9 @@ impl<'a> Vm<'a> {
             features: self.features,
         };
         loop {
+            if let Some(e) = self.lazy.failed() {
+                return Ok(Outcome::Fault(e));
+            }
             let exit = match self.vcpu.run() {
                 Ok(exit) => exit,
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
@@ -386,8 +492,33 @@ impl<'a> Vm<'a> {
                         match kind {
                             Doorbell::Call => match hypercall::serve(&mut ctx, value) {
                                 Served::Resume => None,
-                                Served::Wait(_) => {
-                                    arch::halt(&self.vcpu)?;
+                                Served::Wait(timeout_ns) => {
+                                    if timeout_ns == 0 {
+                                        None
+                                    } else {
+                                        if timeout_ns != u64::MAX {
+                                            self.waker.arm(Duration::from_nanos(timeout_ns));
+                                        }
+                                        arch::halt(&self.vcpu)?;
+                                        None
+                                    }
+                                }
+                                Served::EnableApf {
+                                    area,
+                                    vector,
+                                    frame,
+                                } => {
+                                    if let Err(e) = arch::apf_enable(&self.vcpu, area, vector) {
+                                        eprintln!("vessel: enabling async page faults: {e}");
+                                        let status = vessel_abi::Errno::Io as i32;
+                                        // status is the u32 after nr in the frame.
+                                        if self.ram.write(frame + 4, &status.to_le_bytes()).is_err()
+                                        {
+                                            return Ok(self.fault(format!(
+                                                "hypercall frame {frame:#x} unwritable"
+                                            )));
+                                        }
+                                    }
                                     None
                                 }
                                 Served::Done(o) => Some(o),

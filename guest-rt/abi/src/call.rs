@@ -96,8 +96,16 @@ pub enum Call {
     /// Fill `buf` with random bytes from the host.
     Random { buf: GuestSlice },
     /// Halt this vCPU until an interrupt arrives or `timeout_ns` passes
-    /// (`u64::MAX`: no timeout). Returns at once if an event is pending.
-    Wait { timeout_ns: u64 },
+    /// (`u64::MAX`: no timeout). Returns at once if an event is pending, or
+    /// (futex-like) if `watch` is non-zero and the u64 at guest address
+    /// `watch` no longer equals `expect`: a guest that checked its event
+    /// counter, found nothing and then calls Wait cannot miss an event that
+    /// arrived in between.
+    Wait {
+        timeout_ns: u64,
+        watch: u64,
+        expect: u64,
+    },
     /// Enable async page faults for this vCPU: `area` is the guest address
     /// of its 64-byte aligned notification area and `vector` the interrupt
     /// vector for "page ready". Needs `features::ASYNC_PF`.
@@ -149,7 +157,11 @@ impl Call {
             }
             Call::Clock { clock } => args[0] = clock as u64,
             Call::Random { buf } => args[..2].copy_from_slice(&[buf.addr, buf.len]),
-            Call::Wait { timeout_ns } => args[0] = timeout_ns,
+            Call::Wait {
+                timeout_ns,
+                watch,
+                expect,
+            } => args[..3].copy_from_slice(&[timeout_ns, watch, expect]),
             Call::ApfEnable { area, vector } => args[..2].copy_from_slice(&[area, vector as u64]),
         }
         Frame {
@@ -186,7 +198,11 @@ impl Call {
             nr::RANDOM => Call::Random {
                 buf: slice(a[0], a[1]),
             },
-            nr::WAIT => Call::Wait { timeout_ns: a[0] },
+            nr::WAIT => Call::Wait {
+                timeout_ns: a[0],
+                watch: a[1],
+                expect: a[2],
+            },
             nr::APF_ENABLE => Call::ApfEnable {
                 area: a[0],
                 vector: narrow(f.nr, 1, a[1])?,
@@ -233,6 +249,8 @@ mod tests {
         },
         Call::Wait {
             timeout_ns: u64::MAX,
+            watch: 0x6000,
+            expect: 3,
         },
         Call::ApfEnable {
             area: 0x5000,

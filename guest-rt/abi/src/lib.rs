@@ -14,6 +14,7 @@
 //! up as a build error, not as a silent mismatch.
 #![no_std]
 
+pub mod apf;
 pub mod call;
 pub mod exit;
 
@@ -133,8 +134,12 @@ pub struct GuestHeader {
     pub vector_stride: u64,
     /// SVE vector length the app asks for in bits: 0 none, u64::MAX the maximum.
     pub sve_bits: u64,
+    /// x86_64: guest address of the one ring-0 stub that takes every external
+    /// interrupt (vectors 32..=255: "page ready" and wake-ups); 0 if the
+    /// guest has none (older guests: the field was reserved and zero).
+    pub irq_entry: u64,
     /// Reserved; zero.
-    pub reserved: [u64; 4],
+    pub reserved: [u64; 3],
 }
 
 /// Memory layout constants both sides rely on, per architecture.
@@ -213,6 +218,7 @@ unsafe impl Pod for GuestHeader {}
 unsafe impl Pod for Frame {}
 unsafe impl Pod for X86FaultFrame {}
 unsafe impl Pod for Arm64FaultFrame {}
+unsafe impl Pod for apf::ApfArea {}
 
 /// Compile-time layout checks: size, then each field's offset.
 macro_rules! assert_layout {
@@ -235,7 +241,7 @@ assert_layout!(BootInfo, 184, {
 });
 assert_layout!(GuestHeader, 72, {
     magic: 0, abi_version: 8, vector_count: 12, vector_table: 16,
-    vector_stride: 24, sve_bits: 32, reserved: 40,
+    vector_stride: 24, sve_bits: 32, irq_entry: 40, reserved: 48,
 });
 assert_layout!(X86FaultFrame, 56, {
     vector: 0, error_code: 8, rip: 16, cs: 24, rflags: 32, rsp: 40, ss: 48,

@@ -1,9 +1,30 @@
-//! x86_64 guest support: entry point, ring-0 exception stubs, doorbell.
+//! x86_64 guest support: entry point, ring-0 stubs, doorbell, task switch.
 //!
 //! The launcher starts vCPU 0 at CPL3 with everything privileged already set
-//! up (page tables, GDT, IDT, TSS, control registers). The only ring-0 code
-//! is the exception stubs below: a handful of instructions with no SSE that
-//! report the exception frame to the launcher through the fault doorbell.
+//! up (page tables, GDT, IDT, TSS, control registers, x2APIC, IF=1). The only
+//! ring-0 code is the stubs below, a few dozen SSE-free instructions (ring 0
+//! is emulated instruction by instruction on this project's KVM):
+//!
+//! - exception stubs report fatal exceptions through the fault doorbell;
+//! - the #PF stub first checks the async-PF area: a "page not present"
+//!   (flags == 1, fault taken at CPL3) is *reflected to CPL3* like a signal:
+//!   it writes the interrupted rip, rflags, rax and rbx onto the task's own
+//!   stack (below a 128-byte red-zone gap), and `iretq`s to
+//!   `vessel_apf_upcall` at CPL3 on that stack with the token in rax;
+//! - the IRQ stub (every vector >= 32) records a "page ready" token in a
+//!   ring the runtime drains, clears the token, writes MSR_KVM_ASYNC_PF_ACK
+//!   and EOIs (x2APIC); with no token (a wake-up MSI) it only EOIs.
+//!
+//! Everything else runs at CPL3. `vessel_apf_upcall` saves the remaining
+//! GPRs and the full vector state (`xsave64`, or `fxsave64` without XSAVE)
+//! on the task stack and calls the runtime's park function, which switches
+//! to the scheduler with the plain callee-saved switch `vessel_switch`. When
+//! the page is ready the scheduler switches back, the upcall restores the
+//! vector state and GPRs, `popfq` (IF is not changed at CPL3, it is 1) and
+//! `ret $128` returns to the faulting instruction with the original rsp, so
+//! the access is retried. Why CPL3 and `ret` rather than `iretq` from ring
+//! 0: every ring-0 instruction costs ~1 µs here, and xsave at ring 0 would
+//! need SSE-clean emulation this KVM lacks; the CPL3 path runs natively.
 
 use vessel_abi::arch::x86_64::{DOORBELL, DOORBELL_FAULT, EXCEPTION_VECTORS, STUB_STRIDE};
 
@@ -27,7 +48,9 @@ core::arch::global_asm!(
     ".set vessel_vec, 0",
     ".rept {count}",
     "    .balign {stride}",
-    "    .if (vessel_vec == 8) || (vessel_vec == 10) || (vessel_vec == 11) || (vessel_vec == 12) || (vessel_vec == 13) || (vessel_vec == 14) || (vessel_vec == 17) || (vessel_vec == 21) || (vessel_vec == 29) || (vessel_vec == 30)",
+    "    .if vessel_vec == 14",
+    "    jmp vessel_pf_entry",
+    "    .elseif (vessel_vec == 8) || (vessel_vec == 10) || (vessel_vec == 11) || (vessel_vec == 12) || (vessel_vec == 13) || (vessel_vec == 14) || (vessel_vec == 17) || (vessel_vec == 21) || (vessel_vec == 29) || (vessel_vec == 30)",
     "    .else",
     "    pushq $0",
     "    .endif",
@@ -40,7 +63,165 @@ core::arch::global_asm!(
     "    movabs %rax, {fault}",
     "1:  hlt",
     "    jmp 1b",
+    // #PF (ring 0). Stack: error code, rip, cs, rflags, rsp, ss.
+    "vessel_pf_entry:",
+    "    push %rax",
+    "    mov {apf}(%rip), %eax",
+    "    cmp $1, %eax",
+    "    jne 2f",
+    "    testb $3, 24(%rsp)",
+    "    jz 2f",
+    "    movl $0, {apf}(%rip)",
+    "    push %rbx",
+    // 0 rbx, 8 rax, 16 err, 24 rip, 32 cs, 40 rflags, 48 rsp, 56 ss
+    "    mov 48(%rsp), %rbx",
+    "    sub $160, %rbx",
+    "    mov 24(%rsp), %rax",
+    "    mov %rax, 24(%rbx)",
+    "    mov 40(%rsp), %rax",
+    "    mov %rax, 16(%rbx)",
+    "    mov 8(%rsp), %rax",
+    "    mov %rax, 8(%rbx)",
+    "    mov (%rsp), %rax",
+    "    mov %rax, (%rbx)",
+    "    mov %rbx, 48(%rsp)",
+    "    lea vessel_apf_upcall(%rip), %rax",
+    "    mov %rax, 24(%rsp)",
+    "    mov %cr2, %rax",
+    "    pop %rbx",
+    "    add $16, %rsp",
+    "    iretq",
+    "2:  pop %rax",
+    "    pushq $14",
+    "    jmp vessel_fault_common",
+    // Every external interrupt (ring 0).
+    ".global vessel_irq_entry",
+    "vessel_irq_entry:",
+    "    push %rax",
+    "    push %rcx",
+    "    push %rdx",
+    "    mov {apf}+4(%rip), %eax",
+    "    test %eax, %eax",
+    "    jz 3f",
+    "    movl $0, {apf}+4(%rip)",
+    "    mov {apf}+64(%rip), %rcx",
+    "    mov %ecx, %edx",
+    "    and ${ringmask}, %edx",
+    "    push %rsi",
+    "    lea {apf}+72(%rip), %rsi",
+    "    mov %eax, (%rsi,%rdx,4)",
+    "    pop %rsi",
+    "    inc %rcx",
+    "    mov %rcx, {apf}+64(%rip)",
+    "    mov $0x4b564d07, %ecx",
+    "    mov $1, %eax",
+    "    xor %edx, %edx",
+    "    wrmsr",
+    "3:  mov $0x80b, %ecx",
+    "    xor %eax, %eax",
+    "    xor %edx, %edx",
+    "    wrmsr",
+    "    pop %rdx",
+    "    pop %rcx",
+    "    pop %rax",
+    "    iretq",
     ".popsection",
+    // CPL3 from here on.
+    ".pushsection .text.vessel_upcall,\"ax\"",
+    // Entered by iretq from vessel_pf_entry: rax = token, rsp -> [rbx, rax,
+    // rflags, rip] of the interrupted code, whose rsp was this + 160.
+    "vessel_apf_upcall:",
+    "    push %rcx",
+    "    push %rdx",
+    "    push %rsi",
+    "    push %rdi",
+    "    push %rbp",
+    "    push %r8",
+    "    push %r9",
+    "    push %r10",
+    "    push %r11",
+    "    push %r12",
+    "    push %r13",
+    "    push %r14",
+    "    push %r15",
+    "    mov %rsp, %rbx",
+    "    mov %eax, %r12d",
+    "    mov {xsize}(%rip), %rcx",
+    "    test %rcx, %rcx",
+    "    jz 5f",
+    "    sub %rcx, %rsp",
+    "    and $-64, %rsp",
+    "    xor %eax, %eax",
+    "    mov %rax, 512(%rsp)",
+    "    mov %rax, 520(%rsp)",
+    "    mov %rax, 528(%rsp)",
+    "    mov %rax, 536(%rsp)",
+    "    mov %rax, 544(%rsp)",
+    "    mov %rax, 552(%rsp)",
+    "    mov %rax, 560(%rsp)",
+    "    mov %rax, 568(%rsp)",
+    "    mov $-1, %eax",
+    "    mov $-1, %edx",
+    "    xsave64 (%rsp)",
+    "    mov %r12d, %edi",
+    "    call {park}",
+    "    mov $-1, %eax",
+    "    mov $-1, %edx",
+    "    xrstor64 (%rsp)",
+    "    jmp 6f",
+    "5:  sub $512, %rsp",
+    "    and $-16, %rsp",
+    "    fxsave64 (%rsp)",
+    "    mov %r12d, %edi",
+    "    call {park}",
+    "    fxrstor64 (%rsp)",
+    "6:  mov %rbx, %rsp",
+    "    pop %r15",
+    "    pop %r14",
+    "    pop %r13",
+    "    pop %r12",
+    "    pop %r11",
+    "    pop %r10",
+    "    pop %r9",
+    "    pop %r8",
+    "    pop %rbp",
+    "    pop %rdi",
+    "    pop %rsi",
+    "    pop %rdx",
+    "    pop %rcx",
+    "    pop %rbx",
+    "    pop %rax",
+    "    popfq",
+    "    ret $128",
+    // vessel_switch(save: *mut u64, to: u64): callee-saved switch.
+    ".global vessel_switch",
+    "vessel_switch:",
+    "    push %rbp",
+    "    push %rbx",
+    "    push %r12",
+    "    push %r13",
+    "    push %r14",
+    "    push %r15",
+    "    mov %rsp, (%rdi)",
+    "    mov %rsi, %rsp",
+    "    pop %r15",
+    "    pop %r14",
+    "    pop %r13",
+    "    pop %r12",
+    "    pop %rbx",
+    "    pop %rbp",
+    "    ret",
+    ".global vessel_task_trampoline",
+    "vessel_task_trampoline:",
+    "    mov %r12, %rdi",
+    "    call {task_main}",
+    "    ud2",
+    ".popsection",
+    apf = sym crate::apf::VESSEL_APF_SHARED,
+    ringmask = const crate::apf::RING - 1,
+    xsize = sym XSAVE_SIZE,
+    park = sym crate::apf::vessel_apf_park,
+    task_main = sym crate::task::vessel_task_main,
     start = sym crate::boot::vessel_rt_start,
     count = const EXCEPTION_VECTORS,
     stride = const STUB_STRIDE,
@@ -62,7 +243,8 @@ macro_rules! __vessel_header {
             ".quad vessel_vectors",
             ".quad {stride}",
             ".quad {sve}",
-            ".quad 0, 0, 0, 0",
+            ".quad vessel_irq_entry",
+            ".quad 0, 0, 0",
             ".popsection",
             magic = const $crate::abi::HEADER_MAGIC,
             version = const $crate::abi::ABI_VERSION,
@@ -95,3 +277,58 @@ pub fn cycles() -> u64 {
 
 /// Name of the architecture, for messages.
 pub const NAME: &str = "x86_64";
+
+extern "C" {
+    fn vessel_switch(save: *mut u64, to: u64);
+    fn vessel_task_trampoline();
+}
+
+/// Bytes `vessel_apf_upcall` needs for `xsave64` (0: use `fxsave64`).
+#[no_mangle]
+static mut XSAVE_SIZE: u64 = 0;
+
+/// Size the vector-state save area from CPUID (once, at boot, before any
+/// async page fault can arrive).
+pub fn init_apf_state() {
+    let osxsave = core::arch::x86_64::__cpuid(1).ecx & (1 << 27) != 0;
+    if osxsave {
+        // Leaf 0xd exists when XSAVE is enabled; ebx = size for XCR0 now.
+        let size = core::arch::x86_64::__cpuid_count(0xd, 0).ebx as u64;
+        // SAFETY: single vCPU, written at boot before the upcall can run.
+        unsafe { XSAVE_SIZE = size + 64 }
+    }
+}
+
+/// Switch stacks: save this context's stack pointer to `*save` and resume
+/// the context whose stack pointer is `to`.
+///
+/// # Safety
+/// `to` must be a stack pointer saved by `switch` or made by
+/// [`init_stack`], whose stack is still alive; `save` must stay valid until
+/// someone switches back.
+pub unsafe fn switch(save: *mut u64, to: u64) {
+    // SAFETY: the caller's contract.
+    unsafe { vessel_switch(save, to) }
+}
+
+/// Prepare a fresh stack (top 16-byte aligned) so that switching to the
+/// returned stack pointer calls `vessel_task_main(arg)` on it.
+pub fn init_stack(stack: &mut [u64], arg: u64) -> u64 {
+    let top = (stack.as_mut_ptr() as u64 + stack.len() as u64 * 8) & !15;
+    let sp = top - 56;
+    // Frame popped by vessel_switch: r15 r14 r13 r12 rbx rbp, then ret.
+    let words = [
+        0,
+        0,
+        0,
+        arg,
+        0,
+        0,
+        vessel_task_trampoline as *const () as u64,
+    ];
+    for (i, w) in words.iter().enumerate() {
+        // SAFETY: sp..top lies inside `stack` (56 bytes below its aligned top).
+        unsafe { ((sp + 8 * i as u64) as *mut u64).write(*w) };
+    }
+    sp
+}

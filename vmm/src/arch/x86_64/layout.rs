@@ -11,6 +11,8 @@
 //! 0x0020_0000  guest image (IMAGE_BASE), then heap
 //!   ...        per-vCPU stacks at the top of RAM, a guard page below each
 //! 0xc000_0000  doorbell page (no memory: stores exit to the launcher)
+//! 0x1_0000_0000  lazy regions (`--lazy`), 2 MiB apart, read-only for
+//!   ...          the guest, own memslots, filled on first touch; 64 GiB at most
 //! ```
 
 pub const GDT: u64 = 0x1000;
@@ -22,6 +24,13 @@ pub const RING0_STACK_SIZE: u64 = 0x4000;
 pub const PAGE_TABLES: u64 = 0xa_0000;
 pub const BOOT_AREA: u64 = 0x10_0000;
 pub const SYSTEM_END: u64 = BOOT_AREA;
+/// Lazy regions live in `[LAZY_BASE, LAZY_LIMIT)`, each starting `LAZY_ALIGN` aligned.
+pub const LAZY_BASE: u64 = 0x1_0000_0000;
+pub const LAZY_LIMIT: u64 = LAZY_BASE + (64 << 30);
+pub const LAZY_ALIGN: u64 = 0x20_0000;
+/// Vector of the launcher's wake-up MSI (timed Wait): any vector >= 32 goes
+/// to the guest's one interrupt stub, which only EOIs when no token is set.
+pub const WAKE_VECTOR: u32 = 0x41;
 /// One vCPU's TSS must fit in the TSS page, its stack below the page tables.
 pub const MAX_VCPUS: u32 = 32;
 

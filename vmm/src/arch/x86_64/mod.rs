@@ -77,8 +77,16 @@ pub fn create_devices(vm: &VmFd) -> Result<()> {
     }
 }
 
-/// Write GDT, TSSs, IDT and page tables into guest memory.
-pub fn setup_memory(ram: &GuestRam, l: &Layout, image: &GuestImage) -> Result<()> {
+pub use layout::{LAZY_ALIGN, LAZY_BASE, LAZY_LIMIT};
+
+/// Write GDT, TSSs, IDT and page tables into guest memory. `lazy` lists the
+/// `(guest address, bytes)` of each lazy region, mapped read-only.
+pub fn setup_memory(
+    ram: &GuestRam,
+    l: &Layout,
+    image: &GuestImage,
+    lazy: &[(u64, u64)],
+) -> Result<()> {
     let mut gdt: Vec<u64> = gdt_fixed().to_vec();
     for i in 0..l.vcpus as u64 {
         let tss_base = TSS + i * TSS_STRIDE;
@@ -110,6 +118,9 @@ pub fn setup_memory(ram: &GuestRam, l: &Layout, image: &GuestImage) -> Result<()
                 ist,
                 0,
             ));
+        } else if h.irq_entry != 0 {
+            // Every external interrupt goes to the guest's one IRQ stub.
+            idt.extend_from_slice(&interrupt_gate(h.irq_entry, 0, 0));
         } else {
             idt.extend_from_slice(&[0, 0]);
         }
@@ -127,6 +138,9 @@ pub fn setup_memory(ram: &GuestRam, l: &Layout, image: &GuestImage) -> Result<()
     }
     pt.map(at, l.ram_end, WRITABLE | USER)?;
     pt.map(abi::DOORBELL, abi::DOORBELL + 0x20_0000, WRITABLE | USER)?;
+    for &(gpa, len) in lazy {
+        pt.map(gpa, gpa + len, USER)?;
+    }
     pt.write(ram)?;
     Ok(())
 }
@@ -191,7 +205,12 @@ pub fn setup_vcpu(
     sregs.cr4 = (1 << 5) | (1 << 9) | (1 << 10) | if has_xsave { 1 << 18 } else { 0 };
     // LME | LMA
     sregs.efer = (1 << 8) | (1 << 10);
+    // LAPIC enabled in x2APIC mode (BSP): the guest's interrupt stub EOIs
+    // with one wrmsr, no MMIO page needed.
+    sregs.apic_base = 0xfee0_0000 | (1 << 11) | (1 << 10) | if id == 0 { 1 << 8 } else { 0 };
     vcpu.set_sregs(&sregs).kvm("KVM_SET_SREGS")?;
+    // Spurious-interrupt vector register: APIC software-enabled, vector 0xff.
+    set_msrs(vcpu, &[(X2APIC_SVR, 0x1ff)], "x2APIC SVR")?;
 
     if has_xsave && kvm.check_extension_raw(kvm_bindings::KVM_CAP_XCRS.into()) > 0 {
         let host = leaf(0xd, 0)
@@ -211,7 +230,9 @@ pub fn setup_vcpu(
         rip: entry,
         rsp: stack_top,
         rdi: boot,
-        rflags: 0x2,
+        // IF=1: CPL3 code cannot change IF, and "page ready" / wake-up
+        // interrupts must reach the guest's stub.
+        rflags: 0x202,
         ..Default::default()
     };
     vcpu.set_regs(&regs).kvm("KVM_SET_REGS")?;
@@ -386,6 +407,88 @@ pub const CAPS: &[CapInfo] = &[
         "guest clock rate in BootInfo",
     ),
 ];
+
+const X2APIC_SVR: u32 = 0x80f;
+const MSR_KVM_ASYNC_PF_EN: u32 = 0x4b56_4d02;
+const MSR_KVM_ASYNC_PF_INT: u32 = 0x4b56_4d06;
+const KVM_ASYNC_PF_ENABLED: u64 = 1 << 0;
+const KVM_ASYNC_PF_DELIVERY_AS_INT: u64 = 1 << 3;
+const KVM_CPUID_FEATURES: u32 = 0x4000_0001;
+const KVM_FEATURE_ASYNC_PF: u32 = 1 << 4;
+const KVM_FEATURE_ASYNC_PF_INT: u32 = 1 << 14;
+
+fn set_msrs(vcpu: &VcpuFd, msrs: &[(u32, u64)], what: &str) -> Result<()> {
+    let entries: Vec<kvm_bindings::kvm_msr_entry> = msrs
+        .iter()
+        .map(|&(index, data)| kvm_bindings::kvm_msr_entry {
+            index,
+            data,
+            ..Default::default()
+        })
+        .collect();
+    let m = kvm_bindings::Msrs::from_entries(&entries)
+        .map_err(|e| Error::Other(format!("building KVM_SET_MSRS for {what}: {e:?}")))?;
+    let n = vcpu.set_msrs(&m).kvm(&format!("KVM_SET_MSRS ({what})"))?;
+    if n != msrs.len() {
+        return Err(Error::Other(format!(
+            "KVM_SET_MSRS ({what}) set {n} of {} MSRs (first refused: {:#x})",
+            msrs.len(),
+            msrs[n].0
+        )));
+    }
+    Ok(())
+}
+
+/// Whether this host gives KVM async page faults with interrupt delivery:
+/// both capabilities, and both paravirt CPUID bits KVM supports.
+pub fn async_pf_supported(kvm: &Kvm) -> bool {
+    let cap = |c: u32| kvm.check_extension_raw(c.into()) == 1;
+    if !cap(kvm_bindings::KVM_CAP_ASYNC_PF) || !cap(kvm_bindings::KVM_CAP_ASYNC_PF_INT) {
+        return false;
+    }
+    let Ok(cpuid) = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES) else {
+        return false;
+    };
+    let want = KVM_FEATURE_ASYNC_PF | KVM_FEATURE_ASYNC_PF_INT;
+    cpuid
+        .as_slice()
+        .iter()
+        .any(|e| e.function == KVM_CPUID_FEATURES && e.eax & want == want)
+}
+
+/// Serve `Call::ApfEnable`: point KVM's async-PF MSRs at the guest's area.
+/// The area and vector were checked by the caller.
+pub fn apf_enable(vcpu: &VcpuFd, area: u64, vector: u32) -> Result<()> {
+    set_msrs(
+        vcpu,
+        &[
+            (MSR_KVM_ASYNC_PF_INT, vector as u64),
+            (
+                MSR_KVM_ASYNC_PF_EN,
+                area | KVM_ASYNC_PF_ENABLED | KVM_ASYNC_PF_DELIVERY_AS_INT,
+            ),
+        ],
+        "async page faults",
+    )
+}
+
+/// Wake a halted vCPU 0 from any thread: an MSI on [`layout::WAKE_VECTOR`].
+pub fn wake(vm: &VmFd) -> Result<()> {
+    let msi = kvm_bindings::kvm_msi {
+        address_lo: 0xfee0_0000,
+        data: layout::WAKE_VECTOR,
+        ..Default::default()
+    };
+    vm.signal_msi(msi).kvm("KVM_SIGNAL_MSI").map(|_| ())
+}
+
+/// Make a halted vCPU runnable again (a Wait whose timeout passed).
+pub fn unhalt(vcpu: &VcpuFd) -> Result<()> {
+    let mp = kvm_bindings::kvm_mp_state {
+        mp_state: kvm_bindings::KVM_MP_STATE_RUNNABLE,
+    };
+    vcpu.set_mp_state(mp).kvm("KVM_SET_MP_STATE(RUNNABLE)")
+}
 
 /// Halt the vCPU until an interrupt arrives (the "wait" hypercall).
 pub fn halt(vcpu: &VcpuFd) -> Result<()> {

@@ -1,0 +1,147 @@
+//! Sums every byte of a lazily loaded region with N tasks.
+//!
+//! `lazyscan --lazy data=FILE [--lazy-latency MS] [-- --tasks N] [--region NAME]
+//! [--storm] [--sleep-ms MS]`
+//!
+//! Each task sums its share of the bytes (unsigned); the last line printed is
+//! the total as a u64. Earlier lines: `apf: enabled=.. not_present=..
+//! ready=.. unmatched=.. duplicate=..` and the elapsed time.
+//! `--storm`: every task first touches one byte in each of its pages, all
+//! tasks at once, before summing (every page faults "at the same time").
+//! `--sleep-ms MS`: one extra task sleeps that long (timer wake-ups while
+//! other tasks are parked).
+//! `--passes K`: after the first (faulting) pass, sum everything K-1 more
+//! times with populated pages and print `steady_us=` for those passes (the
+//! no-fault cost of the runtime).
+//! `--write`: store to the (read-only) region: must end as a guest fault.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use guest_rt::{println, task};
+
+guest_rt::entry!(async main);
+
+const PAGE: usize = 4096;
+
+fn arg_after(args: &[&str], flag: &str) -> Option<&'static str> {
+    let i = args.iter().position(|a| *a == flag)?;
+    guest_rt::env::args().nth(i + 1)
+}
+
+async fn main() -> i32 {
+    let args: Vec<&str> = guest_rt::env::args().collect();
+    let tasks: usize = arg_after(&args, "--tasks")
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(16);
+    let name = arg_after(&args, "--region").unwrap_or("data");
+    let storm = args.contains(&"--storm");
+    let sleep_ms: Option<u64> = arg_after(&args, "--sleep-ms").and_then(|v| v.parse().ok());
+    let Some(data) = guest_rt::env::lazy_region(name) else {
+        guest_rt::eprintln!("lazyscan: no lazy region named `{name}` (give --lazy {name}=FILE)");
+        return 2;
+    };
+    if args.contains(&"--write") {
+        let p = data.as_ptr() as *mut u8;
+        // SAFETY: deliberately not safe: the region is mapped read-only and
+        // this store must raise a (genuine, fatal) page fault.
+        unsafe { p.write_volatile(1) };
+        return 4;
+    }
+    let passes: u32 = arg_after(&args, "--passes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let start = guest_rt::time::Instant::now();
+    let pages = data.len().div_ceil(PAGE);
+    let per = pages.div_ceil(tasks);
+    let (tx, mut rx) = task::channel::<(usize, u64)>();
+    let mut handles = Vec::new();
+    for i in 0..tasks {
+        let lo = (i * per * PAGE).min(data.len());
+        let hi = ((i + 1) * per * PAGE).min(data.len());
+        let part: &'static [u8] = &data[lo..hi];
+        let tx = tx.clone();
+        handles.push(task::spawn(async move {
+            if storm {
+                // Touch one byte per page so each task faults at once.
+                let mut s = 0u8;
+                for p in part.iter().step_by(PAGE) {
+                    // SAFETY: reading a byte of the mapped region; volatile so
+                    // the touch is not optimised away.
+                    s = s.wrapping_add(unsafe { core::ptr::read_volatile(p) });
+                }
+                core::hint::black_box(s);
+                task::yield_now().await;
+            }
+            let sum: u64 = part.iter().map(|&b| b as u64).sum();
+            tx.send((i, sum));
+            sum
+        }));
+    }
+    drop(tx);
+    if let Some(ms) = sleep_ms {
+        handles.push(task::spawn(async move {
+            task::sleep(core::time::Duration::from_millis(ms)).await;
+            0
+        }));
+    }
+    let mut via_channel = 0u64;
+    let mut received = 0;
+    while let Some((_, s)) = rx.recv().await {
+        via_channel += s;
+        received += 1;
+    }
+    let mut total = 0u64;
+    for h in handles {
+        total += h.await;
+    }
+    if received != tasks || via_channel != total {
+        guest_rt::eprintln!(
+            "lazyscan: channel saw {received} sums totalling {via_channel}, joins {total}"
+        );
+        return 3;
+    }
+    if passes > 1 {
+        let t = guest_rt::time::Instant::now();
+        for _ in 1..passes {
+            let again = scan(data, tasks).await;
+            if again != total {
+                guest_rt::eprintln!("lazyscan: pass sum {again} != {total}");
+                return 3;
+            }
+        }
+        println!("steady_us={}", t.elapsed().as_micros());
+    }
+    let st = guest_rt::apf::stats();
+    println!(
+        "apf: enabled={} not_present={} ready={} wake_all={} unmatched={} duplicate={} waited_in_place={} max_outstanding={}",
+        st.enabled, st.not_present, st.ready, st.wake_all, st.unmatched, st.duplicate, st.waited_in_place, st.max_outstanding
+    );
+    println!(
+        "bytes={} tasks={} elapsed_ms={}",
+        data.len(),
+        tasks,
+        start.elapsed().as_millis()
+    );
+    println!("{total}");
+    0
+}
+
+/// One more pass of the same work with `tasks` tasks; returns the total.
+async fn scan(data: &'static [u8], tasks: usize) -> u64 {
+    let per = data.len().div_ceil(tasks);
+    let handles: Vec<_> = (0..tasks)
+        .map(|i| {
+            let part = &data[(i * per).min(data.len())..((i + 1) * per).min(data.len())];
+            task::spawn(async move { part.iter().map(|&b| b as u64).sum::<u64>() })
+        })
+        .collect();
+    let mut total = 0;
+    for h in handles {
+        total += h.await;
+    }
+    total
+}
