@@ -280,15 +280,26 @@ impl Drop for Watchdog {
     }
 }
 
-/// Sends the wake-up MSI when a timed Wait runs out.
+/// Sends the wake-up MSI when a timed Wait runs out. Its thread starts at
+/// the first timed wait, so guests that never sleep don't pay for it.
 struct WakeTimer {
+    vm: Arc<kvm_ioctls::VmFd>,
     tx: Option<mpsc::Sender<Instant>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl WakeTimer {
-    fn start(vm: Arc<kvm_ioctls::VmFd>) -> Result<WakeTimer> {
+    fn new(vm: Arc<kvm_ioctls::VmFd>) -> WakeTimer {
+        WakeTimer {
+            vm,
+            tx: None,
+            thread: None,
+        }
+    }
+
+    fn start(&mut self) -> Result<()> {
         let (tx, rx) = mpsc::channel::<Instant>();
+        let vm = self.vm.clone();
         let thread = std::thread::Builder::new()
             .name("vessel-wake".into())
             .stack_size(64 << 10)
@@ -311,16 +322,19 @@ impl WakeTimer {
                 }
             })
             .map_err(|e| Error::Other(format!("cannot start the wake-up thread: {e}")))?;
-        Ok(WakeTimer {
-            tx: Some(tx),
-            thread: Some(thread),
-        })
+        self.tx = Some(tx);
+        self.thread = Some(thread);
+        Ok(())
     }
 
-    fn arm(&self, after: Duration) {
+    fn arm(&mut self, after: Duration) -> Result<()> {
+        if self.tx.is_none() {
+            self.start()?;
+        }
         if let Some(tx) = &self.tx {
             let _ = tx.send(Instant::now() + after);
         }
+        Ok(())
     }
 }
 
@@ -420,7 +434,7 @@ impl<'a> Vm<'a> {
         arch::setup_memory(&ram, &layout, image, &lazy_map)?;
         let vcpu = vm.create_vcpu(0).kvm("KVM_CREATE_VCPU")?;
         let mut features = 0;
-        if cfg.async_pf && arch::async_pf_supported(kvm) {
+        if cfg.async_pf && !planned.is_empty() && arch::async_pf_supported(kvm, cpu) {
             features |= vessel_abi::features::ASYNC_PF;
         }
         let lazy_info: Vec<(String, u64, u64)> = planned
@@ -442,7 +456,7 @@ impl<'a> Vm<'a> {
             image,
             ram,
             lazy,
-            waker: WakeTimer::start(vm.clone())?,
+            waker: WakeTimer::new(vm.clone()),
             _vm: vm,
             vcpu,
             timeout: cfg.timeout,
@@ -497,7 +511,7 @@ impl<'a> Vm<'a> {
                                         None
                                     } else {
                                         if timeout_ns != u64::MAX {
-                                            self.waker.arm(Duration::from_nanos(timeout_ns));
+                                            self.waker.arm(Duration::from_nanos(timeout_ns))?;
                                         }
                                         arch::halt(&self.vcpu)?;
                                         None

@@ -441,14 +441,11 @@ fn set_msrs(vcpu: &VcpuFd, msrs: &[(u32, u64)], what: &str) -> Result<()> {
 
 /// Whether this host gives KVM async page faults with interrupt delivery:
 /// both capabilities, and both paravirt CPUID bits KVM supports.
-pub fn async_pf_supported(kvm: &Kvm) -> bool {
+pub fn async_pf_supported(kvm: &Kvm, cpuid: &HostCpu) -> bool {
     let cap = |c: u32| kvm.check_extension_raw(c.into()) == 1;
     if !cap(kvm_bindings::KVM_CAP_ASYNC_PF) || !cap(kvm_bindings::KVM_CAP_ASYNC_PF_INT) {
         return false;
     }
-    let Ok(cpuid) = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES) else {
-        return false;
-    };
     let want = KVM_FEATURE_ASYNC_PF | KVM_FEATURE_ASYNC_PF_INT;
     cpuid
         .as_slice()
