@@ -14,6 +14,7 @@ use crate::elf::GuestImage;
 use crate::error::{Error, KvmContext, Result};
 use crate::hypercall::{self, HostIo, Served};
 use crate::memory::GuestRam;
+use crate::sve::SveRequest;
 
 /// What the doorbell page's addresses mean.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +40,10 @@ pub struct VmConfig {
     pub env: Vec<String>,
     /// Size of each vCPU's stack.
     pub stack_size: u64,
+    /// SVE for the guest (arm64): overrides the app's GuestHeader request.
+    pub sve: Option<SveRequest>,
+    /// Print each vCPU's vector registers (arm64: Z/P/FFR) when the guest ends.
+    pub dump_regs: bool,
 }
 
 impl Default for VmConfig {
@@ -50,6 +55,8 @@ impl Default for VmConfig {
             args: vec![],
             env: vec![],
             stack_size: 1 << 20,
+            sve: None,
+            dump_regs: false,
         }
     }
 }
@@ -213,7 +220,8 @@ impl Watchdog {
         vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
             .map_err(|e| Error::Other(format!("cannot install the timeout signal handler: {e}")))?;
         // SAFETY: pthread_self has no preconditions.
-        let target = unsafe { libc::pthread_self() };
+        // Carried as an integer: pthread_t is a pointer on musl (not Send).
+        let target = unsafe { libc::pthread_self() } as usize;
         let (tx, rx) = mpsc::channel::<()>();
         let f = fired.clone();
         let thread = std::thread::Builder::new()
@@ -228,7 +236,7 @@ impl Watchdog {
                 loop {
                     // SAFETY: `target` is the vCPU thread, alive until it
                     // drops the Watchdog, which ends this loop first.
-                    unsafe { libc::pthread_kill(target, kick_signal()) };
+                    unsafe { libc::pthread_kill(target as libc::pthread_t, kick_signal()) };
                     if rx.recv_timeout(Duration::from_millis(5))
                         != Err(mpsc::RecvTimeoutError::Timeout)
                     {
@@ -267,6 +275,8 @@ pub struct Vm<'a> {
     image: &'a GuestImage,
     timeout: Option<Duration>,
     features: u64,
+    vector_bits: u32,
+    dump_regs: bool,
 }
 
 impl<'a> Vm<'a> {
@@ -290,7 +300,14 @@ impl<'a> Vm<'a> {
             }
         }
         let ram = GuestRam::new(layout.ram_base, cfg.mem_size)?;
-        let vm = arch::create_vm(kvm)?;
+        // An explicit request wins; else the app's header asks (arm64 only).
+        let sve = match (cfg.sve, image.header.sve_bits) {
+            (Some(r), _) => Some(r),
+            (None, 0) => None,
+            (None, _) if !arch::HAS_SVE => None,
+            (None, bits) => Some(SveRequest::from_header(bits)),
+        };
+        let vm = arch::create_vm(kvm, &layout)?;
         let region = kvm_userspace_memory_region {
             slot: 0,
             flags: 0,
@@ -304,17 +321,31 @@ impl<'a> Vm<'a> {
         image.load(&ram)?;
         arch::setup_memory(&ram, &layout, image)?;
         let vcpu = vm.create_vcpu(0).kvm("KVM_CREATE_VCPU")?;
-        let features = 0;
+        // Every vCPU must get the same SVE set (one vCPU for now; the check
+        // is here for when there are more).
+        let mut first_set = None;
+        let granted = arch::init_vcpu(kvm, &vm, &vcpu, sve)?;
+        if let Some((_, set)) = granted {
+            if *first_set.get_or_insert(set) != set {
+                return Err(Error::Other("vCPUs got different SVE length sets".into()));
+            }
+        }
+        let vector_bits = granted.map(|g| g.0).unwrap_or(0);
+        let features = if vector_bits > 0 {
+            vessel_abi::features::SVE
+        } else {
+            0
+        };
         let params = BootParams {
             args: &cfg.args,
             env: &cfg.env,
             features,
-            vector_bits: 0,
+            vector_bits: vector_bits as u64,
             counter_khz: arch::counter_khz(&vcpu),
             lazy: &[],
         };
         let boot_addr = boot::write(&ram, &layout, &params)?;
-        arch::setup_vcpu(kvm, &vcpu, 0, &layout, image.entry, boot_addr)?;
+        arch::setup_vcpu(kvm, &vcpu, 0, &layout, image, boot_addr, vector_bits)?;
         Ok(Vm {
             image,
             ram,
@@ -322,11 +353,26 @@ impl<'a> Vm<'a> {
             vcpu,
             timeout: cfg.timeout,
             features,
+            vector_bits,
+            dump_regs: cfg.dump_regs,
         })
+    }
+
+    /// SVE vector length granted to the guest in bits (0: none).
+    pub fn vector_bits(&self) -> u32 {
+        self.vector_bits
     }
 
     /// Run the guest until it exits, crashes or times out.
     pub fn run(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {
+        let outcome = self.run_inner(io);
+        if self.dump_regs {
+            eprint!("{}", arch::dump_regs(&self.vcpu, 0, self.vector_bits));
+        }
+        outcome
+    }
+
+    fn run_inner(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {
         let start = Instant::now();
         let watchdog = Watchdog::start(self.timeout)?;
         let mut ctx = hypercall::Ctx {

@@ -95,3 +95,11 @@ pub fn cycles() -> u64 {
 
 /// Name of the architecture, for messages.
 pub const NAME: &str = "x86_64";
+
+/// Called once at boot with the checked BootInfo; nothing to do on x86_64.
+pub(crate) fn init(_b: &vessel_abi::BootInfo) {}
+
+/// SVE is an arm64 extension: always None here.
+pub fn sve_vector_bits() -> Option<u32> {
+    None
+}
