@@ -1,0 +1,329 @@
+//! Vector compute kernels, checked in the guest against scalar references.
+//!
+//! `vector [--isa NAME | --all]`: runs five kernels (dot, saxpy, sum, matmul,
+//! gather) with one ISA (default: the best the machine offers) or with every
+//! available ISA, prints one line per kernel and a final summary, and exits
+//! 0 when every result matches its reference, 1 on any mismatch, 2 on a bad
+//! argument (unknown ISA), 3 when the requested ISA is not available here.
+//!
+//! ISAs: x86_64 `scalar`, `sse2`, `avx2`, `avx512` (chosen from CPUID and
+//! XCR0, see `x86.rs`); arm64 `scalar`, `sve` (vector-length agnostic, the
+//! length read with `rdvl`; see `sve.rs`). Without SVE, arm64 falls back to
+//! scalar and says so.
+//!
+//! Checking: data are dyadic (multiples of 1/8 in [-4, 4], alpha = 0.375),
+//! so every product and partial sum is exactly representable in f32 and the
+//! float kernels give the exact result in any summation order, FMA or not.
+//! The float comparison still uses a relative tolerance, [`F32_REL_TOL`]
+//! (|got - want| <= F32_REL_TOL * max(|want|, 1)), so that changing the data
+//! to general floats does not break it; integer kernels (sum, gather)
+//! compare exactly. Sizes (n = 4099, matmul 67x67x67) are not multiples of
+//! any vector length, so every tail path runs.
+//!
+//! # Adding a kernel
+//!
+//! 1. Add a field (a safe `fn` type) to [`kernels::Kernels`] and its plain
+//!    Rust version to `kernels::SCALAR`.
+//! 2. x86_64: write one `global_asm!` function per ISA in `x86.rs` (C ABI,
+//!    caller-saved registers only, scalar or masked tail, `vzeroupper` for
+//!    AVX), declare it in the `extern "C"` block, and add a safe wrapper
+//!    that checks slice lengths to the `isa_table!` macro.
+//! 3. arm64: the same in `sve.rs` with a `whilelo`/predicated loop.
+//! 4. Here: add a reference implementation (in f64 or exact integers), a
+//!    `Case` in [`run_isa`] that generates data with [`Rng`], runs the
+//!    kernel once for the check and `reps` times for the timing, and
+//!    compares with [`check_f32`] / exact equality.
+//! 5. Add the kernel's name to `KERNELS` in tests/vector.rs.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod kernels;
+#[cfg(target_arch = "aarch64")]
+mod sve;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use alloc::{string::String, vec, vec::Vec};
+use guest_rt::{eprintln, println, time::Instant};
+use kernels::Kernels;
+
+// Ask the launcher for the largest SVE vector length on arm64 (no effect on x86_64).
+guest_rt::entry!(main, sve = max);
+
+/// Relative tolerance for float results (see the module comment).
+pub const F32_REL_TOL: f64 = 1e-6;
+
+const N: usize = 4099;
+const MM: usize = 67;
+const TABLE: usize = 1031;
+const ALPHA: f32 = 0.375;
+
+/// SplitMix64: deterministic data, no host randomness.
+pub struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// A multiple of 1/8 in [-4, 4].
+    fn dyadic(&mut self) -> f32 {
+        ((self.next() % 65) as i32 - 32) as f32 / 8.0
+    }
+    fn f32s(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.dyadic()).collect()
+    }
+}
+
+// ------------------------------------------------------------ references ---
+
+fn ref_dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+}
+fn ref_saxpy(alpha: f32, x: &[f32], y: &[f32]) -> Vec<f64> {
+    x.iter()
+        .zip(y)
+        .map(|(&x, &y)| alpha as f64 * x as f64 + y as f64)
+        .collect()
+}
+fn ref_sum(a: &[i32]) -> i32 {
+    a.iter().fold(0i32, |s, &v| s.wrapping_add(v))
+}
+fn ref_matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut c = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            c[i * n + j] = (0..k)
+                .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
+                .sum();
+        }
+    }
+    c
+}
+fn ref_gather(table: &[i32], idx: &[u32]) -> Vec<i32> {
+    idx.iter().map(|&i| table[i as usize]).collect()
+}
+
+/// First index where `got` is not within [`F32_REL_TOL`] of `want`.
+fn check_f32(got: &[f32], want: &[f64]) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(alloc::format!("length {} != {}", got.len(), want.len()));
+    }
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let tol = F32_REL_TOL * if w.abs() > 1.0 { w.abs() } else { 1.0 };
+        let d = g as f64 - w;
+        if !(d.abs() <= tol) {
+            return Err(alloc::format!("[{i}]: got {g} want {w}"));
+        }
+    }
+    Ok(())
+}
+fn check_i32(got: &[i32], want: &[i32]) -> Result<(), String> {
+    match got.iter().zip(want).position(|(g, w)| g != w) {
+        Some(i) => Err(alloc::format!("[{i}]: got {} want {}", got[i], want[i])),
+        None if got.len() != want.len() => Err(String::from("length differs")),
+        None => Ok(()),
+    }
+}
+
+/// Time `reps` runs of `f`; returns nanoseconds (at least 1).
+fn time(reps: u32, mut f: impl FnMut()) -> u64 {
+    let t = Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    (t.elapsed().as_nanos() as u64).max(1)
+}
+
+/// Runs every kernel of `k`; returns the number of failures.
+fn run_isa(k: &Kernels) -> u32 {
+    let mut rng = Rng(0x5eed_0f_7e55e1);
+    let mut failures = 0;
+    // Scalar on x86_64-unknown-none is soft-float: fewer repetitions.
+    let reps: u32 = if k.isa == "scalar" { 3 } else { 50 };
+    let mut report =
+        |name: &str, n: usize, res: Result<(), String>, ops: u64, ns: u64, unit: &str| {
+            let rate = ops as f64 * reps as f64 * 1e3 / ns as f64;
+            match res {
+                Ok(()) => println!(
+                    "{name:<7} isa={} vl={} n={n} ok {rate:.1} {unit}",
+                    k.isa, k.vl_bits
+                ),
+                Err(e) => {
+                    failures += 1;
+                    println!("{name:<7} isa={} vl={} n={n} FAIL", k.isa, k.vl_bits);
+                    eprintln!("vector: kernel {name} failed with isa={}: {e}", k.isa);
+                }
+            }
+        };
+
+    // dot
+    let a = rng.f32s(N);
+    let b = rng.f32s(N);
+    let got = (k.dot)(&a, &b);
+    let res = check_f32(&[got], &[ref_dot(&a, &b)]);
+    let ns = time(reps, || {
+        core::hint::black_box((k.dot)(core::hint::black_box(&a), &b));
+    });
+    report("dot", N, res, 2 * N as u64, ns, "Mflop/s");
+
+    // saxpy
+    let x = rng.f32s(N);
+    let y0 = rng.f32s(N);
+    let mut y = y0.clone();
+    (k.saxpy)(ALPHA, &x, &mut y);
+    let res = check_f32(&y, &ref_saxpy(ALPHA, &x, &y0));
+    let mut yt = y0.clone();
+    let ns = time(reps, || {
+        (k.saxpy)(ALPHA, core::hint::black_box(&x), &mut yt)
+    });
+    report("saxpy", N, res, 2 * N as u64, ns, "Mflop/s");
+
+    // sum (wrapping i32: exact in any order)
+    let v: Vec<i32> = (0..N).map(|_| rng.next() as i32).collect();
+    let res = check_i32(&[(k.sum)(&v)], &[ref_sum(&v)]);
+    let ns = time(reps, || {
+        core::hint::black_box((k.sum)(core::hint::black_box(&v)));
+    });
+    report("sum", N, res, N as u64, ns, "Mop/s");
+
+    // matmul MM x MM x MM
+    let ma = rng.f32s(MM * MM);
+    let mb = rng.f32s(MM * MM);
+    let mut mc = vec![f32::NAN; MM * MM];
+    (k.matmul)(&ma, &mb, &mut mc, MM, MM, MM);
+    let res = check_f32(&mc, &ref_matmul(&ma, &mb, MM, MM, MM));
+    let mreps = if k.isa == "scalar" { 1 } else { reps };
+    let ns = time(mreps, || {
+        (k.matmul)(core::hint::black_box(&ma), &mb, &mut mc, MM, MM, MM)
+    }) * reps as u64
+        / mreps as u64;
+    report("matmul", MM, res, 2 * (MM * MM * MM) as u64, ns, "Mflop/s");
+
+    // gather
+    let table: Vec<i32> = (0..TABLE).map(|_| rng.next() as i32).collect();
+    let idx: Vec<u32> = (0..N).map(|_| (rng.next() % TABLE as u64) as u32).collect();
+    let mut out = vec![0i32; N];
+    (k.gather)(&table, &idx, &mut out);
+    let res = check_i32(&out, &ref_gather(&table, &idx));
+    let ns = time(reps, || {
+        (k.gather)(&table, core::hint::black_box(&idx), &mut out)
+    });
+    report("gather", N, res, N as u64, ns, "Melem/s");
+
+    if failures == 0 {
+        println!(
+            "vector: all kernels ok (isa={}, vl={} bits)",
+            k.isa, k.vl_bits
+        );
+    }
+    failures
+}
+
+// ------------------------------------------------------- ISA selection ---
+
+/// What this machine can run, best last.
+#[cfg(target_arch = "x86_64")]
+fn available() -> Vec<&'static Kernels> {
+    let f = x86::features();
+    println!(
+        "vector: x86_64 sse2={} avx2={} avx512f={} xcr0={:#x}",
+        f.sse2, f.avx2, f.avx512f, f.xcr0
+    );
+    x86::available()
+        .into_iter()
+        .filter_map(x86::kernels)
+        .collect()
+}
+#[cfg(target_arch = "x86_64")]
+use x86::KNOWN;
+
+/// SVE vector length in bits, or None when this VM has no SVE. Kept behind
+/// this one function so the source of truth (guest-rt's feature bits and
+/// `rdvl`) can change in one place.
+#[cfg(target_arch = "aarch64")]
+fn sve_bits() -> Option<u32> {
+    if guest_rt::env::features() & guest_rt::abi::features::SVE == 0 {
+        return None;
+    }
+    // SAFETY: the launcher enabled SVE for this VM (feature bit above).
+    Some(unsafe { sve::rdvl_bits() })
+}
+#[cfg(target_arch = "aarch64")]
+fn available() -> Vec<&'static Kernels> {
+    let mut v: Vec<&'static Kernels> = vec![&kernels::SCALAR];
+    match sve_bits() {
+        // SAFETY: SVE is enabled (sve_bits returned Some).
+        Some(bits) => v.push(alloc::boxed::Box::leak(alloc::boxed::Box::new(unsafe {
+            sve::kernels(bits)
+        }))),
+        None => println!("vector: SVE absent in this VM; falling back to scalar"),
+    }
+    v
+}
+#[cfg(target_arch = "aarch64")]
+use sve::KNOWN;
+
+fn main() -> i32 {
+    let args: Vec<&str> = guest_rt::env::args().skip(1).collect();
+    let mut isa: Option<&str> = None;
+    let mut all = false;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i] {
+            "--all" => all = true,
+            "--isa" if i + 1 < args.len() => {
+                i += 1;
+                isa = Some(args[i]);
+            }
+            a if a.starts_with("--isa=") => isa = Some(&a[6..]),
+            "-h" | "--help" => {
+                println!("usage: vector [--isa {} | --all]", KNOWN.join("|"));
+                return 0;
+            }
+            other => {
+                eprintln!(
+                    "vector: unknown argument `{other}` (usage: vector [--isa {} | --all])",
+                    KNOWN.join("|")
+                );
+                return 2;
+            }
+        }
+        i += 1;
+    }
+    if let Some(name) = isa {
+        if !KNOWN.contains(&name) {
+            eprintln!(
+                "vector: unknown --isa `{name}` (expected one of: {})",
+                KNOWN.join(", ")
+            );
+            return 2;
+        }
+    }
+    let avail = available();
+    let chosen: Vec<&Kernels> = match (all, isa) {
+        (true, _) => avail,
+        (false, Some(name)) => match avail.iter().find(|k| k.isa == name) {
+            Some(k) => vec![*k],
+            None => {
+                let names: Vec<&str> = avail.iter().map(|k| k.isa).collect();
+                eprintln!(
+                    "vector: isa `{name}` is not available on this machine (available: {})",
+                    names.join(", ")
+                );
+                return 3;
+            }
+        },
+        (false, None) => vec![*avail.last().expect("scalar is always available")],
+    };
+    let failures: u32 = chosen.iter().map(|k| run_isa(k)).sum();
+    if failures > 0 {
+        eprintln!("vector: {failures} kernel(s) FAILED");
+        return 1;
+    }
+    0
+}

@@ -1,0 +1,158 @@
+//! Boots the `vector` app with each ISA the host supports and checks that
+//! every kernel matched its scalar reference.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const KERNELS: &[&str] = &["dot", "saxpy", "sum", "matmul", "gather"];
+
+fn vessel_dir() -> PathBuf {
+    match std::env::var_os("VESSEL_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/vessel"),
+    }
+}
+
+/// Runs the packed app, or None (with a printed reason) when there is no KVM.
+fn run(args: &[&str]) -> Option<Output> {
+    if !std::path::Path::new("/dev/kvm").exists() {
+        eprintln!("skipping: /dev/kvm is missing");
+        return None;
+    }
+    let exe = vessel_dir().join("vector");
+    assert!(
+        exe.exists(),
+        "{} missing: run `cargo xtask build` first",
+        exe.display()
+    );
+    Some(
+        Command::new(&exe)
+            .args(args)
+            .output()
+            .expect("running vector"),
+    )
+}
+
+fn cpu_has(flag: &str) -> bool {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|s| {
+            s.lines()
+                .filter(|l| l.starts_with("flags"))
+                .any(|l| l.split_whitespace().any(|w| w == flag))
+        })
+        .unwrap_or(false)
+}
+
+/// Asserts exit 0 and that each of `isas` has an ok line for every kernel
+/// and a summary line; returns stdout.
+fn assert_ok(out: &Output, isas: &[&str]) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let kernel_lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| KERNELS.contains(&l.split_whitespace().next().unwrap_or("")))
+        .collect();
+    assert_eq!(kernel_lines.len(), KERNELS.len() * isas.len(), "{stdout}");
+    for l in &kernel_lines {
+        assert!(l.contains(" ok "), "kernel line not ok: {l}");
+    }
+    for isa in isas {
+        for k in KERNELS {
+            let tag = format!("isa={isa} ");
+            assert!(
+                kernel_lines
+                    .iter()
+                    .any(|l| l.split_whitespace().next() == Some(k) && l.contains(&tag)),
+                "no ok line for {k} with isa={isa}:\n{stdout}"
+            );
+        }
+        assert!(
+            stdout.contains(&format!("vector: all kernels ok (isa={isa},")),
+            "no summary for {isa}:\n{stdout}"
+        );
+    }
+    stdout
+}
+
+fn isa_test(isa: &str) {
+    if let Some(out) = run(&["--isa", isa]) {
+        let stdout = assert_ok(&out, &[isa]);
+        // Only the requested ISA ran.
+        for l in stdout.lines().filter(|l| l.contains(" isa=")) {
+            assert!(l.contains(&format!("isa={isa} ")), "unexpected ISA: {l}");
+        }
+    }
+}
+
+#[test]
+fn scalar() {
+    isa_test("scalar");
+}
+
+#[test]
+fn sse2() {
+    isa_test("sse2");
+}
+
+#[test]
+fn avx2() {
+    if !cpu_has("avx2") {
+        eprintln!("skipping: host has no avx2");
+        return;
+    }
+    isa_test("avx2");
+}
+
+#[test]
+fn avx512() {
+    if !cpu_has("avx512f") {
+        eprintln!("skipping: host has no avx512f");
+        return;
+    }
+    isa_test("avx512");
+}
+
+#[test]
+fn all() {
+    let mut isas = vec!["scalar", "sse2"];
+    if cpu_has("avx2") {
+        isas.push("avx2");
+    }
+    if cpu_has("avx512f") {
+        isas.push("avx512");
+    }
+    if let Some(out) = run(&["--all"]) {
+        assert_ok(&out, &isas);
+    }
+}
+
+#[test]
+fn default_is_best() {
+    let best = if cpu_has("avx512f") {
+        "avx512"
+    } else if cpu_has("avx2") {
+        "avx2"
+    } else {
+        "sse2"
+    };
+    if let Some(out) = run(&[]) {
+        assert_ok(&out, &[best]);
+    }
+}
+
+#[test]
+fn unknown_isa_is_an_error() {
+    if let Some(out) = run(&["--isa", "mmx9000"]) {
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "want a one-line error, got:\n{stderr}");
+        assert!(lines[0].contains("mmx9000"), "{stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(" ok "));
+    }
+}
