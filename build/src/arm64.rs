@@ -274,13 +274,30 @@ fn tests(apps: &[String]) -> Vec<T> {
         ));
     }
     if apps.iter().any(|a| a == "vector") {
-        for bits in [128, 512, 2048] {
+        // The app asks for `sve = max` in its header.
+        v.push(t(
+            "vector-header-max",
+            0,
+            &["vector: all kernels ok (isa=sve, vl=2048 bits)"],
+            &[],
+            "/apps/vector",
+        ));
+        v.push(t(
+            "vector-sve-off",
+            0,
+            &["SVE absent in this VM", "all kernels ok (isa=scalar"],
+            &[],
+            "/apps/vector --sve off",
+        ));
+        for vq in SVE_LENGTHS {
+            let bits = vq * 128;
+            let line = format!("vector: all kernels ok (isa=sve, vl={bits} bits)");
             v.push(t(
                 &format!("vector-sve-{bits}"),
                 0,
+                &[&line],
                 &[],
-                &[],
-                &format!("/apps/vector --sve-vl {bits}"),
+                &format!("/apps/vector --sve-vl {bits} -- --isa sve"),
             ));
         }
     }

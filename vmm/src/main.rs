@@ -36,8 +36,9 @@ struct LaunchOpts {
     /// multiple of 128 in 128..=2048 that the host offers).
     #[arg(long, value_name = "BITS", value_parser = parse_sve_vl, conflicts_with = "sve")]
     sve_vl: Option<SveRequest>,
-    /// arm64: give the guest SVE with the largest vector length the host offers (`--sve max`).
-    #[arg(long, value_name = "max", value_parser = parse_sve_max)]
+    /// arm64: `max` gives the guest SVE with the largest vector length the
+    /// host offers; `off` turns SVE off even when the app's header asks for it.
+    #[arg(long, value_name = "max|off", value_parser = parse_sve_max)]
     sve: Option<SveRequest>,
     /// Print each vCPU's vector registers when the guest ends (arm64: Z0-31,
     /// P0-15, FFR; x86_64: general-purpose registers).
@@ -128,8 +129,9 @@ fn parse_sve_vl(s: &str) -> Result<SveRequest, String> {
 fn parse_sve_max(s: &str) -> Result<SveRequest, String> {
     match s {
         "max" => Ok(SveRequest::Max),
+        "off" => Ok(SveRequest::Off),
         _ => Err(format!(
-            "`{s}`: --sve takes `max` (use --sve-vl BITS for a length)"
+            "`{s}`: --sve takes `max` or `off` (use --sve-vl BITS for a length)"
         )),
     }
 }

@@ -73,6 +73,8 @@ pub const fn vq_to_bits(vq: u32) -> u32 {
 /// What the user or the app asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SveRequest {
+    /// No SVE, even if the app's header asks for it (`--sve off`).
+    Off,
     /// The largest length the host offers.
     Max,
     /// At most this many bits (a multiple of 128 in 128..=2048).
@@ -80,12 +82,14 @@ pub enum SveRequest {
 }
 
 impl SveRequest {
-    /// Parse `--sve-vl BITS` / `--sve max` values. Any number parses: its
+    /// Parse `--sve-vl BITS` / `--sve max|off` values. Any number parses: its
     /// range is checked against the host's lengths at launch ([`VlSet::clip`]),
     /// so the error can name what the host offers.
     pub fn parse(s: &str) -> Result<SveRequest, String> {
-        if s == "max" {
-            return Ok(SveRequest::Max);
+        match s {
+            "max" => return Ok(SveRequest::Max),
+            "off" => return Ok(SveRequest::Off),
+            _ => {}
         }
         s.parse::<u32>()
             .map(SveRequest::Bits)
@@ -110,6 +114,7 @@ pub fn valid_bits(bits: u32) -> bool {
 impl fmt::Display for SveRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            SveRequest::Off => write!(f, "off"),
             SveRequest::Max => write!(f, "max"),
             SveRequest::Bits(b) => write!(f, "{b} bits"),
         }
@@ -191,6 +196,7 @@ impl VlSet {
             return Err("SVE requested but the host offers no SVE vector lengths".into());
         };
         let max_vq = match req {
+            SveRequest::Off => return Err("SVE is off; nothing to choose".into()),
             SveRequest::Max => host_max,
             SveRequest::Bits(bits) if !valid_bits(bits) => {
                 return Err(format!(

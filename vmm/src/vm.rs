@@ -302,6 +302,7 @@ impl<'a> Vm<'a> {
         let ram = GuestRam::new(layout.ram_base, cfg.mem_size)?;
         // An explicit request wins; else the app's header asks (arm64 only).
         let sve = match (cfg.sve, image.header.sve_bits) {
+            (Some(SveRequest::Off), _) => None,
             (Some(r), _) => Some(r),
             (None, 0) => None,
             (None, _) if !arch::HAS_SVE => None,
