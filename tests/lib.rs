@@ -1,1 +1,112 @@
+//! Helpers for integration tests that boot real guests.
+//!
+//! Tests find packed apps in `$VESSEL_DIR` (set by `cargo xtask test`),
+//! else in `<repo>/target/vessel`. A test that needs /dev/kvm and finds
+//! none prints why it skips; `cargo xtask test` builds the apps first.
 
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// Directory of packed apps.
+pub fn vessel_dir() -> PathBuf {
+    std::env::var_os("VESSEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/vessel"))
+}
+
+/// The packed app `name`; panics with the fix if it was not built.
+pub fn app(name: &str) -> PathBuf {
+    let p = vessel_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo xtask build` (or `cargo xtask test`)",
+        p.display()
+    );
+    p
+}
+
+/// Whether this machine can run guests; prints the reason when it can't.
+pub fn kvm_or_skip(test: &str) -> bool {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("SKIP {test}: /dev/kvm is not usable ({e}); guests cannot boot here");
+            false
+        }
+    }
+}
+
+/// Run a packed app with arguments and optional stdin; wait for it.
+pub fn run(name: &str, args: &[&str]) -> Output {
+    run_with_stdin(name, args, None)
+}
+
+pub fn run_with_stdin(name: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(app(name));
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = cmd.spawn().expect("spawn packed app");
+    if let Some(data) = stdin {
+        use std::io::Write;
+        let mut s = child.stdin.take().expect("stdin piped");
+        s.write_all(data).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait for app")
+}
+
+/// stdout and stderr as strings.
+pub fn texts(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Skip the calling test (return) when KVM is unavailable.
+#[macro_export]
+macro_rules! require_kvm {
+    () => {
+        if !$crate::kvm_or_skip(module_path!()) {
+            return;
+        }
+    };
+}
+
+/// The unpacked launcher (`vessel`), built next to the packed apps.
+pub fn vessel_bin() -> PathBuf {
+    let p = std::env::var_os("VESSEL_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/vessel")
+        });
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo xtask build`",
+        p.display()
+    );
+    p
+}
+
+/// Run the unpacked launcher with arguments.
+pub fn vessel(args: &[&str]) -> Output {
+    Command::new(vessel_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vessel")
+}
+
+/// The unpacked guest ELF of an app (x86_64).
+pub fn guest_elf(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/x86_64-unknown-none/release")
+        .join(name)
+}

@@ -42,6 +42,13 @@ impl Arch {
             Arch::Aarch64 => "aarch64-unknown-none",
         }
     }
+    /// The Linux target the launcher is built for.
+    pub fn launcher_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Aarch64 => "aarch64-unknown-linux-musl",
+        }
+    }
     pub fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
@@ -121,7 +128,10 @@ fn test(sh: &Shell, arches: &[Arch]) -> Result<()> {
         guests::build_all(sh, Arch::X86_64)?;
         let dir = guests::packed_dir(Arch::X86_64);
         let _env = sh.push_env("VESSEL_DIR", &dir);
-        xshell::cmd!(sh, "cargo test --workspace --release").run()?;
+        let _bin = sh.push_env("VESSEL_BIN", guests::launcher(Arch::X86_64));
+        xshell::// The default members: the host crates (guest apps only build for their targets).
+        cmd!(sh, "cargo test --release")
+        .run()?;
     }
     if arches.contains(&Arch::Aarch64) {
         arm64::test(sh)?;

@@ -24,7 +24,7 @@ pub extern "C" fn vessel_rt_start(boot: *const BootInfo) -> ! {
     // another ABI might not understand one. Without a usable doorbell there
     // is no way to report, so a mismatch stops with an exception the
     // launcher diagnoses (ud2 / udf).
-    if boot.is_null() || (boot as usize) % core::mem::align_of::<BootInfo>() != 0 {
+    if boot.is_null() || !(boot as usize).is_multiple_of(core::mem::align_of::<BootInfo>()) {
         crate::process::trap();
     }
     // SAFETY: non-null and aligned; the launcher put a BootInfo there (the

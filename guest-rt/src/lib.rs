@@ -21,7 +21,7 @@ pub mod arch;
 mod boot;
 pub mod console;
 pub mod env;
-mod heap;
+pub mod heap;
 pub mod hypercall;
 mod panic;
 pub mod process;

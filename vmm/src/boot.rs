@@ -69,8 +69,9 @@ impl Area<'_> {
 
 /// Write the boot area; returns the BootInfo address.
 pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
+    // Fresh guest RAM is zero, so the area needs no clearing (clearing 1 MiB
+    // would fault in 256 pages: about 1 ms of a 5 ms boot).
     let (start, end) = l.boot_area;
-    ram.zero(start, end - start)?;
     let mut area = Area {
         ram,
         at: start + STRINGS_OFF,

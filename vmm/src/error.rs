@@ -4,8 +4,11 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot open /dev/kvm: {0} (is KVM enabled? try `sudo modprobe kvm`, and add yourself to the `kvm` group or run as root)")]
-    KvmOpen(std::io::Error),
+    #[error("cannot open {path}: {source} (is KVM enabled? try `sudo modprobe kvm`, and add yourself to the `kvm` group or run as root)")]
+    KvmOpen {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("KVM API version {0} is not the stable version 12")]
     KvmApiVersion(i32),
     #[error("{what}: {source}")]

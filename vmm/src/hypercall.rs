@@ -65,7 +65,7 @@ fn check(ram: &GuestRam, s: GuestSlice) -> Result<(), Errno> {
 
 /// Serve the hypercall whose frame is at `frame_gpa`.
 pub fn serve(ctx: &mut Ctx, frame_gpa: u64) -> Served {
-    if frame_gpa % 8 != 0
+    if !frame_gpa.is_multiple_of(8)
         || !ctx
             .ram
             .contains(frame_gpa, std::mem::size_of::<Frame>() as u64)

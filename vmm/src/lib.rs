@@ -2,10 +2,11 @@
 //! it, serve its hypercalls and report how it ended.
 //!
 //! ```no_run
+//! let mut host = vmm::Host::open().unwrap();
 //! let bytes = std::fs::read("target/x86_64-unknown-none/release/hello").unwrap();
 //! let image = vmm::load_image(bytes, 128 << 20).unwrap();
 //! let cfg = vmm::VmConfig { args: vec!["hello".into()], ..Default::default() };
-//! let outcome = vmm::run(&image, &cfg, &mut vmm::StdIo).unwrap();
+//! let outcome = vmm::run(&mut host, &image, &cfg, &mut vmm::StdIo).unwrap();
 //! std::process::exit(outcome.exit_code());
 //! ```
 //!
@@ -25,7 +26,7 @@ pub mod vm;
 
 pub use error::{Error, Result};
 pub use hypercall::{HostIo, StdIo};
-pub use vm::{open_kvm, run, Outcome, Vm, VmConfig};
+pub use vm::{open_kvm, run, Host, Outcome, Vm, VmConfig};
 
 /// Parse and check a guest image for this host's architecture and a VM of
 /// `mem_size` bytes.

@@ -158,12 +158,14 @@ fn guest_env(entries: &[String]) -> Result<Vec<String>, Error> {
 }
 
 fn run_guest(
+    host: Result<vmm::Host, Error>,
     bytes: Vec<u8>,
     name: &str,
     opts: LaunchOpts,
     args: Vec<String>,
 ) -> Result<i32, Error> {
     let image = vmm::load_image(bytes, opts.mem)?;
+    let mut host = host?;
     let mut all_args = vec![name.to_string()];
     all_args.extend(args);
     let cfg = VmConfig {
@@ -176,7 +178,7 @@ fn run_guest(
         sve: opts.sve_vl.or(opts.sve),
         dump_regs: opts.dump_regs,
     };
-    let outcome = vmm::run(&image, &cfg, &mut vmm::StdIo)?;
+    let outcome = vmm::run(&mut host, &image, &cfg, &mut vmm::StdIo)?;
     if let Some(msg) = outcome.message() {
         eprintln!("vessel: {msg}");
     }
@@ -252,6 +254,9 @@ fn main_inner() -> Result<i32, Error> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let exe = std::env::current_exe().ok();
+    // A failure to open KVM is reported after the command line is parsed,
+    // so --help works without KVM.
+    let host = vmm::Host::open();
     if let Some(guest) = exe
         .as_deref()
         .map(vmm::pack::embedded_guest)
@@ -264,7 +269,7 @@ fn main_inner() -> Result<i32, Error> {
             .unwrap_or_else(|| "app".into());
         let cmd = PackedCli::command().bin_name(name.clone());
         return match parse::<PackedCli>(cmd, argv) {
-            Ok(cli) => run_guest(guest, &name, cli.opts, cli.args),
+            Ok(cli) => run_guest(host, guest, &name, cli.opts, cli.args),
             Err(code) => Ok(code),
         };
     }
@@ -274,7 +279,7 @@ fn main_inner() -> Result<i32, Error> {
     };
     match cli.cmd {
         Cmd::Run { opts, guest, args } => {
-            run_guest(read_file(&guest)?, &file_name(&guest), opts, args)
+            run_guest(host, read_file(&guest)?, &file_name(&guest), opts, args)
         }
         Cmd::Caps => caps(),
         Cmd::Pack {

@@ -3,14 +3,16 @@
 //! `pack` copies the launcher's own ELF and adds a non-loaded section named
 //! [`GUEST_SECTION`] holding the guest image (object's ELF builder rewrites
 //! the section table; code and data are untouched). At start-up the launcher
-//! reads its own section table through a read cache, so only the headers and
-//! the guest bytes are read, not the whole executable.
+//! reads its own section table and the guest bytes, not the whole executable.
 
 use std::fs::File;
 use std::path::Path;
 
-use object::read::ReadCache;
-use object::{Object, ObjectSection};
+use std::os::unix::fs::FileExt;
+
+use object::elf::{FileHeader64, SectionHeader64};
+use object::read::elf::{FileHeader, SectionHeader};
+use object::LittleEndian;
 
 use crate::error::{Error, Result};
 
@@ -39,24 +41,66 @@ pub fn pack(launcher: &[u8], guest: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// The guest image embedded in the executable at `exe`, if there is one.
+///
+/// Runs at every start of every app, so it reads only what it needs with
+/// four positioned reads: the ELF header, the section table, the section
+/// names and the guest section.
 pub fn embedded_guest(exe: &Path) -> Result<Option<Vec<u8>>> {
     let file =
         File::open(exe).map_err(|e| Error::Io(format!("cannot open {}: {e}", exe.display())))?;
-    let cache = ReadCache::new(file);
-    let obj = match object::File::parse(&cache) {
-        Ok(o) => o,
-        Err(_) => return Ok(None),
+    let read = |off: u64, len: u64| -> Result<Option<Vec<u8>>> {
+        if len > MAX_READ {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; len as usize];
+        match file.read_exact_at(&mut buf, off) {
+            Ok(()) => Ok(Some(buf)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(Error::Io(format!("cannot read {}: {e}", exe.display()))),
+        }
     };
-    match obj.section_by_name(GUEST_SECTION) {
-        Some(s) => s.data().map(|d| Some(d.to_vec())).map_err(|e| {
-            Error::Io(format!(
-                "cannot read the embedded guest in {}: {e}",
-                exe.display()
-            ))
-        }),
-        None => Ok(None),
+    let e = LittleEndian;
+    let Some(head) = read(0, std::mem::size_of::<FileHeader64<LittleEndian>>() as u64)? else {
+        return Ok(None);
+    };
+    let Ok(hdr) = FileHeader64::<LittleEndian>::parse(head.as_slice()) else {
+        return Ok(None);
+    };
+    let count = hdr.e_shnum(e) as usize;
+    let shsize = std::mem::size_of::<SectionHeader64<LittleEndian>>() as u64;
+    let Some(table) = read(hdr.e_shoff(e), count as u64 * shsize)? else {
+        return Ok(None);
+    };
+    let Ok((shdrs, _)) =
+        object::pod::slice_from_bytes::<SectionHeader64<LittleEndian>>(&table, count)
+    else {
+        return Ok(None);
+    };
+    let Some(strtab) = shdrs.get(hdr.e_shstrndx(e) as usize) else {
+        return Ok(None);
+    };
+    let Some(names) = read(strtab.sh_offset(e), strtab.sh_size(e))? else {
+        return Ok(None);
+    };
+    let wanted = GUEST_SECTION.as_bytes();
+    for s in shdrs {
+        let start = s.sh_name(e) as usize;
+        let name = names.get(start..start + wanted.len() + 1);
+        if name.is_some_and(|n| &n[..wanted.len()] == wanted && n[wanted.len()] == 0) {
+            return match read(s.sh_offset(e), s.sh_size(e))? {
+                Some(data) => Ok(Some(data)),
+                None => Err(Error::Io(format!(
+                    "the embedded guest in {} is truncated",
+                    exe.display()
+                ))),
+            };
+        }
     }
+    Ok(None)
 }
+
+/// The largest piece `embedded_guest` reads at once.
+const MAX_READ: u64 = 1 << 30;
 
 #[cfg(test)]
 mod tests {

@@ -108,7 +108,7 @@ impl SveRequest {
 
 /// Whether `bits` is an architecturally valid vector length.
 pub fn valid_bits(bits: u32) -> bool {
-    (MIN_BITS..=MAX_BITS).contains(&bits) && bits % 128 == 0
+    (MIN_BITS..=MAX_BITS).contains(&bits) && bits.is_multiple_of(128)
 }
 
 impl fmt::Display for SveRequest {

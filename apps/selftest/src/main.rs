@@ -33,7 +33,7 @@ fn main() -> i32 {
         }
         "null" => {
             // SAFETY: deliberately reads the guard page at 0 to raise #PF.
-            unsafe { (8 as *const u64).read_volatile() as i32 }
+            unsafe { core::ptr::without_provenance::<u64>(8).read_volatile() as i32 }
         }
         "ud" => guest_rt::process::trap(),
         "spin" => {

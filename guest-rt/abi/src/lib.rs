@@ -207,6 +207,8 @@ pub struct Arm64FaultFrame {
 /// Implementors are `#[repr(C)]`, made only of integers, with no padding
 /// (their layout assertions show it), so every byte pattern is a valid value.
 pub unsafe trait Pod: Copy + Default {}
+// SAFETY (all impls below): each type is #[repr(C)], made of u32/u64 fields
+// and arrays of them, with no padding; `assert_layout!` checks the sizes.
 unsafe impl Pod for BootInfo {}
 unsafe impl Pod for GuestStr {}
 unsafe impl Pod for VcpuInfo {}

@@ -92,11 +92,17 @@ pub fn create_vm(kvm: &Kvm, l: &Layout) -> Result<VmFd> {
     Ok(vm)
 }
 
+/// In-kernel devices, created after the memslot: none yet on aarch64 (the
+/// guest runs with interrupts masked; a vGICv3 comes with async page faults).
+pub fn create_devices(_vm: &VmFd) -> Result<()> {
+    Ok(())
+}
+
 /// Write the page tables and check the guest's vector table.
 pub fn setup_memory(ram: &GuestRam, l: &Layout, image: &GuestImage) -> Result<()> {
     let h = &image.header;
     if h.vector_count != VECTOR_ENTRIES
-        || h.vector_table % VECTOR_ALIGN != 0
+        || !h.vector_table.is_multiple_of(VECTOR_ALIGN)
         || h.vector_table < abi::IMAGE_BASE
         || h.vector_table.saturating_add(VECTOR_ALIGN) > image.end()
     {
@@ -228,10 +234,20 @@ pub fn init_vcpu(
     Ok(Some((bits, set)))
 }
 
+/// What the launcher learns about the host CPU once per process: nothing
+/// on aarch64 (vCPU features come from KVM_ARM_PREFERRED_TARGET per vCPU).
+pub type HostCpu = ();
+
+pub fn host_cpu(_kvm: &Kvm) -> Result<HostCpu> {
+    Ok(())
+}
+
 /// Registers for the first instruction: MMU state, vectors, FP/SVE access,
 /// stacks, PSTATE, entry and the BootInfo address.
+#[allow(clippy::too_many_arguments)]
 pub fn setup_vcpu(
     _kvm: &Kvm,
+    _cpu: &HostCpu,
     vcpu: &VcpuFd,
     id: u32,
     l: &Layout,

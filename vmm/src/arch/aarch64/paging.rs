@@ -72,7 +72,7 @@ impl PageTables {
 
     /// Identity-map `[start, end)` (page aligned) with `attrs`.
     pub fn map(&mut self, start: u64, end: u64, attrs: u64) -> Result<()> {
-        if start % PAGE != 0 || end % PAGE != 0 || end > 1 << VA_BITS {
+        if !start.is_multiple_of(PAGE) || !end.is_multiple_of(PAGE) || end > 1 << VA_BITS {
             return Err(Error::Other(format!(
                 "page tables: cannot map {start:#x}..{end:#x}"
             )));
@@ -82,7 +82,7 @@ impl PageTables {
             let l1 = ((a >> 30) & 511) as usize;
             let l2 = ((a >> 21) & 511) as usize;
             let t2 = self.child(self.root, l1)?;
-            if a % BLOCK == 0 && a + BLOCK <= end && self.tables[&t2][l2] & VALID == 0 {
+            if a.is_multiple_of(BLOCK) && a + BLOCK <= end && self.tables[&t2][l2] & VALID == 0 {
                 if let Some(t) = self.tables.get_mut(&t2) {
                     t[l2] = a | attrs | VALID;
                 }

@@ -77,7 +77,8 @@ impl PageTables {
 
     /// Identity-map `[start, end)` (4 KiB aligned) with `flags`.
     pub fn map(&mut self, start: u64, end: u64, flags: u64) -> Result<()> {
-        if start % PAGE != 0 || end % PAGE != 0 || end < start || end > 1 << 47 {
+        if !start.is_multiple_of(PAGE) || !end.is_multiple_of(PAGE) || end < start || end > 1 << 47
+        {
             return Err(Error::Config(format!("cannot map {start:#x}..{end:#x}")));
         }
         let mut va = start;
@@ -85,7 +86,7 @@ impl PageTables {
             let pml4 = self.root;
             let pdpt = self.child(pml4, idx(va, 39))?;
             let pd = self.child(pdpt, idx(va, 30))?;
-            if va % HUGE_PAGE == 0 && end - va >= HUGE_PAGE {
+            if va.is_multiple_of(HUGE_PAGE) && end - va >= HUGE_PAGE {
                 self.tables.get_mut(&pd).expect("pd")[idx(va, 21)] = va | flags | PRESENT | HUGE;
                 va += HUGE_PAGE;
             } else {

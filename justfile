@@ -1,0 +1,21 @@
+# Short recipes over the build tool (`cargo xtask`).
+
+# Install what the build needs (rustup targets; for aarch64 also QEMU and a kernel).
+setup arch="x86_64":
+    cargo xtask setup --arch {{arch}}
+
+# Build the launcher and every app, packed into target/vessel/<app>.
+build arch="x86_64":
+    cargo xtask build --arch {{arch}}
+
+# Build and run an app: `just run hello world`.
+run app *args:
+    cargo xtask run {{app}} -- {{args}}
+
+# Every test (unit, x86_64 integration, arm64 suite under QEMU).
+test arch="all":
+    cargo xtask test --arch {{arch}}
+
+# Benchmarks: `just bench boot`.
+bench what="boot":
+    cargo xtask bench {{what}}
