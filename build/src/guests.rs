@@ -90,12 +90,19 @@ pub fn build_all(sh: &Shell, arch: Arch) -> Result<()> {
     // Packing is done by the host launcher (it knows the section format);
     // for aarch64 it packs the aarch64 launcher binary given with --launcher.
     let host = launcher(Arch::X86_64);
-    if arch == Arch::X86_64 {
-        for app in &apps {
-            let elf = guest_elf(arch, app);
-            let out = packed(arch, app);
-            cmd!(sh, "{host} pack {elf} -o {out}").quiet().run()?;
-        }
+    if arch != Arch::X86_64 {
+        cmd!(sh, "cargo build --release -p vmm --bin vessel").run()?;
+    }
+    let target_launcher = launcher(arch);
+    for app in &apps {
+        let elf = guest_elf(arch, app);
+        let out = packed(arch, app);
+        cmd!(
+            sh,
+            "{host} pack {elf} -o {out} --launcher {target_launcher}"
+        )
+        .quiet()
+        .run()?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! ```
 //! A is `x86_64`, `aarch64` or `all` (the default for `test`).
 
+mod arm64;
 mod bench;
 mod guests;
 mod setup;
@@ -80,6 +81,9 @@ fn main() -> Result<()> {
         Some("setup") => {
             for arch in parse_arch(&rest, "x86_64")? {
                 setup::setup(&sh, arch)?;
+                if arch == Arch::Aarch64 {
+                    arm64::setup(&sh)?;
+                }
             }
         }
         Some("build") => {
@@ -133,7 +137,7 @@ fn test(sh: &Shell, arches: &[Arch]) -> Result<()> {
         .run()?;
     }
     if arches.contains(&Arch::Aarch64) {
-        eprintln!("xtask: the aarch64 suite is not written yet (issue 3); skipping it");
+        arm64::test(sh)?;
     }
     Ok(())
 }

@@ -22,7 +22,6 @@ pub fn setup(sh: &Shell, arch: Arch) -> Result<()> {
 }
 
 /// Install Debian packages that are missing (root: apt-get; else sudo).
-#[allow(dead_code)]
 pub fn apt_install(sh: &Shell, packages: &[&str]) -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()
@@ -46,7 +45,7 @@ pub fn apt_install(sh: &Shell, packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .map(|s| {
             s.lines()

@@ -35,6 +35,7 @@ pub extern "C" fn vessel_rt_start(boot: *const BootInfo) -> ! {
     }
     // SAFETY: single-threaded boot; nothing reads BOOT before this store.
     unsafe { BOOT = boot };
+    crate::arch::init(b);
     heap::init(b.heap_start, b.heap_size);
     crate::apf::init();
     // SAFETY: the symbol is defined by the entry! macro with this signature.

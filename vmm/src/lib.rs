@@ -18,9 +18,11 @@ pub mod caps;
 pub mod elf;
 pub mod error;
 pub mod hypercall;
+pub mod ipa;
 pub mod lazy;
 pub mod memory;
 pub mod pack;
+pub mod sve;
 pub mod vm;
 
 pub use error::{Error, Result};
@@ -32,4 +34,29 @@ pub use vm::{open_kvm, run, Host, Outcome, Vm, VmConfig};
 pub fn load_image(bytes: Vec<u8>, mem_size: u64) -> Result<elf::GuestImage> {
     let (lo, hi) = arch::image_window(arch::RAM_BASE + mem_size);
     elf::GuestImage::parse(bytes, arch::MACHINE, lo, hi)
+}
+
+/// Check a guest image for a launcher of `machine` (which may not be this
+/// host's architecture: `vessel pack --launcher` packs foreign launchers).
+pub fn check_image_for(bytes: Vec<u8>, machine: elf::Machine) -> Result<elf::GuestImage> {
+    use vessel_abi::arch::{aarch64 as a64, x86_64 as x86};
+    let (lo, hi) = match machine {
+        elf::Machine::X86_64 => (x86::IMAGE_BASE, x86::MAX_RAM),
+        elf::Machine::Aarch64 => (a64::IMAGE_BASE, a64::RAM_BASE + a64::MAX_RAM),
+    };
+    elf::GuestImage::parse(bytes, machine, lo, hi)
+}
+
+/// The machine a launcher executable runs on, from its ELF header.
+pub fn launcher_machine(launcher: &[u8]) -> Result<elf::Machine> {
+    use object::Object;
+    let f = object::File::parse(launcher)
+        .map_err(|e| Error::Other(format!("the launcher is not an ELF executable: {e}")))?;
+    match f.architecture() {
+        object::Architecture::X86_64 => Ok(elf::Machine::X86_64),
+        object::Architecture::Aarch64 => Ok(elf::Machine::Aarch64),
+        other => Err(Error::Other(format!(
+            "the launcher is built for {other:?}; Vessel launchers are x86_64 or aarch64"
+        ))),
+    }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use vessel_abi::exit;
+use vmm::sve::SveRequest;
 use vmm::{Error, VmConfig};
 
 /// Flags that shape the VM, shared by `vessel run` and packed apps.
@@ -31,6 +32,18 @@ struct LaunchOpts {
     /// Stack size of each vCPU, in bytes or with a K/M/G suffix.
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
     stack: u64,
+    /// arm64: give the guest SVE with at most this vector length in bits (a
+    /// multiple of 128 in 128..=2048 that the host offers).
+    #[arg(long, value_name = "BITS", value_parser = parse_sve_vl, conflicts_with = "sve")]
+    sve_vl: Option<SveRequest>,
+    /// arm64: `max` gives the guest SVE with the largest vector length the
+    /// host offers; `off` turns SVE off even when the app's header asks for it.
+    #[arg(long, value_name = "max|off", value_parser = parse_sve_max)]
+    sve: Option<SveRequest>,
+    /// Print each vCPU's vector registers when the guest ends (arm64: Z0-31,
+    /// P0-15, FFR; x86_64: general-purpose registers).
+    #[arg(long)]
+    dump_regs: bool,
     /// Map a host file into guest memory, read page by page on first touch;
     /// the guest finds it by NAME. SIZE (optional, >= the file's size) makes
     /// the region larger; bytes past the end of the file read as zero.
@@ -91,6 +104,10 @@ enum Cmd {
         /// Where to write the executable.
         #[arg(short, long)]
         output: PathBuf,
+        /// Pack this launcher executable instead of this one (e.g. an
+        /// aarch64 `vessel` built for aarch64-unknown-linux-musl).
+        #[arg(long, value_name = "PATH")]
+        launcher: Option<PathBuf>,
     },
 }
 
@@ -122,6 +139,25 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .ok_or_else(|| format!("`{s}` is not a size (use bytes or a K/M/G suffix, e.g. 256M)"))
+}
+
+fn parse_sve_vl(s: &str) -> Result<SveRequest, String> {
+    match s.parse::<u32>() {
+        Ok(bits) => Ok(SveRequest::Bits(bits)),
+        Err(_) => Err(format!(
+            "`{s}` is not a vector length in bits (a multiple of 128 in 128..=2048; or use --sve max)"
+        )),
+    }
+}
+
+fn parse_sve_max(s: &str) -> Result<SveRequest, String> {
+    match s {
+        "max" => Ok(SveRequest::Max),
+        "off" => Ok(SveRequest::Off),
+        _ => Err(format!(
+            "`{s}`: --sve takes `max` or `off` (use --sve-vl BITS for a length)"
+        )),
+    }
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -163,6 +199,8 @@ fn run_guest(
         args: all_args,
         env: guest_env(&opts.env)?,
         stack_size: opts.stack,
+        sve: opts.sve_vl.or(opts.sve),
+        dump_regs: opts.dump_regs,
         lazy: opts.lazy,
         lazy_latency: Duration::from_secs_f64(opts.lazy_latency / 1e3),
         async_pf: !opts.no_async_pf,
@@ -197,14 +235,20 @@ fn caps() -> Result<i32, Error> {
     Ok(0)
 }
 
-fn pack(guest: &Path, output: &Path) -> Result<i32, Error> {
+fn pack(guest: &Path, output: &Path, launcher: Option<&Path>) -> Result<i32, Error> {
     let bytes = read_file(guest)?;
-    // Check the guest now rather than at its first run.
-    vmm::load_image(bytes.clone(), vmm::arch::MAX_RAM)?;
-    let me = std::env::current_exe()
-        .map_err(|e| Error::Io(format!("cannot find the launcher executable: {e}")))?;
+    let me = match launcher {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()
+            .map_err(|e| Error::Io(format!("cannot find the launcher executable: {e}")))?,
+    };
     let launcher =
         std::fs::read(&me).map_err(|e| Error::Io(format!("cannot read {}: {e}", me.display())))?;
+    // Check the guest now, against the launcher's machine (not the host's),
+    // rather than at its first run.
+    let machine = vmm::launcher_machine(&launcher)
+        .map_err(|e| Error::Other(format!("{}: {e}", me.display())))?;
+    vmm::check_image_for(bytes.clone(), machine)?;
     let packed = vmm::pack::pack(&launcher, &bytes)?;
     let tmp = output.with_extension("tmp");
     std::fs::write(&tmp, packed)
@@ -265,7 +309,11 @@ fn main_inner() -> Result<i32, Error> {
             run_guest(host, read_file(&guest)?, &file_name(&guest), opts, args)
         }
         Cmd::Caps => caps(),
-        Cmd::Pack { guest, output } => pack(&guest, &output),
+        Cmd::Pack {
+            guest,
+            output,
+            launcher,
+        } => pack(&guest, &output, launcher.as_deref()),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::error::{Error, KvmContext, Result};
 use crate::hypercall::{self, HostIo, Served};
 use crate::lazy::{LazyMemory, LazySpec};
 use crate::memory::GuestRam;
+use crate::sve::SveRequest;
 
 /// What the doorbell page's addresses mean.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +47,10 @@ pub struct VmConfig {
     pub lazy_latency: Duration,
     /// Offer async page faults when the host has them (`--no-async-pf` clears it).
     pub async_pf: bool,
+    /// SVE for the guest (arm64): overrides the app's GuestHeader request.
+    pub sve: Option<SveRequest>,
+    /// Print each vCPU's vector registers (arm64: Z/P/FFR) when the guest ends.
+    pub dump_regs: bool,
 }
 
 /// Fetch threads per VM with lazy regions: how many page fetches overlap.
@@ -63,6 +68,8 @@ impl Default for VmConfig {
             lazy: vec![],
             lazy_latency: Duration::ZERO,
             async_pf: true,
+            sve: None,
+            dump_regs: false,
         }
     }
 }
@@ -235,7 +242,8 @@ impl Watchdog {
         vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
             .map_err(|e| Error::Other(format!("cannot install the timeout signal handler: {e}")))?;
         // SAFETY: pthread_self has no preconditions.
-        let target = unsafe { libc::pthread_self() };
+        // Carried as an integer: pthread_t is a pointer on musl (not Send).
+        let target = unsafe { libc::pthread_self() } as usize;
         let (tx, rx) = mpsc::channel::<()>();
         let f = fired.clone();
         let thread = std::thread::Builder::new()
@@ -250,7 +258,7 @@ impl Watchdog {
                 loop {
                     // SAFETY: `target` is the vCPU thread, alive until it
                     // drops the Watchdog, which ends this loop first.
-                    unsafe { libc::pthread_kill(target, kick_signal()) };
+                    unsafe { libc::pthread_kill(target as libc::pthread_t, kick_signal()) };
                     if rx.recv_timeout(Duration::from_millis(5))
                         != Err(mpsc::RecvTimeoutError::Timeout)
                     {
@@ -359,6 +367,8 @@ pub struct Vm<'a> {
     image: &'a GuestImage,
     timeout: Option<Duration>,
     features: u64,
+    vector_bits: u32,
+    dump_regs: bool,
 }
 
 impl<'a> Vm<'a> {
@@ -394,7 +404,26 @@ impl<'a> Vm<'a> {
             }
         }
         let ram = GuestRam::new(layout.ram_base, cfg.mem_size)?;
-        let vm = arch::create_vm(kvm)?;
+        // An explicit request wins; else the app's header asks (arm64 only).
+        let sve = match (cfg.sve, image.header.sve_bits) {
+            (Some(SveRequest::Off), _) => None,
+            (Some(r), _) => Some(r),
+            (None, 0) => None,
+            (None, _) if !arch::HAS_SVE => None,
+            (None, bits) => Some(SveRequest::from_header(bits)),
+        };
+        let planned = crate::lazy::plan(
+            &cfg.lazy,
+            arch::LAZY_BASE,
+            arch::LAZY_ALIGN,
+            arch::LAZY_LIMIT,
+        )?;
+        // The highest guest-physical address in use (arm64 sizes its IPA by it).
+        let top = planned
+            .iter()
+            .map(|p| p.gpa + p.mapped)
+            .fold(layout.ram_end, u64::max);
+        let vm = arch::create_vm(kvm, top)?;
         let region = kvm_userspace_memory_region {
             slot: 0,
             flags: 0,
@@ -405,12 +434,6 @@ impl<'a> Vm<'a> {
         // SAFETY: the region is exactly ram's mapping; Vm drops the VM fd
         // before the RAM (field order), so KVM never sees it unmapped.
         unsafe { vm.set_user_memory_region(region) }.kvm("KVM_SET_USER_MEMORY_REGION")?;
-        let planned = crate::lazy::plan(
-            &cfg.lazy,
-            arch::LAZY_BASE,
-            arch::LAZY_ALIGN,
-            arch::LAZY_LIMIT,
-        )?;
         let lazy = LazyMemory::new(&planned, cfg.lazy_latency, FETCH_WORKERS)?;
         for (i, b) in lazy.regions().iter().enumerate() {
             let region = kvm_userspace_memory_region {
@@ -433,7 +456,21 @@ impl<'a> Vm<'a> {
         let lazy_map: Vec<(u64, u64)> = planned.iter().map(|p| (p.gpa, p.mapped)).collect();
         arch::setup_memory(&ram, &layout, image, &lazy_map)?;
         let vcpu = vm.create_vcpu(0).kvm("KVM_CREATE_VCPU")?;
-        let mut features = 0;
+        // Every vCPU must get the same SVE set (one vCPU for now; the check
+        // is here for when there are more).
+        let mut first_set = None;
+        let granted = arch::init_vcpu(kvm, &vm, &vcpu, sve)?;
+        if let Some((_, set)) = granted {
+            if *first_set.get_or_insert(set) != set {
+                return Err(Error::Other("vCPUs got different SVE length sets".into()));
+            }
+        }
+        let vector_bits = granted.map(|g| g.0).unwrap_or(0);
+        let mut features = if vector_bits > 0 {
+            vessel_abi::features::SVE
+        } else {
+            0
+        };
         if cfg.async_pf && !planned.is_empty() && arch::async_pf_supported(kvm, cpu) {
             features |= vessel_abi::features::ASYNC_PF;
         }
@@ -445,12 +482,12 @@ impl<'a> Vm<'a> {
             args: &cfg.args,
             env: &cfg.env,
             features,
-            vector_bits: 0,
+            vector_bits: vector_bits as u64,
             counter_khz: arch::counter_khz(&vcpu),
             lazy: &lazy_info,
         };
         let boot_addr = boot::write(&ram, &layout, &params)?;
-        arch::setup_vcpu(kvm, cpu, &vcpu, 0, &layout, image.entry, boot_addr)?;
+        arch::setup_vcpu(kvm, cpu, &vcpu, 0, &layout, image, boot_addr, vector_bits)?;
         let vm = Arc::new(vm);
         Ok(Vm {
             image,
@@ -461,11 +498,26 @@ impl<'a> Vm<'a> {
             vcpu,
             timeout: cfg.timeout,
             features,
+            vector_bits,
+            dump_regs: cfg.dump_regs,
         })
+    }
+
+    /// SVE vector length granted to the guest in bits (0: none).
+    pub fn vector_bits(&self) -> u32 {
+        self.vector_bits
     }
 
     /// Run the guest until it exits, crashes or times out.
     pub fn run(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {
+        let outcome = self.run_inner(io);
+        if self.dump_regs {
+            eprint!("{}", arch::dump_regs(&self.vcpu, 0, self.vector_bits));
+        }
+        outcome
+    }
+
+    fn run_inner(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {
         let start = Instant::now();
         let watchdog = Watchdog::start(self.timeout)?;
         let mut ctx = hypercall::Ctx {

@@ -2,7 +2,7 @@
 //!
 //! Modes: `exit N`, `panic`, `fault` (write to an unmapped address), `ud`
 //! (invalid opcode), `spin` (never ends), `env KEY`, `abort MSG`, `heap MIB`,
-//! `stderr TEXT`, `clock`, `stdin`.
+//! `stderr TEXT`, `clock`, `stdin`, `sve` (the SVE vector length RDVL reports, or `sve off`).
 #![no_std]
 #![no_main]
 
@@ -92,6 +92,13 @@ fn main() -> i32 {
                 all.push_str(core::str::from_utf8(&buf[..n]).unwrap_or("?"));
             }
             println!("read {} bytes: {}", all.len(), all.trim_end());
+            0
+        }
+        "sve" => {
+            match guest_rt::arch::sve_vector_bits() {
+                Some(bits) => println!("sve {bits} bits"),
+                None => println!("sve off"),
+            }
             0
         }
         other => {

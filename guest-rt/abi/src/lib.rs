@@ -171,6 +171,10 @@ pub mod arch {
         pub const DOORBELL_FAULT: u64 = DOORBELL + 8;
         /// Where the guest image is linked.
         pub const IMAGE_BASE: u64 = RAM_BASE + 0x20_0000;
+        /// Highest guest RAM size the layout allows (39-bit VA identity map).
+        pub const MAX_RAM: u64 = 64 << 30;
+        /// Entries of the VBAR_EL1 vector table (`GuestHeader::vector_count`).
+        pub const EXCEPTION_VECTORS: u32 = 16;
     }
 }
 

@@ -332,3 +332,11 @@ pub fn init_stack(stack: &mut [u64], arg: u64) -> u64 {
     }
     sp
 }
+
+/// Called once at boot with the checked BootInfo; nothing to do on x86_64.
+pub(crate) fn init(_b: &vessel_abi::BootInfo) {}
+
+/// SVE is an arm64 extension: always None here.
+pub fn sve_vector_bits() -> Option<u32> {
+    None
+}

@@ -18,11 +18,14 @@ use crate::caps::{CapInfo, CapKind};
 use crate::elf::{GuestImage, Machine};
 use crate::error::{Error, KvmContext, Result};
 use crate::memory::GuestRam;
+use crate::sve::{SveRequest, VlSet};
 use crate::vm::{Doorbell, Layout};
 use descriptors::*;
 use layout::*;
 use paging::{PageTables, USER, WRITABLE};
 
+/// Whether this architecture has SVE (the GuestHeader request applies).
+pub const HAS_SVE: bool = false;
 pub const MACHINE: Machine = Machine::X86_64;
 pub const RAM_BASE: u64 = 0;
 pub const MAX_RAM: u64 = abi::MAX_RAM;
@@ -48,7 +51,9 @@ pub fn doorbell(addr: u64) -> Option<Doorbell> {
     }
 }
 
-pub fn create_vm(kvm: &Kvm) -> Result<VmFd> {
+/// Create the VM; `_top` (the highest guest-physical address used) needs no
+/// choice on x86_64.
+pub fn create_vm(kvm: &Kvm, _top: u64) -> Result<VmFd> {
     let vm = kvm.create_vm().kvm("KVM_CREATE_VM")?;
     // Needed on VMX hosts before the first KVM_RUN; harmless elsewhere.
     vm.set_tss_address(0xfffb_d000).kvm("KVM_SET_TSS_ADDR")?;
@@ -165,15 +170,18 @@ pub fn host_cpu(kvm: &Kvm) -> Result<HostCpu> {
 }
 
 /// Configure vCPU `id`: CPUID, XCR0, segments, control registers, entry state.
+#[allow(clippy::too_many_arguments)]
 pub fn setup_vcpu(
     kvm: &Kvm,
     cpuid: &HostCpu,
     vcpu: &VcpuFd,
     id: u32,
     l: &Layout,
-    entry: u64,
+    image: &GuestImage,
     boot: u64,
+    _vector_bits: u32,
 ) -> Result<()> {
+    let entry = image.entry;
     vcpu.set_cpuid2(cpuid).kvm("KVM_SET_CPUID2")?;
     let leaf = |f: u32, i: u32| {
         cpuid
@@ -237,6 +245,33 @@ pub fn setup_vcpu(
     };
     vcpu.set_regs(&regs).kvm("KVM_SET_REGS")?;
     Ok(())
+}
+
+/// vCPU initialisation before its registers are set. SVE is an arm64
+/// feature: asking for it here is an error.
+pub fn init_vcpu(
+    _kvm: &Kvm,
+    _vm: &VmFd,
+    _vcpu: &VcpuFd,
+    sve: Option<SveRequest>,
+) -> Result<Option<(u32, VlSet)>> {
+    match sve {
+        Some(req) => Err(Error::Config(format!(
+            "SVE ({req}) is an arm64 feature; --sve-vl/--sve cannot be used on x86_64"
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// General-purpose registers of the vCPU (`--dump-regs`; x86_64 has no SVE).
+pub fn dump_regs(vcpu: &VcpuFd, id: u32, _vector_bits: u32) -> String {
+    match vcpu.get_regs() {
+        Ok(r) => format!(
+            "vcpu{id} rip {:#x} rsp {:#x} rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x} rbp {:#x} r8 {:#x} r9 {:#x} r10 {:#x} r11 {:#x} r12 {:#x} r13 {:#x} r14 {:#x} r15 {:#x} rflags {:#x}\n",
+            r.rip, r.rsp, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rflags
+        ),
+        Err(e) => format!("vcpu{id}: KVM_GET_REGS: {e}\n"),
+    }
 }
 
 /// Cycle counter frequency the guest sees (TSC), in kHz.
