@@ -20,16 +20,7 @@ pub fn abort(msg: &str) -> ! {
     trap()
 }
 
-/// Stop with an invalid-opcode exception, which the launcher reports.
+/// Stop with an undefined-instruction exception, which the launcher reports.
 pub fn trap() -> ! {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: ud2 raises #UD; the launcher reports it and ends the VM.
-    unsafe {
-        core::arch::asm!("ud2", options(noreturn))
-    }
-    #[cfg(target_arch = "aarch64")]
-    // SAFETY: udf raises an undefined-instruction exception, reported likewise.
-    unsafe {
-        core::arch::asm!("udf #0", options(noreturn))
-    }
+    crate::arch::trap()
 }

@@ -115,6 +115,14 @@ pub fn cycles() -> u64 {
     v
 }
 
+/// Stop with an undefined-instruction exception (udf), which the launcher
+/// reports as a guest fault.
+pub fn trap() -> ! {
+    // SAFETY: udf raises an undefined-instruction exception; the launcher
+    // reports it and ends the VM.
+    unsafe { core::arch::asm!("udf #0", options(noreturn)) }
+}
+
 /// Name of the architecture, for messages.
 pub const NAME: &str = "aarch64";
 

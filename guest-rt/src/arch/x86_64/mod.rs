@@ -275,6 +275,12 @@ pub fn cycles() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+/// Stop with #UD (ud2), which the launcher reports as a guest fault.
+pub fn trap() -> ! {
+    // SAFETY: ud2 raises #UD; the launcher reports it and ends the VM.
+    unsafe { core::arch::asm!("ud2", options(noreturn)) }
+}
+
 /// Name of the architecture, for messages.
 pub const NAME: &str = "x86_64";
 
