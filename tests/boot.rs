@@ -291,3 +291,52 @@ fn missing_kvm_device_is_one_line_naming_the_fix() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(o.stdout.is_empty());
 }
+
+#[test]
+fn malformed_hypercalls_get_error_codes_not_crashes() {
+    require_kvm!();
+    use vessel_abi::Errno;
+    let o = run("selftest", &["--stdin-closed-is-fine", "hostile"]);
+    // The flag above is not a launcher flag, so it is the app's first argument.
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "unknown mode is the app's own error"
+    );
+    let o = run("selftest", &["hostile"]);
+    let out = texts(&o).0;
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let status = |name: &str| -> i32 {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name}: {out}"));
+        line.split(' ').nth(1).unwrap().parse().unwrap()
+    };
+    assert_eq!(status("unknown-number"), Errno::Inval as i32);
+    assert_eq!(status("write-huge-len"), Errno::Fault as i32);
+    assert_eq!(status("write-wrapping"), Errno::Fault as i32);
+    assert_eq!(status("write-outside-ram"), Errno::Fault as i32);
+    assert_eq!(status("write-bad-fd"), Errno::BadFd as i32);
+    assert_eq!(status("write-fd-too-wide"), Errno::Inval as i32);
+    assert_eq!(status("read-into-nowhere"), Errno::Fault as i32);
+    assert_eq!(status("random-outside-ram"), Errno::Fault as i32);
+    assert_eq!(status("clock-bad-id"), Errno::Inval as i32);
+    assert_eq!(status("apf-not-offered"), Errno::NotSupported as i32);
+}
+
+#[test]
+fn a_frame_outside_guest_memory_ends_the_guest_not_the_launcher() {
+    require_kvm!();
+    let o = run("selftest", &["hostile", "badframe"]);
+    let (out, err) = texts(&o);
+    assert_eq!(o.status.code(), Some(exit::GUEST_FAULT), "{err}");
+    assert!(
+        out.contains("ringing with a bad frame") && !out.contains("still alive"),
+        "{out}"
+    );
+    assert!(
+        err.contains("hypercall frame address 0xfffffffffffffff8"),
+        "{err}"
+    );
+}

@@ -4,6 +4,18 @@ use vessel_abi::{Call, Errno, Frame};
 
 /// Make a hypercall. Returns `(ret, ret2)` or the host's error.
 pub fn call(c: Call) -> Result<(u64, u64), Errno> {
+    let f = call_frame(c.encode());
+    if f.status == 0 {
+        Ok((f.ret, f.ret2))
+    } else {
+        Err(Errno::from_status(f.status).unwrap_or(Errno::Io))
+    }
+}
+
+/// Send a raw frame (any number, any arguments) and return the answered
+/// frame. For tests and tools that probe the launcher with malformed calls;
+/// apps use [`call`].
+pub fn call_frame(request: Frame) -> Frame {
     let info = crate::boot::info();
     // vCPU 0's frame; guest-rt runs the app on vCPU 0.
     // SAFETY: the launcher put vcpu_count (>= 1, checked at boot) VcpuInfo
@@ -13,15 +25,16 @@ pub fn call(c: Call) -> Result<(u64, u64), Errno> {
     // SAFETY: the frame is launcher-reserved, writable guest memory for this
     // vCPU only; volatile because the launcher writes it during the doorbell.
     unsafe {
-        frame.write_volatile(c.encode());
+        frame.write_volatile(request);
         crate::arch::doorbell(frame as u64);
-        let f = frame.read_volatile();
-        if f.status == 0 {
-            Ok((f.ret, f.ret2))
-        } else {
-            Err(Errno::from_status(f.status).unwrap_or(Errno::Io))
-        }
+        frame.read_volatile()
     }
+}
+
+/// Ring the doorbell with an arbitrary value as the frame address (for
+/// tests of the launcher's checks: a bad address ends the VM).
+pub fn ring_raw(frame_addr: u64) {
+    crate::arch::doorbell(frame_addr);
 }
 
 /// A guest buffer as the ABI names it (identity-mapped: address = pointer).

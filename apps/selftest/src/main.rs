@@ -82,6 +82,7 @@ fn main() -> i32 {
             );
             0
         }
+        "hostile" => hostile(arg(2)),
         "stdin" => {
             let mut all = String::new();
             let mut buf = [0u8; 256];
@@ -106,4 +107,63 @@ fn main() -> i32 {
             2
         }
     }
+}
+
+/// Malformed hypercalls: each must get an error code back, never crash the
+/// launcher. Prints one `name status` line per probe. With `badframe`, ends
+/// by ringing the doorbell with a frame address outside guest memory.
+fn hostile(then: &str) -> i32 {
+    use guest_rt::abi::{nr, Frame};
+    use guest_rt::hypercall::call_frame;
+    let frame = |n: u32, args: [u64; 6]| Frame {
+        nr: n,
+        status: 0,
+        args,
+        ret: 0,
+        ret2: 0,
+    };
+    let probes: [(&str, Frame); 10] = [
+        ("unknown-number", frame(0xdead, [0; 6])),
+        (
+            "write-huge-len",
+            frame(nr::WRITE, [1, 0x20_0000, u64::MAX, 0, 0, 0]),
+        ),
+        (
+            "write-wrapping",
+            frame(nr::WRITE, [1, u64::MAX - 4, 64, 0, 0, 0]),
+        ),
+        (
+            "write-outside-ram",
+            frame(nr::WRITE, [1, 0xc000_0000, 16, 0, 0, 0]),
+        ),
+        ("write-bad-fd", frame(nr::WRITE, [9, 0x20_0000, 1, 0, 0, 0])),
+        (
+            "write-fd-too-wide",
+            frame(nr::WRITE, [1 << 40, 0x20_0000, 1, 0, 0, 0]),
+        ),
+        (
+            "read-into-nowhere",
+            frame(nr::READ, [0, u64::MAX - 8, 4096, 0, 0, 0]),
+        ),
+        (
+            "random-outside-ram",
+            frame(nr::RANDOM, [0x8000_0000_0000, 32, 0, 0, 0, 0]),
+        ),
+        ("clock-bad-id", frame(nr::CLOCK, [77, 0, 0, 0, 0, 0])),
+        (
+            "apf-not-offered",
+            frame(nr::APF_ENABLE, [0x10_0000, 0x40, 0, 0, 0, 0]),
+        ),
+    ];
+    for (name, f) in probes {
+        let answer = call_frame(f);
+        println!("{name} {}", answer.status);
+    }
+    if then == "badframe" {
+        println!("ringing with a bad frame");
+        guest_rt::console::flush_all();
+        guest_rt::hypercall::ring_raw(0xffff_ffff_ffff_fff8);
+        println!("still alive?");
+    }
+    0
 }
