@@ -94,7 +94,11 @@ fn panic_prints_message_and_location_and_exits_101() {
 fn unmapped_store_is_a_diagnosed_page_fault() {
     require_kvm!();
     let o = run("selftest", &["fault"]);
-    let err = texts(&o).1;
+    let (out, err) = texts(&o);
+    assert_eq!(
+        out, "storing to 0xdead0000\n",
+        "the launcher prints what the crashed guest had buffered"
+    );
     assert_eq!(o.status.code(), Some(exit::GUEST_FAULT), "{err}");
     assert!(err.contains("page fault (#PF), vector 14"), "{err}");
     assert!(err.contains("cr2 0xdead0000"), "{err}");
@@ -131,7 +135,10 @@ fn timeout_ends_a_spinning_guest() {
     let o = run("selftest", &["--timeout", "0.3", "spin"]);
     let (out, err) = texts(&o);
     assert_eq!(o.status.code(), Some(exit::TIMEOUT), "{err}");
-    assert_eq!(out, "spinning\n");
+    assert_eq!(
+        out, "spinning\n",
+        "buffered output of a guest that never exits is printed"
+    );
     assert!(err.contains("timed out after"), "{err}");
     assert!(t.elapsed() < std::time::Duration::from_secs(10));
 }
@@ -339,4 +346,15 @@ fn a_frame_outside_guest_memory_ends_the_guest_not_the_launcher() {
         err.contains("hypercall frame address 0xfffffffffffffff8"),
         "{err}"
     );
+}
+
+#[test]
+fn stdout_is_batched_into_the_exit_when_not_a_terminal() {
+    require_kvm!();
+    // 200 lines of output, one exit: the lines arrive complete and in order.
+    let o = run("selftest", &["lines", "200"]);
+    let out = texts(&o).0;
+    assert_eq!(o.status.code(), Some(0));
+    let want: String = (0..200).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(out, want);
 }

@@ -40,6 +40,5 @@ pub extern "C" fn vessel_rt_start(boot: *const BootInfo) -> ! {
     crate::apf::init();
     // SAFETY: the symbol is defined by the entry! macro with this signature.
     let code = unsafe { __vessel_app_main() };
-    crate::console::flush_all();
     process::exit(code)
 }

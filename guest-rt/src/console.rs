@@ -1,59 +1,85 @@
-//! `print!`, `println!`, `eprint!`, `eprintln!`: line-buffered writes to the
-//! host's stdout and stderr (one hypercall per line, or per 4 KiB).
+//! `print!`, `println!`, `eprint!`, `eprintln!`: buffered writes to the
+//! host's stdout and stderr.
+//!
+//! stderr is line-buffered (one hypercall per line). stdout is buffered in
+//! a [`vessel_abi::ConsoleBuffer`] and written when it fills, before the app
+//! idles or reads stdin, and with the exit hypercall itself; per line only
+//! when the launcher says stdout is a terminal. So `hello` costs one exit,
+//! not one per line. Nothing is lost when the guest cannot flush: after a
+//! crash or a timeout the launcher prints what is left in the buffer (it
+//! finds it by the symbol `vessel_abi::console::STDOUT_SYMBOL`).
 
 use core::fmt::{self, Write};
 
 use spin::Mutex;
-use vessel_abi::Call;
+use vessel_abi::console::{BUFFER, STDOUT_LINE_BUFFERED};
+use vessel_abi::{Call, ConsoleBuffer, GuestSlice};
 
-const BUF: usize = 4096;
+/// The stdout buffer, at a symbol the launcher knows (see the module doc).
+/// Only touched with `STDOUT` held.
+#[export_name = "vessel_stdout_buffer"]
+static mut STDOUT_BUFFER: ConsoleBuffer = ConsoleBuffer {
+    len: 0,
+    data: [0; BUFFER],
+};
 
-struct LineBuf {
-    fd: u32,
-    len: usize,
-    buf: [u8; BUF],
-}
+/// Guards `STDOUT_BUFFER`.
+static STDOUT: Mutex<()> = Mutex::new(());
 
-impl LineBuf {
-    const fn new(fd: u32) -> Self {
-        LineBuf {
+/// stderr's line buffer.
+static STDERR: Mutex<ConsoleBuffer> = Mutex::new(ConsoleBuffer {
+    len: 0,
+    data: [0; BUFFER],
+});
+
+/// Write out `b` to host fd `fd` and empty it.
+fn flush_buffer(fd: u32, b: &mut ConsoleBuffer) {
+    let len = (b.len as usize).min(BUFFER);
+    let mut done = 0;
+    while done < len {
+        let chunk = &b.data[done..len];
+        match crate::hypercall::call(Call::Write {
             fd,
-            len: 0,
-            buf: [0; BUF],
+            buf: crate::hypercall::slice(chunk),
+        }) {
+            Ok((n, _)) if n > 0 => done += n as usize,
+            _ => break, // host refused: drop the rest rather than spin
         }
     }
+    b.len = 0;
+}
 
-    fn flush(&mut self) {
-        let mut done = 0;
-        while done < self.len {
-            let chunk = &self.buf[done..self.len];
-            match crate::hypercall::call(Call::Write {
-                fd: self.fd,
-                buf: crate::hypercall::slice(chunk),
-            }) {
-                Ok((n, _)) if n > 0 => done += n as usize,
-                _ => break, // host refused: drop the rest rather than spin
-            }
-        }
-        self.len = 0;
-    }
-
-    fn push(&mut self, mut s: &[u8]) {
-        while !s.is_empty() {
-            let n = s.len().min(BUF - self.len);
-            self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
-            let newline = s[..n].contains(&b'\n');
-            self.len += n;
-            s = &s[n..];
-            if newline || self.len == BUF {
-                self.flush();
-            }
+/// Append `s`, flushing when full or, with `line`, at each newline.
+fn push(fd: u32, b: &mut ConsoleBuffer, mut s: &[u8], line: bool) {
+    while !s.is_empty() {
+        let at = b.len as usize;
+        let n = s.len().min(BUFFER - at);
+        b.data[at..at + n].copy_from_slice(&s[..n]);
+        let newline = line && s[..n].contains(&b'\n');
+        b.len += n as u64;
+        s = &s[n..];
+        if newline || b.len as usize == BUFFER {
+            flush_buffer(fd, b);
         }
     }
 }
 
-static STDOUT: Mutex<LineBuf> = Mutex::new(LineBuf::new(1));
-static STDERR: Mutex<LineBuf> = Mutex::new(LineBuf::new(2));
+/// Run `f` on the stdout buffer with its lock held; None if it is taken
+/// (a panic while printing must not deadlock on its own lock).
+fn with_stdout<R>(wait: bool, f: impl FnOnce(&mut ConsoleBuffer) -> R) -> Option<R> {
+    let _guard = if wait {
+        Some(STDOUT.lock())
+    } else {
+        STDOUT.try_lock()
+    }?;
+    // SAFETY: STDOUT is held, so this is the only reference to the buffer.
+    let b = unsafe { &mut *core::ptr::addr_of_mut!(STDOUT_BUFFER) };
+    Some(f(b))
+}
+
+fn stdout_line_buffered() -> bool {
+    crate::boot::info().console_flags & STDOUT_LINE_BUFFERED != 0
+}
 
 /// Standard output.
 pub struct Stdout;
@@ -62,36 +88,55 @@ pub struct Stderr;
 
 impl Write for Stdout {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        STDOUT.lock().push(s.as_bytes());
+        write_stdout(s.as_bytes());
         Ok(())
     }
 }
 
 impl Write for Stderr {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        STDERR.lock().push(s.as_bytes());
+        push(2, &mut STDERR.lock(), s.as_bytes(), true);
         Ok(())
     }
 }
 
 /// Write raw bytes to stdout (buffered like `print!`).
 pub fn write_stdout(bytes: &[u8]) {
-    STDOUT.lock().push(bytes);
+    let line = stdout_line_buffered();
+    with_stdout(true, |b| push(1, b, bytes, line));
 }
 
-/// Flush both streams (done at exit and panic).
+/// Write out buffered stdout now (done before idling and reading stdin).
+pub fn flush_stdout() {
+    with_stdout(false, |b| flush_buffer(1, b));
+}
+
+/// Flush both streams (done at panic and abort).
 pub fn flush_all() {
-    // try_lock: a panic while printing must not deadlock on its own lock.
-    if let Some(mut o) = STDOUT.try_lock() {
-        o.flush();
-    }
+    flush_stdout();
     if let Some(mut e) = STDERR.try_lock() {
-        e.flush();
+        flush_buffer(2, &mut e);
     }
+}
+
+/// End the VM with `code`, handing the launcher the buffered stdout in the
+/// exit hypercall itself. Never returns.
+pub(crate) fn exit_with_stdout(code: i32) -> ! {
+    if let Some(mut e) = STDERR.try_lock() {
+        flush_buffer(2, &mut e);
+    }
+    let stdout = with_stdout(false, |b| GuestSlice {
+        addr: b.data.as_ptr() as u64,
+        len: b.len.min(BUFFER as u64),
+    })
+    .unwrap_or_default();
+    let _ = crate::hypercall::call(Call::Exit { code, stdout });
+    crate::arch::trap()
 }
 
 /// Read from the host's stdin into `buf`; returns bytes read (0 at EOF).
 pub fn read_stdin(buf: &mut [u8]) -> Result<usize, vessel_abi::Errno> {
+    flush_stdout(); // a prompt shows before the read blocks
     let b = vessel_abi::GuestSlice {
         addr: buf.as_mut_ptr() as u64,
         len: buf.len() as u64,

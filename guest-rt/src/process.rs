@@ -4,11 +4,10 @@ use vessel_abi::Call;
 
 use crate::hypercall::{call, slice};
 
-/// End the VM; `code` becomes the launcher's exit code. Flushes the console.
+/// End the VM; `code` becomes the launcher's exit code. Buffered stdout
+/// travels with the exit hypercall.
 pub fn exit(code: i32) -> ! {
-    crate::console::flush_all();
-    let _ = call(Call::Exit { code });
-    trap()
+    crate::console::exit_with_stdout(code)
 }
 
 /// End the VM with a message on the host's stderr (exit code 134).

@@ -321,6 +321,8 @@ where
             }
             None => u64::MAX,
         };
+        // Idle anyway: show what the tasks printed so far.
+        crate::console::flush_stdout();
         let _ = crate::hypercall::call(Call::Wait {
             timeout_ns,
             watch: crate::apf::head_addr(),

@@ -128,7 +128,8 @@ pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
         lazy_count: lazy_entries.len() as u64,
         vector_bits: p.vector_bits,
         counter_khz: p.counter_khz,
-        reserved: [0; 8],
+        console_flags: 0, // set by Vm::run, which knows the console
+        reserved: [0; 7],
     };
     ram.write_pod(start, &info)?;
     Ok(start)

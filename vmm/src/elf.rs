@@ -51,6 +51,7 @@ struct Symbol {
     addr: u64,
     size: u64,
     name: String,
+    func: bool,
 }
 
 /// A checked guest image.
@@ -155,10 +156,20 @@ impl GuestImage {
         let syms = symbols(&self.data).ok()?;
         let best = syms
             .iter()
-            .filter(|s| s.addr <= addr && (addr - s.addr < s.size.max(1)))
+            .filter(|s| s.func && s.addr <= addr && (addr - s.addr < s.size.max(1)))
             .max_by_key(|s| s.addr)?;
         let name = rustc_demangle::demangle(&best.name);
         Some(format!("{name:#}+{:#x}", addr - best.addr))
+    }
+
+    /// Address and size of the data object or function named `name`
+    /// (unmangled, e.g. an `export_name`), if the image has a symbol table.
+    pub fn symbol(&self, name: &str) -> Option<(u64, u64)> {
+        symbols(&self.data)
+            .ok()?
+            .into_iter()
+            .find(|s| s.name == name)
+            .map(|s| (s.addr, s.size))
     }
 }
 
@@ -247,7 +258,8 @@ fn symbols(data: &[u8]) -> Result<Vec<Symbol>> {
     let mut out = Vec::new();
     for sym in table.iter() {
         use object::read::elf::Sym;
-        if sym.st_type() != elf::STT_FUNC {
+        let func = sym.st_type() == elf::STT_FUNC;
+        if !func && sym.st_type() != elf::STT_OBJECT {
             continue;
         }
         if let Ok(name) = sym.name(e, strings) {
@@ -255,6 +267,7 @@ fn symbols(data: &[u8]) -> Result<Vec<Symbol>> {
                 addr: sym.st_value(e),
                 size: sym.st_size(e),
                 name: String::from_utf8_lossy(name).into_owned(),
+                func,
             });
         }
     }
@@ -430,6 +443,11 @@ pub(crate) mod tests {
         assert_eq!(b, [1, 2, 3, 0, 0], "bss is zeroed after the file bytes");
         assert_eq!(img.symbolize(0x20_0014).as_deref(), Some("hello::main+0x4"));
         assert_eq!(img.symbolize(0x20_0040), None);
+        assert_eq!(
+            img.symbol("_ZN5hello4main17h0123456789abcdefE"),
+            Some((0x20_0010, 16))
+        );
+        assert_eq!(img.symbol("missing"), None);
     }
 
     #[test]

@@ -18,6 +18,11 @@ const MAX_MSG: u64 = 4096;
 pub trait HostIo: Send {
     fn write(&mut self, fd: u32, data: &[u8]) -> std::io::Result<()>;
     fn read_stdin(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// Whether stdout is a terminal: the guest then flushes it per line
+    /// instead of per 4 KiB.
+    fn stdout_is_terminal(&self) -> bool {
+        false
+    }
 }
 
 /// The launcher process's own stdin/stdout/stderr.
@@ -35,6 +40,9 @@ impl HostIo for StdIo {
     }
     fn read_stdin(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         std::io::stdin().lock().read(buf)
+    }
+    fn stdout_is_terminal(&self) -> bool {
+        std::io::IsTerminal::is_terminal(&std::io::stdout())
     }
 }
 
@@ -121,7 +129,19 @@ type Answer = Result<((u64, u64), Served), Errno>;
 fn dispatch(ctx: &mut Ctx, call: Call) -> Answer {
     let ok = |r: u64| Ok(((r, 0), Served::Resume));
     match call {
-        Call::Exit { code } => Ok(((0, 0), Served::Done(Outcome::Exited(code)))),
+        Call::Exit { code, stdout } => {
+            // The guest's last buffered output rides on the exit. An
+            // unreadable buffer loses that output, not the exit code.
+            if stdout.len > 0 {
+                match ctx.ram.read_vec(stdout.addr, stdout.len, MAX_IO) {
+                    Ok(bytes) => {
+                        let _ = ctx.io.write(1, &bytes);
+                    }
+                    Err(e) => eprintln!("vessel: guest's final stdout not written: {e}"),
+                }
+            }
+            Ok(((0, 0), Served::Done(Outcome::Exited(code))))
+        }
         Call::Abort { msg } => {
             let len = msg.len.min(MAX_MSG);
             check(
@@ -375,7 +395,17 @@ mod tests {
     fn exit_abort_read_random_and_clock() {
         let ram = GuestRam::new(0, 0x10000).unwrap();
         let mut io = Capture::default();
-        let (_, s) = run(&ram, &mut io, Call::Exit { code: 7 });
+        ram.write(0x3100, b"bye\n").unwrap();
+        let stdout = GuestSlice {
+            addr: 0x3100,
+            len: 4,
+        };
+        let (_, s) = run(&ram, &mut io, Call::Exit { code: 7, stdout });
+        assert_eq!(
+            io.out.last(),
+            Some(&(1, b"bye\n".to_vec())),
+            "final stdout rides on the exit"
+        );
         assert!(matches!(s, Served::Done(Outcome::Exited(7))));
         ram.write(0x3000, b"boom").unwrap();
         let (_, s) = run(

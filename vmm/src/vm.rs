@@ -369,6 +369,8 @@ pub struct Vm<'a> {
     features: u64,
     vector_bits: u32,
     dump_regs: bool,
+    /// Guest address of the BootInfo.
+    boot_info: u64,
 }
 
 impl<'a> Vm<'a> {
@@ -500,6 +502,7 @@ impl<'a> Vm<'a> {
             features,
             vector_bits,
             dump_regs: cfg.dump_regs,
+            boot_info: boot_addr,
         })
     }
 
@@ -510,11 +513,36 @@ impl<'a> Vm<'a> {
 
     /// Run the guest until it exits, crashes or times out.
     pub fn run(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {
+        // Known only now that the console is: a terminal gets stdout per line.
+        let flags = if io.stdout_is_terminal() {
+            vessel_abi::console::STDOUT_LINE_BUFFERED
+        } else {
+            0
+        };
+        let at = self.boot_info + std::mem::offset_of!(vessel_abi::BootInfo, console_flags) as u64;
+        self.ram.write(at, &flags.to_le_bytes())?;
         let outcome = self.run_inner(io);
+        if let Ok(Outcome::Fault(_) | Outcome::Timeout(_)) = &outcome {
+            self.recover_stdout(io);
+        }
         if self.dump_regs {
             eprint!("{}", arch::dump_regs(&self.vcpu, 0, self.vector_bits));
         }
         outcome
+    }
+
+    /// Print what the guest had buffered for stdout but could not flush
+    /// (it crashed or ran out of time). Best effort: a guest without the
+    /// symbol, or with a corrupt buffer, loses that output.
+    fn recover_stdout(&self, io: &mut dyn HostIo) {
+        let Some((addr, _)) = self.image.symbol(vessel_abi::console::STDOUT_SYMBOL) else {
+            return;
+        };
+        if let Ok(b) = self.ram.read_pod::<vessel_abi::ConsoleBuffer>(addr) {
+            if b.len > 0 && b.len as usize <= vessel_abi::console::BUFFER {
+                let _ = io.write(1, &b.data[..b.len as usize]);
+            }
+        }
     }
 
     fn run_inner(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {

@@ -25,6 +25,7 @@ fn main() -> i32 {
             v[i] as i32
         }
         "fault" => {
+            println!("storing to 0xdead0000");
             let p = 0xdead_0000u64 as *mut u64;
             // SAFETY: deliberately not safe: this address is unmapped and the
             // store raises #PF, which is the behaviour under test.
@@ -83,6 +84,12 @@ fn main() -> i32 {
             0
         }
         "hostile" => hostile(arg(2)),
+        "lines" => {
+            for i in 0..arg(2).parse().unwrap_or(10) {
+                println!("line {i}");
+            }
+            0
+        }
         "stdin" => {
             let mut all = String::new();
             let mut buf = [0u8; 256];

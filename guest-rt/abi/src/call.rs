@@ -82,8 +82,10 @@ impl Errno {
 /// A hypercall with its typed parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call {
-    /// End the VM; `code` becomes the process exit code. Never returns.
-    Exit { code: i32 },
+    /// End the VM; `code` becomes the process exit code. `stdout` is the
+    /// guest's last buffered standard output, written before the VM ends
+    /// (one exit instead of a write and an exit). Never returns.
+    Exit { code: i32, stdout: GuestSlice },
     /// End the VM after printing `msg` (UTF-8) on the host's stderr; the
     /// process exits with [`crate::exit::ABORT`]. Never returns.
     Abort { msg: GuestSlice },
@@ -150,7 +152,9 @@ impl Call {
     pub fn encode(&self) -> Frame {
         let mut args = [0u64; 6];
         match *self {
-            Call::Exit { code } => args[0] = code as u32 as u64,
+            Call::Exit { code, stdout } => {
+                args[..3].copy_from_slice(&[code as u32 as u64, stdout.addr, stdout.len])
+            }
             Call::Abort { msg } => args[..2].copy_from_slice(&[msg.addr, msg.len]),
             Call::Write { fd, buf } | Call::Read { fd, buf } => {
                 args[..3].copy_from_slice(&[fd as u64, buf.addr, buf.len])
@@ -180,6 +184,7 @@ impl Call {
         Ok(match f.nr {
             nr::EXIT => Call::Exit {
                 code: narrow(f.nr, 0, a[0])? as i32,
+                stdout: slice(a[1], a[2]),
             },
             nr::ABORT => Call::Abort {
                 msg: slice(a[0], a[1]),
@@ -217,7 +222,13 @@ mod tests {
     use super::*;
 
     const ALL: [Call; 8] = [
-        Call::Exit { code: -3 },
+        Call::Exit {
+            code: -3,
+            stdout: GuestSlice {
+                addr: 0x100,
+                len: 3,
+            },
+        },
         Call::Abort {
             msg: GuestSlice {
                 addr: 0x1000,

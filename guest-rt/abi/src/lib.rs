@@ -112,8 +112,44 @@ pub struct BootInfo {
     pub vector_bits: u64,
     /// Frequency of the guest's cycle counter (TSC / CNTVCT) in kHz, 0 if unknown.
     pub counter_khz: u64,
+    /// Console behaviour bits, see [`console`].
+    pub console_flags: u64,
     /// Reserved for later versions; zero.
-    pub reserved: [u64; 8],
+    pub reserved: [u64; 7],
+}
+
+/// The guest's stdout buffer, which the launcher can read when the guest
+/// cannot flush it itself (crash, timeout).
+///
+/// guest-rt buffers stdout (a write hypercall per [`console::BUFFER`]
+/// bytes, at exit, before idling or reading stdin; per line when
+/// [`console::STDOUT_LINE_BUFFERED`] is set, i.e. stdout is a terminal).
+/// Its buffer is a [`ConsoleBuffer`] at the symbol [`console::STDOUT_SYMBOL`];
+/// after a crash or a timeout the launcher prints what is left in it.
+pub mod console {
+    /// `BootInfo::console_flags`: flush stdout at every newline.
+    pub const STDOUT_LINE_BUFFERED: u64 = 1 << 0;
+    /// Bytes of stdout guest-rt buffers.
+    pub const BUFFER: usize = 4096;
+    /// ELF symbol of the guest's stdout [`ConsoleBuffer`](crate::ConsoleBuffer).
+    pub const STDOUT_SYMBOL: &str = "vessel_stdout_buffer";
+}
+
+/// Pending console output: `len` bytes at the start of `data`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsoleBuffer {
+    pub len: u64,
+    pub data: [u8; console::BUFFER],
+}
+
+impl Default for ConsoleBuffer {
+    fn default() -> Self {
+        ConsoleBuffer {
+            len: 0,
+            data: [0; console::BUFFER],
+        }
+    }
 }
 
 /// Static data the guest image carries in its [`HEADER_SECTION`] section, read
@@ -213,8 +249,10 @@ pub struct Arm64FaultFrame {
 /// (their layout assertions show it), so every byte pattern is a valid value.
 pub unsafe trait Pod: Copy + Default {}
 // SAFETY (all impls below): each type is #[repr(C)], made of u32/u64 fields
-// and arrays of them, with no padding; `assert_layout!` checks the sizes.
+// and arrays of them (u8 arrays too), with no padding; `assert_layout!`
+// checks the sizes.
 unsafe impl Pod for BootInfo {}
+unsafe impl Pod for ConsoleBuffer {}
 unsafe impl Pod for GuestStr {}
 unsafe impl Pod for VcpuInfo {}
 unsafe impl Pod for LazyRegion {}
@@ -235,13 +273,14 @@ macro_rules! assert_layout {
 }
 
 assert_layout!(GuestStr, 16, { addr: 0, len: 8 });
+assert_layout!(ConsoleBuffer, 8 + console::BUFFER, { len: 0, data: 8 });
 assert_layout!(VcpuInfo, 32, { id: 0, frame: 8, stack_top: 16, stack_size: 24 });
 assert_layout!(LazyRegion, 32, { name: 0, addr: 16, len: 24 });
 assert_layout!(BootInfo, 184, {
     magic: 0, abi_version: 8, vcpu_count: 12, features: 16, mem_size: 24,
     heap_start: 32, heap_size: 40, argv: 48, argc: 56, envp: 64, envc: 72,
     vcpus: 80, lazy: 88, lazy_count: 96, vector_bits: 104, counter_khz: 112,
-    reserved: 120,
+    console_flags: 120, reserved: 128,
 });
 assert_layout!(GuestHeader, 72, {
     magic: 0, abi_version: 8, vector_count: 12, vector_table: 16,
