@@ -384,7 +384,8 @@ impl Cpio {
 }
 
 /// Build everything, boot the test machine, report.
-pub fn test(sh: &Shell) -> Result<()> {
+/// Run the suite; returns how many tests passed (any failure is an error).
+pub fn test(sh: &Shell) -> Result<usize> {
     setup(sh)?;
     guests::build_all(sh, Arch::Aarch64)?;
     cmd!(
@@ -531,5 +532,5 @@ pub fn test(sh: &Shell) -> Result<()> {
             tests.len()
         );
     }
-    Ok(())
+    Ok(passed.len())
 }

@@ -127,19 +127,54 @@ fn test(sh: &Shell, arches: &[Arch]) -> Result<()> {
     for &arch in arches {
         setup::setup(sh, arch)?;
     }
+    let mut passed = 0;
     if arches.contains(&Arch::X86_64) {
         guests::build_all(sh, Arch::X86_64)?;
-        let dir = guests::packed_dir(Arch::X86_64);
-        let _env = sh.push_env("VESSEL_DIR", &dir);
-        let _bin = sh.push_env("VESSEL_BIN", guests::launcher(Arch::X86_64));
-        xshell::// The default members: the host crates (guest apps only build for their targets).
-        cmd!(sh, "cargo test --release")
-        .run()?;
+        // The default members: the host crates (guest apps only build for
+        // their targets). Unit tests, then integration tests booting guests.
+        let mut cargo = std::process::Command::new("cargo");
+        cargo
+            .args(["test", "--release"])
+            .current_dir(project_root())
+            .env("VESSEL_DIR", guests::packed_dir(Arch::X86_64))
+            .env("VESSEL_BIN", guests::launcher(Arch::X86_64));
+        passed += run_counting(cargo)?;
     }
     if arches.contains(&Arch::Aarch64) {
-        arm64::test(sh)?;
+        passed += arm64::test(sh)?;
     }
+    // One closing line for everything that ran (each part fails loudly above).
+    println!("vessel-tests: {passed} passed, 0 failed");
     Ok(())
+}
+
+/// Run a `cargo test` command, echoing its output, and count the tests that
+/// passed; a failure or a run with no test at all is an error.
+fn run_counting(mut cmd: std::process::Command) -> Result<usize> {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn()?;
+    let out = child.stdout.take().expect("stdout is piped");
+    let mut passed = 0;
+    for line in std::io::BufReader::new(out).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            // "ok. 21 passed; 0 failed; ..."
+            let n = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|w| w.parse::<usize>().ok());
+            passed += n.unwrap_or(0);
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    if passed == 0 {
+        bail!("cargo test ran no test");
+    }
+    Ok(passed)
 }
 
 pub fn project_root() -> std::path::PathBuf {
