@@ -376,7 +376,7 @@ fn apf_tests() -> Vec<T> {
             0,
             &["paired=true async=true overlapped=true storm=true", &s_storm],
             &[],
-            "/apps/lazyscan --lazy data=/data/storm.bin --lazy-latency 20 -- --tasks 64 --storm",
+            "/apps/lazyscan --lazy data=/data/storm.bin --lazy-latency 100 -- --tasks 64 --storm",
         ),
         t(
             "apf-halt",
