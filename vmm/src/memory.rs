@@ -78,7 +78,7 @@ impl GuestRam {
     /// it is visible to a guest that loads it with acquire order.
     pub fn store_u64_release(&self, addr: u64, v: u64) -> Result<()> {
         self.check(addr, 8)?;
-        if addr % 8 != 0 {
+        if !addr.is_multiple_of(8) {
             return Err(Error::Memory(format!("unaligned u64 store at {addr:#x}")));
         }
         self.mem
