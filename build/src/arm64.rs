@@ -273,6 +273,9 @@ fn tests(apps: &[String]) -> Vec<T> {
             &format!("/apps/selftest --sve-vl {bits} sve"),
         ));
     }
+    if apps.iter().any(|a| a == "lazyscan") {
+        v.extend(apf_tests());
+    }
     if apps.iter().any(|a| a == "vector") {
         // The app asks for `sve = max` in its header.
         v.push(t(
@@ -302,6 +305,115 @@ fn tests(apps: &[String]) -> Vec<T> {
         }
     }
     v
+}
+
+/// Data files for the async-PF tests: (name in /data, bytes).
+const APF_DATA: &[(&str, usize)] = &[
+    ("sum.bin", 1_000_003),
+    ("pair.bin", 256 * 4096),
+    ("sync.bin", 300 * 1024),
+    ("storm.bin", 64 * 4096),
+    ("halt.bin", 8 * 4096),
+    ("bad.bin", 10),
+];
+
+/// The same deterministic bytes as tests/apf.rs, and their sum.
+fn apf_data(len: usize) -> (Vec<u8>, u64) {
+    let mut x: u32 = 0x1234_5678 ^ len as u32;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let sum = bytes.iter().map(|&b| b as u64).sum();
+    (bytes, sum)
+}
+
+/// The equivalents of tests/apf.rs, with sums computed here.
+fn apf_tests() -> Vec<T> {
+    let sum = |name: &str| {
+        let len = APF_DATA
+            .iter()
+            .find(|d| d.0 == name)
+            .map(|d| d.1)
+            .unwrap_or(0);
+        apf_data(len).1.to_string()
+    };
+    let (s_sum, s_pair, s_sync, s_storm, s_halt) = (
+        sum("sum.bin"),
+        sum("pair.bin"),
+        sum("sync.bin"),
+        sum("storm.bin"),
+        sum("halt.bin"),
+    );
+    vec![
+        t(
+            "apf-sum",
+            0,
+            &["enabled=true", "paired=true", &s_sum],
+            &[],
+            "/apps/lazyscan --lazy data=/data/sum.bin",
+        ),
+        t(
+            "apf-pair",
+            0,
+            &["enabled=true", "paired=true async=true overlapped=true", &s_pair],
+            &[],
+            "/apps/lazyscan --lazy data=/data/pair.bin --lazy-latency 5 -- --tasks 8",
+        ),
+        t(
+            "apf-sync",
+            0,
+            &["enabled=false not_present=0 ready=0", &s_sync],
+            &[],
+            "/apps/lazyscan --lazy data=/data/sync.bin --lazy-latency 1 --no-async-pf",
+        ),
+        t(
+            "apf-storm",
+            0,
+            &["paired=true async=true overlapped=true storm=true", &s_storm],
+            &[],
+            "/apps/lazyscan --lazy data=/data/storm.bin --lazy-latency 100 -- --tasks 64 --storm",
+        ),
+        t(
+            "apf-halt",
+            0,
+            &["paired=true async=true", "faults8=true", &s_halt],
+            &[],
+            "/apps/lazyscan --lazy data=/data/halt.bin --lazy-latency 30 -- --tasks 1 --sleep-ms 50",
+        ),
+        t(
+            "apf-bad-missing",
+            125,
+            &[],
+            &["cannot open", "missing"],
+            "/apps/lazyscan --lazy data=/data/missing",
+        ),
+        t(
+            "apf-bad-dir",
+            125,
+            &[],
+            &["not a regular file"],
+            "/apps/lazyscan --lazy data=/data",
+        ),
+        t(
+            "apf-bad-small",
+            125,
+            &[],
+            &["smaller"],
+            "/apps/lazyscan --lazy data=/data/bad.bin:4",
+        ),
+        t(
+            "apf-write",
+            126,
+            &[],
+            &["guest exception: data abort", "permission fault", "write"],
+            "/apps/lazyscan --lazy data=/data/bad.bin -- --write",
+        ),
+    ]
 }
 
 fn spec(tests: &[T]) -> String {
@@ -407,6 +519,10 @@ pub fn test(sh: &Shell) -> Result<usize> {
     )?;
     for app in &apps {
         c.file(&format!("apps/{app}"), &guests::packed(Arch::Aarch64, app))?;
+    }
+    c.dir("data");
+    for (name, len) in APF_DATA {
+        c.entry(&format!("data/{name}"), 0o100644, (0, 0), &apf_data(*len).0);
     }
     c.entry("tests.txt", 0o100644, (0, 0), spec(&tests).as_bytes());
     let initrd = project_root().join("target/arm64-initrd.cpio");

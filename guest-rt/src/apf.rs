@@ -32,6 +32,9 @@ const _: () = {
     assert!(core::mem::offset_of!(ApfShared, head) == 64);
     assert!(core::mem::offset_of!(ApfShared, ring) == 72);
     assert!(RING.is_power_of_two());
+    assert!(core::mem::offset_of!(ApfShared, head) as u64 == vessel_abi::apf::READY_HEAD_OFFSET);
+    assert!(core::mem::offset_of!(ApfShared, ring) as u64 == vessel_abi::apf::READY_RING_OFFSET);
+    assert!(RING as u64 == vessel_abi::apf::READY_RING_ENTRIES);
 };
 
 #[no_mangle]
@@ -39,7 +42,8 @@ pub static mut VESSEL_APF_SHARED: ApfShared = ApfShared {
     area: ApfArea {
         flags: 0,
         token: 0,
-        reserved: [0; 14],
+        fault_token: 0,
+        reserved: [0; 13],
     },
     head: 0,
     ring: [0; RING],
@@ -120,8 +124,13 @@ pub(crate) fn head_addr() -> u64 {
 
 /// The ready counter now.
 pub(crate) fn head() -> u64 {
-    // SAFETY: aligned u64 written by the interrupt stub; volatile read.
-    unsafe { core::ptr::addr_of!((*shared()).head).read_volatile() }
+    // SAFETY: an aligned u64 in a static, written by the interrupt stub
+    // (x86_64) or the launcher (aarch64). Acquire: the ring entries below
+    // it were written first.
+    unsafe {
+        (*(core::ptr::addr_of!((*shared()).head) as *const core::sync::atomic::AtomicU64))
+            .load(core::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// Take every ready token recorded so far, calling `f` for each one that
@@ -155,6 +164,22 @@ pub(crate) fn drain(mut f: impl FnMut(u32)) {
     });
     for t in tokens {
         f(t);
+    }
+}
+
+/// aarch64: the injected external data abort is a "not present" when the
+/// launcher flagged it; take (and clear) its token.
+#[allow(dead_code)]
+pub(crate) fn take_not_present() -> Option<u32> {
+    // SAFETY: aligned u32 fields of the static area; the launcher writes
+    // them only while this vCPU is stopped, before injecting the abort.
+    unsafe {
+        let a = core::ptr::addr_of_mut!((*shared()).area);
+        if core::ptr::addr_of!((*a).flags).read_volatile() != vessel_abi::apf::PAGE_NOT_PRESENT {
+            return None;
+        }
+        core::ptr::addr_of_mut!((*a).flags).write_volatile(0);
+        Some(core::ptr::addr_of!((*a).fault_token).read_volatile())
     }
 }
 

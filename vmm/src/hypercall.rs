@@ -50,8 +50,9 @@ impl HostIo for StdIo {
 pub enum Served {
     /// Answered in the frame: resume the vCPU.
     Resume,
-    /// Resume after halting until an event or the timeout (ns).
-    Wait(u64),
+    /// Resume after halting until an event or the timeout (ns); the guest
+    /// watched the u64 at the second field, expecting the third.
+    Wait(u64, u64, u64),
     /// The frame says success; enable async page faults on this vCPU (the
     /// area and vector are checked). If that fails, the caller overwrites
     /// the frame's status at `frame` with [`Errno::Io`].
@@ -224,7 +225,7 @@ fn dispatch(ctx: &mut Ctx, call: Call) -> Answer {
                     return ok(1); // an event came in before the call: no halt
                 }
             }
-            Ok(((0, 0), Served::Wait(timeout_ns)))
+            Ok(((0, 0), Served::Wait(timeout_ns, watch, expect)))
         }
         Call::ApfEnable { area, vector } => {
             if ctx.features & vessel_abi::features::ASYNC_PF == 0 {
@@ -467,14 +468,14 @@ mod tests {
             expect,
         };
         let (_, s) = run(&ram, &mut io, wait(0x6000, 5));
-        assert!(matches!(s, Served::Wait(10)), "unchanged counter: halt");
+        assert!(matches!(s, Served::Wait(10, ..)), "unchanged counter: halt");
         let (f, s) = run(&ram, &mut io, wait(0x6000, 4));
         assert!(
             matches!(s, Served::Resume) && f.ret == 1,
             "changed: no halt"
         );
         let (_, s) = run(&ram, &mut io, wait(0, 0));
-        assert!(matches!(s, Served::Wait(10)));
+        assert!(matches!(s, Served::Wait(10, ..)));
         let (f, _) = run(&ram, &mut io, wait(0xfffc, 0));
         assert_eq!(f.status, Errno::Inval as i32);
         let (f, _) = run(&ram, &mut io, wait(0x10000, 0));

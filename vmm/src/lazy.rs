@@ -197,6 +197,8 @@ pub fn fill_page(file: &File, file_len: u64, offset: u64, page: &mut [u8]) -> st
 
 const UFFD_API: u64 = 0xaa;
 const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
+/// A missing page raises SIGBUS (KVM_RUN: -EFAULT) instead of waiting.
+const UFFD_FEATURE_SIGBUS: u64 = 1 << 7;
 const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
 
 const fn iowr(ty: u64, nr: u64, size: u64) -> u64 {
@@ -249,12 +251,17 @@ struct UffdMsg {
 const UFFDIO_API: u64 = iowr(0xaa, 0x3f, std::mem::size_of::<UffdioApi>() as u64);
 const UFFDIO_REGISTER: u64 = iowr(0xaa, 0x00, std::mem::size_of::<UffdioRegister>() as u64);
 const UFFDIO_COPY: u64 = iowr(0xaa, 0x03, std::mem::size_of::<UffdioCopy>() as u64);
+/// `_IOR(0xaa, 0x01, struct uffdio_range)`.
+const UFFDIO_UNREGISTER: u64 =
+    (2 << 30) | ((std::mem::size_of::<UffdioRange>() as u64) << 16) | (0xaa << 8) | 0x01;
 
 const _: () = assert!(std::mem::size_of::<UffdMsg>() == 32);
 
 /// Anonymous memory for all lazy regions plus the fetch threads serving it.
 pub struct LazyMemory {
     regions: Arc<Vec<Backing>>,
+    uffd: Option<Arc<OwnedFd>>,
+    latency: Duration,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     /// First fetch error; the vCPU loop turns it into a guest fault.
@@ -286,34 +293,15 @@ impl LazyMemory {
         if planned.is_empty() {
             return Ok(LazyMemory {
                 regions: Arc::new(vec![]),
+                uffd: None,
+                latency,
                 stop,
                 threads: vec![],
                 error,
                 fetched,
             });
         }
-        // SAFETY: the userfaultfd syscall takes flags and returns a new fd or -1.
-        let raw =
-            unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) };
-        if raw < 0 {
-            return Err(Error::Memory(format!(
-                "userfaultfd for lazy regions: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        // SAFETY: raw is a new fd that nothing else owns.
-        let uffd = Arc::new(unsafe { OwnedFd::from_raw_fd(raw as i32) });
-        let mut api = UffdioApi {
-            api: UFFD_API,
-            ..Default::default()
-        };
-        // SAFETY: UFFDIO_API reads and writes exactly one UffdioApi.
-        if unsafe { libc::ioctl(uffd.as_raw_fd(), UFFDIO_API as _, &mut api) } < 0 {
-            return Err(Error::Memory(format!(
-                "UFFDIO_API: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
+        let uffd = Arc::new(new_uffd(0)?);
         let mut regions = Vec::new();
         for p in planned {
             let len = usize::try_from(p.mapped)
@@ -384,6 +372,8 @@ impl LazyMemory {
         }
         Ok(LazyMemory {
             regions,
+            uffd: Some(uffd),
+            latency,
             stop,
             threads,
             error,
@@ -395,10 +385,160 @@ impl LazyMemory {
         &self.regions
     }
 
+    /// Move every region to a new userfaultfd in SIGBUS mode: from now on a
+    /// touch of a missing page fails (KVM_RUN: -EFAULT) instead of waiting,
+    /// and pages are filled only through the returned [`Filler`]. Pages
+    /// already filled stay. Used by a launcher that serves page faults
+    /// itself (aarch64 async page faults).
+    pub fn switch_to_sigbus(&self) -> Result<Filler> {
+        let old = self
+            .uffd
+            .as_ref()
+            .ok_or_else(|| Error::Memory("no lazy regions to serve".into()))?;
+        let uffd = Arc::new(new_uffd(UFFD_FEATURE_SIGBUS)?);
+        for r in self.regions.iter() {
+            let mut range = UffdioRange {
+                start: r.host,
+                len: r.mapped,
+            };
+            // SAFETY: UFFDIO_UNREGISTER reads one UffdioRange: a range this
+            // module registered on `old`.
+            if unsafe { libc::ioctl(old.as_raw_fd(), UFFDIO_UNREGISTER as _, &mut range) } < 0 {
+                return Err(Error::Memory(format!(
+                    "UFFDIO_UNREGISTER for lazy region {}: {}",
+                    r.name,
+                    std::io::Error::last_os_error()
+                )));
+            }
+            let mut reg = UffdioRegister {
+                range: UffdioRange {
+                    start: r.host,
+                    len: r.mapped,
+                },
+                mode: UFFDIO_REGISTER_MODE_MISSING,
+                ioctls: 0,
+            };
+            // SAFETY: UFFDIO_REGISTER reads and writes one UffdioRegister
+            // for the region's own mapping.
+            if unsafe { libc::ioctl(uffd.as_raw_fd(), UFFDIO_REGISTER as _, &mut reg) } < 0 {
+                return Err(Error::Memory(format!(
+                    "UFFDIO_REGISTER (SIGBUS mode) for lazy region {}: {}",
+                    r.name,
+                    std::io::Error::last_os_error()
+                )));
+            }
+        }
+        Ok(Filler {
+            uffd,
+            regions: self.regions.clone(),
+            error: self.error.clone(),
+            fetched: self.fetched.clone(),
+            latency: self.latency,
+        })
+    }
+
     /// The first fetch error, if any.
     pub fn failed(&self) -> Option<String> {
         self.error.lock().ok().and_then(|e| e.clone())
     }
+}
+
+/// Fills pages of SIGBUS-mode regions on request (any thread).
+#[derive(Clone)]
+pub struct Filler {
+    uffd: Arc<OwnedFd>,
+    regions: Arc<Vec<Backing>>,
+    error: Arc<Mutex<Option<String>>>,
+    fetched: Arc<AtomicU64>,
+    latency: Duration,
+}
+
+impl Filler {
+    /// The region holding guest-physical `gpa`, if any.
+    pub fn contains(&self, gpa: u64) -> bool {
+        self.regions
+            .iter()
+            .any(|r| gpa >= r.gpa && gpa - r.gpa < r.mapped)
+    }
+
+    /// Fetch and fill the page at guest-physical `gpa` (page aligned), after
+    /// the emulated latency. A page someone already filled is fine. Errors
+    /// are recorded like the fetch threads' (the page reads as zeros where
+    /// the file could not be read).
+    pub fn fill(&self, gpa: u64) {
+        let Some(r) = self
+            .regions
+            .iter()
+            .find(|r| gpa >= r.gpa && gpa - r.gpa < r.mapped)
+        else {
+            return;
+        };
+        let fail = |m: String| {
+            if let Ok(mut e) = self.error.lock() {
+                e.get_or_insert(m);
+            }
+        };
+        if !self.latency.is_zero() {
+            std::thread::sleep(self.latency);
+        }
+        let offset = (gpa - r.gpa) & !(PAGE - 1);
+        let mut page = vec![0u8; PAGE as usize];
+        if let Err(e) = fill_page(&r.file, r.file_len, offset, &mut page) {
+            fail(format!(
+                "lazy region {}: reading offset {offset:#x} failed: {e} (page filled with zeros)",
+                r.name
+            ));
+            page.fill(0);
+        }
+        let mut copy = UffdioCopy {
+            dst: r.host + offset,
+            src: page.as_ptr() as u64,
+            len: PAGE,
+            mode: 0,
+            copy: 0,
+        };
+        // SAFETY: UFFDIO_COPY copies one page from `page` (live, PAGE bytes)
+        // into the registered mapping of region r at `offset` < r.mapped.
+        let rc = unsafe { libc::ioctl(self.uffd.as_raw_fd(), UFFDIO_COPY as _, &mut copy) };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                fail(format!(
+                    "lazy region {}: UFFDIO_COPY at offset {offset:#x}: {e}",
+                    r.name
+                ));
+            }
+        } else {
+            self.fetched.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A new non-blocking userfaultfd after UFFDIO_API with `features`.
+fn new_uffd(features: u64) -> Result<OwnedFd> {
+    // SAFETY: the userfaultfd syscall takes flags and returns a new fd or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    if raw < 0 {
+        return Err(Error::Memory(format!(
+            "userfaultfd for lazy regions: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: raw is a new fd that nothing else owns.
+    let uffd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let mut api = UffdioApi {
+        api: UFFD_API,
+        features,
+        ioctls: 0,
+    };
+    // SAFETY: UFFDIO_API reads and writes exactly one UffdioApi.
+    if unsafe { libc::ioctl(uffd.as_raw_fd(), UFFDIO_API as _, &mut api) } < 0 {
+        return Err(Error::Memory(format!(
+            "UFFDIO_API (features {features:#x}): {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(uffd)
 }
 
 struct Backings(Vec<Backing>);
@@ -518,6 +658,7 @@ mod tests {
         assert_eq!(UFFDIO_API, 0xc018_aa3f);
         assert_eq!(UFFDIO_REGISTER, 0xc020_aa00);
         assert_eq!(UFFDIO_COPY, 0xc028_aa03);
+        assert_eq!(UFFDIO_UNREGISTER, 0x8010_aa01);
     }
 
     #[test]

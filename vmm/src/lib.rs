@@ -22,6 +22,7 @@ pub mod ipa;
 pub mod lazy;
 pub mod memory;
 pub mod pack;
+pub mod softapf;
 pub mod sve;
 pub mod vm;
 

@@ -9,7 +9,9 @@ use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap};
 
 use crate::error::{Error, Result};
 
-/// Guest RAM: one contiguous region.
+/// Guest RAM: one contiguous region. Clones share the mapping, which lives
+/// until the last clone is dropped.
+#[derive(Clone)]
 pub struct GuestRam {
     mem: GuestMemoryMmap,
     base: u64,
@@ -70,6 +72,18 @@ impl GuestRam {
         self.mem
             .write_slice(data, GuestAddress(addr))
             .map_err(|e| Error::Memory(format!("write at {addr:#x}: {e}")))
+    }
+
+    /// Store an aligned u64 with release order: everything written before
+    /// it is visible to a guest that loads it with acquire order.
+    pub fn store_u64_release(&self, addr: u64, v: u64) -> Result<()> {
+        self.check(addr, 8)?;
+        if !addr.is_multiple_of(8) {
+            return Err(Error::Memory(format!("unaligned u64 store at {addr:#x}")));
+        }
+        self.mem
+            .store(v, GuestAddress(addr), std::sync::atomic::Ordering::Release)
+            .map_err(|e| Error::Memory(format!("store at {addr:#x}: {e}")))
     }
 
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {

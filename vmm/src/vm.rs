@@ -15,6 +15,7 @@ use crate::error::{Error, KvmContext, Result};
 use crate::hypercall::{self, HostIo, Served};
 use crate::lazy::{LazyMemory, LazySpec};
 use crate::memory::GuestRam;
+use crate::softapf::SoftApf;
 use crate::sve::SveRequest;
 
 /// What the doorbell page's addresses mean.
@@ -361,6 +362,8 @@ pub struct Vm<'a> {
     // RAM and lazy regions KVM maps.
     vcpu: VcpuFd,
     waker: WakeTimer,
+    /// Launcher-served async page faults (aarch64), once the guest registers.
+    soft: Option<SoftApf>,
     _vm: Arc<kvm_ioctls::VmFd>,
     ram: GuestRam,
     lazy: LazyMemory,
@@ -496,6 +499,7 @@ impl<'a> Vm<'a> {
             ram,
             lazy,
             waker: WakeTimer::new(vm.clone()),
+            soft: None,
             _vm: vm,
             vcpu,
             timeout: cfg.timeout,
@@ -560,6 +564,13 @@ impl<'a> Vm<'a> {
             }
             let exit = match self.vcpu.run() {
                 Ok(exit) => exit,
+                // A lazy page in SIGBUS mode: a launcher-served async PF.
+                Err(e) if e.errno() == libc::EFAULT && self.soft.is_some() => {
+                    if let Err(msg) = self.soft_fault() {
+                        return Ok(self.fault(msg));
+                    }
+                    continue;
+                }
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                     if watchdog.fired() {
                         return Ok(Outcome::Timeout(start.elapsed()));
@@ -586,8 +597,17 @@ impl<'a> Vm<'a> {
                         match kind {
                             Doorbell::Call => match hypercall::serve(&mut ctx, value) {
                                 Served::Resume => None,
-                                Served::Wait(timeout_ns) => {
+                                Served::Wait(timeout_ns, watch, expect) => {
                                     if timeout_ns == 0 {
+                                        None
+                                    } else if let Some(soft) = &self.soft {
+                                        let timeout = (timeout_ns != u64::MAX)
+                                            .then(|| Duration::from_nanos(timeout_ns));
+                                        let lazy = &self.lazy;
+                                        let wd = &watchdog;
+                                        soft.wait(watch, expect, timeout, &|| {
+                                            wd.fired() || lazy.failed().is_some()
+                                        });
                                         None
                                     } else {
                                         if timeout_ns != u64::MAX {
@@ -602,7 +622,16 @@ impl<'a> Vm<'a> {
                                     vector,
                                     frame,
                                 } => {
-                                    if let Err(e) = arch::apf_enable(&self.vcpu, area, vector) {
+                                    let enabled = arch::apf_enable(&self.vcpu, area, vector)
+                                        .and_then(|()| {
+                                            enable_soft_apf(
+                                                &mut self.soft,
+                                                &self.ram,
+                                                &self.lazy,
+                                                area,
+                                            )
+                                        });
+                                    if let Err(e) = enabled {
                                         eprintln!("vessel: enabling async page faults: {e}");
                                         let status = vessel_abi::Errno::Io as i32;
                                         // status is the u32 after nr in the frame.
@@ -653,12 +682,58 @@ impl<'a> Vm<'a> {
         }
     }
 
+    /// KVM_RUN failed with EFAULT while lazy regions are in SIGBUS mode:
+    /// deliver "page not present" for the faulting address. Err: a one-line
+    /// reason the guest cannot go on.
+    fn soft_fault(&self) -> std::result::Result<(), String> {
+        let Some(soft) = &self.soft else {
+            return Err("KVM_RUN: EFAULT".into());
+        };
+        let addr = arch::inject_lazy_fault(&self.vcpu)
+            .map_err(|e| format!("KVM_RUN: EFAULT, and delivering it failed: {e}"))?;
+        if !soft.is_lazy(addr) {
+            return Err(format!(
+                "KVM_RUN: EFAULT at guest address {addr:#x}, outside every lazy region"
+            ));
+        }
+        soft.fault(addr)
+            .map(|_| ())
+            .map_err(|e| format!("async page fault at {addr:#x}: {e}"))
+    }
+
     fn fault(&self, what: String) -> Outcome {
         Outcome::Fault(format!(
             "{what}: {}",
             arch::crash_report(&self.vcpu, self.image)
         ))
     }
+}
+
+/// aarch64 and the like: serve async page faults in the launcher once
+/// the guest registered `area` (the lazy regions switch to SIGBUS mode).
+fn enable_soft_apf(
+    soft: &mut Option<SoftApf>,
+    ram: &GuestRam,
+    lazy: &LazyMemory,
+    area: u64,
+) -> Result<()> {
+    if !arch::SOFT_APF {
+        return Ok(());
+    }
+    let bytes = vessel_abi::apf::READY_AREA_BYTES;
+    if !ram.contains(area, bytes) {
+        return Err(Error::Other(format!(
+            "async-PF area {area:#x}+{bytes:#x} (with its ready ring) is outside guest RAM"
+        )));
+    }
+    match soft {
+        Some(s) => s.set_area(area),
+        None => {
+            let filler = lazy.switch_to_sigbus()?;
+            *soft = Some(SoftApf::new(ram.clone(), filler, area, FETCH_WORKERS)?);
+        }
+    }
+    Ok(())
 }
 
 /// Build a VM for `image` on `host` and run it to its end.

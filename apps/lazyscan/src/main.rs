@@ -120,6 +120,15 @@ async fn main() -> i32 {
         "apf: enabled={} not_present={} ready={} wake_all={} unmatched={} duplicate={} waited_in_place={} max_outstanding={}",
         st.enabled, st.not_present, st.ready, st.wake_all, st.unmatched, st.duplicate, st.waited_in_place, st.max_outstanding
     );
+    // One-line verdicts for suites that match output by substring.
+    println!(
+        "apf-check: paired={} async={} overlapped={} storm={} faults8={}",
+        st.not_present == st.ready && st.unmatched == 0 && st.duplicate == 0,
+        st.not_present > 0,
+        st.max_outstanding > 1,
+        st.max_outstanding >= 32,
+        st.not_present >= 8
+    );
     println!(
         "bytes={} tasks={} elapsed_ms={}",
         data.len(),

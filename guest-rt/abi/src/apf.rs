@@ -13,8 +13,17 @@
 //!
 //! Every token is reported ready exactly once. Faults taken with interrupts
 //! masked, or on a vCPU that did not register, are served synchronously.
-//! On x86_64 KVM implements this protocol (`struct kvm_vcpu_pv_apf_data`);
-//! the arm64 launcher will implement the same layout itself.
+//! On x86_64 KVM implements this protocol (`struct kvm_vcpu_pv_apf_data`).
+//!
+//! On aarch64 the launcher implements it (KVM has no async page faults):
+//! "not present" is an external data abort (ESR EC 0x25, DFSC 0x10) the
+//! launcher injects with `flags == PAGE_NOT_PRESENT` and the token in
+//! [`ApfArea::fault_token`] (FAR holds the faulting address). "Page ready"
+//! tokens are written by the launcher straight into the ready ring that
+//! follows the area ([`READY_HEAD_OFFSET`], [`READY_RING_OFFSET`]): each
+//! entry first, then the count at `head` (release order). The guest drains
+//! the ring at its own pace; a vCPU blocked in the Wait hypercall watching
+//! `head` is woken when it changes. No interrupt is needed.
 
 /// `ApfArea::flags`: the current page fault is "page not present".
 pub const PAGE_NOT_PRESENT: u32 = 1;
@@ -33,8 +42,10 @@ pub struct ApfArea {
     pub flags: u32,
     /// Token of the page that became ready; the guest writes 0 when done.
     pub token: u32,
+    /// aarch64: token of the "not present" fault being delivered.
+    pub fault_token: u32,
     /// Unused by this ABI version (KVM keeps its own fields here).
-    pub reserved: [u32; 14],
+    pub reserved: [u32; 13],
 }
 
 const _: () = {
@@ -42,7 +53,18 @@ const _: () = {
     assert!(core::mem::align_of::<ApfArea>() == 64);
     assert!(core::mem::offset_of!(ApfArea, flags) == 0);
     assert!(core::mem::offset_of!(ApfArea, token) == 4);
+    assert!(core::mem::offset_of!(ApfArea, fault_token) == 8);
 };
+
+/// aarch64: offset from the area of the u64 count of ready tokens written.
+pub const READY_HEAD_OFFSET: u64 = 64;
+/// aarch64: offset from the area of the `u32` ready ring.
+pub const READY_RING_OFFSET: u64 = 72;
+/// aarch64: ready ring entries (a power of two); entry `n % RING` holds the
+/// n-th token.
+pub const READY_RING_ENTRIES: u64 = 1024;
+/// aarch64: bytes of guest memory the registration covers.
+pub const READY_AREA_BYTES: u64 = READY_RING_OFFSET + 4 * READY_RING_ENTRIES;
 
 /// True if `vector` may be registered for "page ready".
 pub fn vector_ok(vector: u32) -> bool {

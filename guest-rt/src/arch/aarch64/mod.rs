@@ -22,6 +22,7 @@ core::arch::global_asm!(
     // VBAR_EL1 table: 16 entries of 0x80 bytes, 2 KiB aligned. Entry k
     // (k / 4: current EL SP0, current EL SPx, lower EL 64, lower EL 32;
     // k % 4: sync, IRQ, FIQ, SError) records its number in x9.
+    ".arch_extension sve",
     ".pushsection .text.vessel_vectors,\"ax\"",
     ".balign 2048",
     ".global vessel_vectors",
@@ -29,10 +30,151 @@ core::arch::global_asm!(
     ".set vessel_vec, 0",
     ".rept 16",
     "    .balign 0x80",
+    "    .if vessel_vec == 4",
+    "    b vessel_sync_el1h",
+    "    .else",
     "    mov x9, #vessel_vec",
     "    b vessel_fault_common",
+    "    .endif",
     "    .set vessel_vec, vessel_vec + 1",
     ".endr",
+    // Synchronous exception at EL1h: the launcher's "page not present" is
+    // an injected external data abort (EC 0x25, DFSC 0x10). Anything else
+    // is fatal. The ESR check uses only x9 (kept in TPIDR_EL1), so a fault
+    // on the stack itself still reaches the fault doorbell.
+    "vessel_sync_el1h:",
+    "    msr tpidr_el1, x9",
+    "    mrs x9, esr_el1",
+    "    ubfx x9, x9, #26, #6",
+    "    cmp x9, #0x25",
+    "    b.ne 8f",
+    "    mrs x9, esr_el1",
+    "    and x9, x9, #0x3f",
+    "    cmp x9, #0x10",
+    "    b.ne 8f",
+    "    mrs x9, tpidr_el1",
+    // Save the whole interrupted context on its own stack: x0-x30, ELR,
+    // SPSR, FPSR, FPCR, then Z0-31/P0-15/FFR with SVE on, else Q0-31.
+    "    sub sp, sp, #{gpr}",
+    "    stp x0, x1, [sp, #0]",
+    "    stp x2, x3, [sp, #16]",
+    "    stp x4, x5, [sp, #32]",
+    "    stp x6, x7, [sp, #48]",
+    "    stp x8, x9, [sp, #64]",
+    "    stp x10, x11, [sp, #80]",
+    "    stp x12, x13, [sp, #96]",
+    "    stp x14, x15, [sp, #112]",
+    "    stp x16, x17, [sp, #128]",
+    "    stp x18, x19, [sp, #144]",
+    "    stp x20, x21, [sp, #160]",
+    "    stp x22, x23, [sp, #176]",
+    "    stp x24, x25, [sp, #192]",
+    "    stp x26, x27, [sp, #208]",
+    "    stp x28, x29, [sp, #224]",
+    "    mrs x0, elr_el1",
+    "    stp x30, x0, [sp, #240]",
+    "    mrs x0, spsr_el1",
+    "    mrs x1, fpsr",
+    "    stp x0, x1, [sp, #256]",
+    "    mrs x0, fpcr",
+    "    str x0, [sp, #272]",
+    "    adrp x0, VESSEL_SVE_ON",
+    "    ldrb w0, [x0, :lo12:VESSEL_SVE_ON]",
+    "    cbz w0, 1f",
+    "    addvl sp, sp, #-32",
+    "    .irp n,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+    "    str z\\n, [sp, #\\n, mul vl]",
+    "    .endr",
+    "    addpl sp, sp, #-32",
+    "    .irp n,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
+    "    str p\\n, [sp, #\\n, mul vl]",
+    "    .endr",
+    "    rdffr p0.b",
+    "    str p0, [sp, #16, mul vl]",
+    "    b 2f",
+    "1:  sub sp, sp, #512",
+    "    stp q0, q1, [sp, #0]",
+    "    stp q2, q3, [sp, #32]",
+    "    stp q4, q5, [sp, #64]",
+    "    stp q6, q7, [sp, #96]",
+    "    stp q8, q9, [sp, #128]",
+    "    stp q10, q11, [sp, #160]",
+    "    stp q12, q13, [sp, #192]",
+    "    stp q14, q15, [sp, #224]",
+    "    stp q16, q17, [sp, #256]",
+    "    stp q18, q19, [sp, #288]",
+    "    stp q20, q21, [sp, #320]",
+    "    stp q22, q23, [sp, #352]",
+    "    stp q24, q25, [sp, #384]",
+    "    stp q26, q27, [sp, #416]",
+    "    stp q28, q29, [sp, #448]",
+    "    stp q30, q31, [sp, #480]",
+    "2:  mrs x0, far_el1",
+    "    bl {apf_fault}",
+    "    cbz x0, 9f",
+    "    adrp x1, VESSEL_SVE_ON",
+    "    ldrb w1, [x1, :lo12:VESSEL_SVE_ON]",
+    "    cbz w1, 3f",
+    "    ldr p0, [sp, #16, mul vl]",
+    "    wrffr p0.b",
+    "    .irp n,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
+    "    ldr p\\n, [sp, #\\n, mul vl]",
+    "    .endr",
+    "    addpl sp, sp, #31",
+    "    addpl sp, sp, #1",
+    "    .irp n,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+    "    ldr z\\n, [sp, #\\n, mul vl]",
+    "    .endr",
+    "    addvl sp, sp, #31",
+    "    addvl sp, sp, #1",
+    "    b 4f",
+    "3:",
+    "    ldp q0, q1, [sp, #0]",
+    "    ldp q2, q3, [sp, #32]",
+    "    ldp q4, q5, [sp, #64]",
+    "    ldp q6, q7, [sp, #96]",
+    "    ldp q8, q9, [sp, #128]",
+    "    ldp q10, q11, [sp, #160]",
+    "    ldp q12, q13, [sp, #192]",
+    "    ldp q14, q15, [sp, #224]",
+    "    ldp q16, q17, [sp, #256]",
+    "    ldp q18, q19, [sp, #288]",
+    "    ldp q20, q21, [sp, #320]",
+    "    ldp q22, q23, [sp, #352]",
+    "    ldp q24, q25, [sp, #384]",
+    "    ldp q26, q27, [sp, #416]",
+    "    ldp q28, q29, [sp, #448]",
+    "    ldp q30, q31, [sp, #480]",
+    "    add sp, sp, #512",
+    "4:  ldr x0, [sp, #272]",
+    "    msr fpcr, x0",
+    "    ldp x0, x1, [sp, #256]",
+    "    msr spsr_el1, x0",
+    "    msr fpsr, x1",
+    "    ldp x30, x0, [sp, #240]",
+    "    msr elr_el1, x0",
+    "    ldp x28, x29, [sp, #224]",
+    "    ldp x26, x27, [sp, #208]",
+    "    ldp x24, x25, [sp, #192]",
+    "    ldp x22, x23, [sp, #176]",
+    "    ldp x20, x21, [sp, #160]",
+    "    ldp x18, x19, [sp, #144]",
+    "    ldp x16, x17, [sp, #128]",
+    "    ldp x14, x15, [sp, #112]",
+    "    ldp x12, x13, [sp, #96]",
+    "    ldp x10, x11, [sp, #80]",
+    "    ldp x8, x9, [sp, #64]",
+    "    ldp x6, x7, [sp, #48]",
+    "    ldp x4, x5, [sp, #32]",
+    "    ldp x2, x3, [sp, #16]",
+    "    ldp x0, x1, [sp, #0]",
+    "    add sp, sp, #{gpr}",
+    "    eret",
+    // Not a "page not present": report it like any other exception (the
+    // reported SP includes the saved frame).
+    "8:",
+    "9:  mov x9, #4",
+    "    b vessel_fault_common",
     // Fatal: fill vessel_fault_frame (vessel_abi::Arm64FaultFrame) without
     // touching the stack (it may be what faulted), then report its address.
     "vessel_fault_common:",
@@ -62,6 +204,8 @@ core::arch::global_asm!(
     ".zero 48",
     ".popsection",
     start = sym crate::boot::vessel_rt_start,
+    gpr = const 288,
+    apf_fault = sym vessel_apf_fault,
     fault_hi = const (DOORBELL_FAULT >> 16) & 0xffff,
     fault_lo = const DOORBELL_FAULT & 0xffff,
 );
@@ -133,6 +277,8 @@ pub(crate) fn init(b: &BootInfo) {
         return;
     }
     let len = (b.vector_bits / 128).clamp(1, 16) - 1;
+    // SAFETY: written once at boot, before any exception can read it.
+    unsafe { core::ptr::addr_of_mut!(VESSEL_SVE_ON).write_volatile(1) };
     // SAFETY: ZCR_EL1 (S3_0_C1_C2_0) exists because the launcher granted
     // SVE; LEN only selects the vector length for later SVE instructions.
     unsafe { core::arch::asm!("msr S3_0_C1_C2_0, {}", "isb", in(reg) len, options(nostack)) };
@@ -207,8 +353,27 @@ extern "C" {
     fn vessel_task_trampoline();
 }
 
-/// Nothing to size on aarch64: async page faults are not offered here yet.
+/// Nothing to size on aarch64: the vector table saves SVE state when
+/// `VESSEL_SVE_ON` says so.
 pub fn init_apf_state() {}
+
+/// Whether the async-PF entry saves Z/P/FFR (SVE granted) or only Q0-31.
+#[no_mangle]
+static mut VESSEL_SVE_ON: u8 = 0;
+
+/// Called by `vessel_sync_el1h` for an external data abort, on the faulting
+/// context's stack with that context saved: a launcher "page not present"
+/// parks the task until the page is ready and returns 1 (the context is
+/// restored and the access retried); anything else returns 0 (fatal).
+extern "C" fn vessel_apf_fault(_far: u64) -> u64 {
+    match crate::apf::take_not_present() {
+        Some(token) => {
+            crate::apf::vessel_apf_park(token);
+            1
+        }
+        None => 0,
+    }
+}
 
 /// Switch stacks: save this context's stack pointer to `*save` and resume
 /// the context whose stack pointer is `to`.

@@ -103,8 +103,9 @@ pub fn create_vm(kvm: &Kvm, top: u64) -> Result<VmFd> {
     Ok(vm)
 }
 
-/// In-kernel devices, created after the memslot: none yet on aarch64 (the
-/// guest runs with interrupts masked; a vGICv3 comes with async page faults).
+/// In-kernel devices, created after the memslot: none on aarch64 (the guest
+/// runs with interrupts masked; async page faults need no interrupt, see
+/// [`async_pf_supported`]).
 pub fn create_devices(_vm: &VmFd) -> Result<()> {
     Ok(())
 }
@@ -463,30 +464,48 @@ pub const CAPS: &[CapInfo] = &[
         kvm_bindings::KVM_CAP_ARM_INJECT_EXT_DABT,
         CapKind::Bool,
         false,
-        "inject data aborts (async page faults, not used yet)",
+        "inject data aborts: async page faults served by the launcher",
     ),
 ];
 
-/// The "wait" hypercall: arm64 guests get no interrupts yet, so there is
-/// nothing to wait for; return at once (a spurious wake-up the guest retries).
+/// The "wait" hypercall without async page faults: arm64 guests get no
+/// interrupts, so there is nothing to wait for; return at once (a spurious
+/// wake-up the guest retries). With async page faults the vCPU loop blocks
+/// in `SoftApf::wait` instead.
 pub fn halt(_vcpu: &VcpuFd) -> Result<()> {
     Ok(())
 }
 
-/// Whether the launcher offers async page faults. Not yet on aarch64: KVM
-/// has none, and the launcher's own protocol (injected data abort + vGIC
-/// "ready" interrupt, see shared/probes/aarch64-apf) is not built yet, so
-/// lazy regions are served synchronously (the vCPU waits in KVM_RUN while
-/// a fetch thread fills the page).
-pub fn async_pf_supported(_kvm: &Kvm, _cpu: &HostCpu) -> bool {
-    false
+/// Whether the launcher offers async page faults: KVM has none on arm64,
+/// so the launcher serves them itself (see `crate::softapf`): lazy regions
+/// in userfaultfd SIGBUS mode make KVM_RUN fail with EFAULT, and the
+/// launcher injects an external data abort (KVM_CAP_ARM_INJECT_EXT_DABT)
+/// whose FAR tells it the page. "Ready" goes through the guest's ring and
+/// the Wait hypercall, so no interrupt controller is needed.
+pub fn async_pf_supported(kvm: &Kvm, _cpu: &HostCpu) -> bool {
+    kvm.check_extension_raw(kvm_bindings::KVM_CAP_ARM_INJECT_EXT_DABT.into()) > 0
 }
 
-/// Never reached: the hypercall is refused while the feature is not offered.
+/// The launcher serves async page faults (see [`async_pf_supported`]).
+pub const SOFT_APF: bool = true;
+
+/// Registration needs nothing from KVM here: the launcher keeps the area.
 pub fn apf_enable(_vcpu: &VcpuFd, _area: u64, _vector: u32) -> Result<()> {
-    Err(Error::Other(
-        "async page faults are not offered on aarch64".into(),
-    ))
+    Ok(())
+}
+
+/// KVM_RUN failed with EFAULT on a lazy page (SIGBUS mode): inject an
+/// external data abort at the faulting instruction and return the faulting
+/// address. KVM reports no address with the EFAULT, but the injection sets
+/// FAR_EL1 to it (the stage-2 fault's FAR), which the launcher reads back;
+/// lazy regions are identity mapped, so it is the guest-physical address.
+pub fn inject_lazy_fault(vcpu: &VcpuFd) -> Result<u64> {
+    let mut ev = kvm_bindings::kvm_vcpu_events::default();
+    ev.exception.ext_dabt_pending = 1;
+    vcpu.set_vcpu_events(&ev)
+        .kvm("KVM_SET_VCPU_EVENTS(ext_dabt_pending)")?;
+    get(vcpu, FAR_EL1)
+        .ok_or_else(|| Error::Other("KVM_GET_ONE_REG(FAR_EL1) failed after the injection".into()))
 }
 
 /// Wake a halted vCPU: nothing to do while `halt` does not halt.

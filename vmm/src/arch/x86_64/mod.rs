@@ -529,3 +529,13 @@ pub fn halt(vcpu: &VcpuFd) -> Result<()> {
     };
     vcpu.set_mp_state(mp).kvm("KVM_SET_MP_STATE(HALTED)")
 }
+
+/// KVM serves async page faults itself here; the launcher never does.
+pub const SOFT_APF: bool = false;
+
+/// Never reached: lazy regions stay in MISSING mode on x86_64.
+pub fn inject_lazy_fault(_vcpu: &VcpuFd) -> Result<u64> {
+    Err(Error::Other(
+        "launcher-served page faults are not used on x86_64".into(),
+    ))
+}
