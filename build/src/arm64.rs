@@ -434,6 +434,7 @@ fn spec(tests: &[T]) -> String {
 
 /// A newc cpio archive, written without the cpio tool (and without root:
 /// /dev/console is just a header).
+#[derive(Clone)]
 struct Cpio {
     out: Vec<u8>,
     ino: u32,
@@ -524,13 +525,71 @@ pub fn test(sh: &Shell) -> Result<usize> {
     for (name, len) in APF_DATA {
         c.entry(&format!("data/{name}"), 0o100644, (0, 0), &apf_data(*len).0);
     }
-    c.entry("tests.txt", 0o100644, (0, 0), spec(&tests).as_bytes());
-    let initrd = project_root().join("target/arm64-initrd.cpio");
-    std::fs::write(&initrd, c.finish())?;
+    let mut passed = 0;
+    for (suite, cpu, tests) in [
+        ("arm64 suite", "max,sve=on", tests),
+        // A host whose SVE stops at 512 bits (vq 1..=4): the lengths it
+        // cannot give must be refused naming those it can, and `max` and
+        // the app's own request must mean 512.
+        (
+            "arm64 suite, SVE up to 512 bits",
+            "max,sve=on,sve-max-vq=4",
+            restricted_sve_tests(),
+        ),
+    ] {
+        let mut c = c.clone();
+        c.entry("tests.txt", 0o100644, (0, 0), spec(&tests).as_bytes());
+        let initrd = project_root().join("target/arm64-initrd.cpio");
+        std::fs::write(&initrd, c.finish())?;
+        passed += boot(suite, cpu, &initrd, &tests)?;
+    }
+    Ok(passed)
+}
 
+/// Tests for a QEMU CPU that offers SVE lengths 128..=512 bits only.
+fn restricted_sve_tests() -> Vec<T> {
+    vec![
+        t(
+            "sve512-max",
+            0,
+            &["sve 512 bits"],
+            &[],
+            "/apps/selftest --sve max sve",
+        ),
+        t(
+            "sve512-384",
+            0,
+            &["sve 384 bits"],
+            &[],
+            "/apps/selftest --sve-vl 384 sve",
+        ),
+        t(
+            "sve512-refuses-1024",
+            125,
+            &[],
+            &[
+                "1024 bits is not one the host offers",
+                "offers 128, 256, 384, 512 bits",
+            ],
+            "/apps/selftest --sve-vl 1024 sve",
+        ),
+        t(
+            "sve512-vector-app-max",
+            0,
+            &["vector: all kernels ok (isa=sve, vl=512 bits)"],
+            &[],
+            "/apps/vector",
+        ),
+    ]
+}
+
+/// Boot QEMU with `initrd` on a `-cpu` model, stream the console and turn
+/// the init's result lines into pass/fail. Returns the number passed; a
+/// failure, a missing sentinel or the time limit is an error.
+fn boot(suite: &str, cpu: &str, initrd: &Path, tests: &[T]) -> Result<usize> {
     let kernel = kernel_dir().join("vmlinuz");
     eprintln!(
-        "xtask: booting the arm64 test machine ({} tests, limit {} s)",
+        "xtask: booting the arm64 test machine, -cpu {cpu} ({} tests, limit {} s)",
         tests.len(),
         SUITE_LIMIT.as_secs()
     );
@@ -539,7 +598,7 @@ pub fn test(sh: &Shell) -> Result<usize> {
             "-M",
             "virt,virtualization=on,gic-version=3",
             "-cpu",
-            "max,sve=on",
+            cpu,
             "-accel",
             "tcg,thread=multi",
             "-smp",
@@ -554,7 +613,7 @@ pub fn test(sh: &Shell) -> Result<usize> {
         ])
         .arg(&kernel)
         .arg("-initrd")
-        .arg(&initrd)
+        .arg(initrd)
         .args(["-append", "console=ttyAMA0 rdinit=/init quiet panic=-1"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -612,7 +671,7 @@ pub fn test(sh: &Shell) -> Result<usize> {
     let _ = qemu.wait();
 
     let secs = start.elapsed().as_secs_f64();
-    eprintln!("\narm64 suite ({secs:.0} s):");
+    eprintln!("\n{suite} ({secs:.0} s):");
     for p in &passed {
         eprintln!("  ok    {p}");
     }
@@ -623,25 +682,25 @@ pub fn test(sh: &Shell) -> Result<usize> {
     match (&done, &summary) {
         (None, _) if start.elapsed() >= SUITE_LIMIT => {
             bail!(
-                "arm64 suite: no result after {} s (QEMU killed); {} of {} tests reported",
+                "{suite}: no result after {} s (QEMU killed); {} of {} tests reported",
                 SUITE_LIMIT.as_secs(),
                 ran,
                 tests.len()
             )
         }
         (None, _) => bail!(
-            "arm64 suite: QEMU ended without the VESSEL-DONE sentinel; {ran} of {} tests reported",
+            "{suite}: QEMU ended without the VESSEL-DONE sentinel; {ran} of {} tests reported",
             tests.len()
         ),
         _ => {}
     }
     eprintln!(
-        "arm64 suite: {}",
+        "{suite}: {}",
         summary.unwrap_or_else(|| "no summary line".into())
     );
     if !failed.is_empty() || ran != tests.len() || done.as_deref() != Some("0") {
         bail!(
-            "arm64 suite failed: {} passed, {} failed, {} of {} reported",
+            "{suite} failed: {} passed, {} failed, {} of {} reported",
             passed.len(),
             failed.len(),
             ran,
