@@ -261,6 +261,17 @@ fn tests(apps: &[String]) -> Vec<T> {
             ],
             "/apps/selftest --sve-vl 256 --dump-regs sve",
         ),
+        t(
+            "dump-regs-values",
+            0,
+            &[],
+            &[
+                // z30 = bytes 0..31 (most significant first), p14 = ptrue .s.
+                "vcpu0 z30  = 0x1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100",
+                "vcpu0 p14  = 0x11111111",
+            ],
+            "/apps/selftest --sve-vl 256 --dump-regs sve-pattern",
+        ),
     ];
     for vq in SVE_LENGTHS {
         let bits = vq * 128;

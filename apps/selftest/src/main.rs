@@ -102,6 +102,7 @@ fn main() -> i32 {
             println!("read {} bytes: {}", all.len(), all.trim_end());
             0
         }
+        "sve-pattern" => sve_pattern(),
         "sve" => {
             match guest_rt::arch::sve_vector_bits() {
                 Some(bits) => println!("sve {bits} bits"),
@@ -173,4 +174,31 @@ fn hostile(then: &str) -> i32 {
         println!("still alive?");
     }
     0
+}
+
+/// Leave known values in z30 and p14 and exit at once, so `--dump-regs` can
+/// be checked: z30 holds bytes 0, 1, 2, ... and p14 is `ptrue p14.s`.
+#[cfg(target_arch = "aarch64")]
+fn sve_pattern() -> i32 {
+    if guest_rt::arch::sve_vector_bits().is_none() {
+        eprintln!("sve-pattern: SVE is off");
+        return 2;
+    }
+    // SAFETY: SVE is enabled (checked above); the asm writes only z30 and
+    // p14, which no Rust code on the exit path uses.
+    unsafe {
+        core::arch::asm!(
+            ".arch_extension sve",
+            "index z30.b, #0, #1",
+            "ptrue p14.s",
+            options(nomem, nostack)
+        );
+    }
+    guest_rt::process::exit(0)
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn sve_pattern() -> i32 {
+    eprintln!("sve-pattern: SVE is an arm64 extension");
+    2
 }
