@@ -28,6 +28,14 @@ fn kernel_dir() -> PathBuf {
     project_root().join("target/arm64-kernel")
 }
 
+/// The kernel the suite boots: `$VESSEL_ARM64_KERNEL` if set (to try
+/// another kernel, e.g. Debian 13's 6.12), else the one `setup` installs.
+fn kernel() -> PathBuf {
+    std::env::var_os("VESSEL_ARM64_KERNEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| kernel_dir().join("vmlinuz"))
+}
+
 /// qemu-system-aarch64 and an arm64 kernel with KVM built in.
 pub fn setup(sh: &Shell) -> Result<()> {
     if cmd!(sh, "qemu-system-aarch64 --version")
@@ -598,9 +606,10 @@ fn restricted_sve_tests() -> Vec<T> {
 /// the init's result lines into pass/fail. Returns the number passed; a
 /// failure, a missing sentinel or the time limit is an error.
 fn boot(suite: &str, cpu: &str, initrd: &Path, tests: &[T]) -> Result<usize> {
-    let kernel = kernel_dir().join("vmlinuz");
+    let kernel = kernel();
     eprintln!(
-        "xtask: booting the arm64 test machine, -cpu {cpu} ({} tests, limit {} s)",
+        "xtask: booting the arm64 test machine ({}), -cpu {cpu} ({} tests, limit {} s)",
+        kernel.display(),
         tests.len(),
         SUITE_LIMIT.as_secs()
     );
