@@ -45,6 +45,11 @@ const XCR0_YMM: u64 = 0b110;
 /// XCR0 bits 1, 2 plus 5 (opmask), 6 (ZMM0-15 upper halves), 7 (ZMM16-31).
 const XCR0_ZMM: u64 = 0b1110_0110;
 
+/// XCR0 as the OS (here: the launcher) enabled it.
+///
+/// # Safety
+/// The CPU must have XSAVE with CR4.OSXSAVE set (CPUID.1:ECX bit 27), else
+/// `xgetbv` raises #UD.
 #[target_feature(enable = "xsave")]
 unsafe fn xgetbv0() -> u64 {
     core::arch::x86_64::_xgetbv(0)
