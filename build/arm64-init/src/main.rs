@@ -58,6 +58,31 @@ fn one_line(s: &str) -> String {
     }
 }
 
+/// The kernel's last lines about unhandled signals (it logs the faulting PC
+/// and ESR of a crashed process), for a test killed by a signal.
+fn kernel_log_tail() -> String {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+    else {
+        return "no /dev/kmsg".into();
+    };
+    let mut lines = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    // One record per read; EAGAIN at the end.
+    while let Ok(n) = f.read(&mut buf) {
+        let rec = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let msg = rec.split_once(';').map(|(_, m)| m).unwrap_or(&rec).trim().to_string();
+        if msg.contains("unhandled") || msg.contains("vessel") || msg.contains(" in ") {
+            lines.push(msg);
+        }
+    }
+    let n = lines.len();
+    lines[n.saturating_sub(4)..].join(" | ")
+}
+
 fn run(t: &Test) -> Result<(), String> {
     let (exe, args) = t.argv.split_first().ok_or("empty command")?;
     let mut child = Command::new(exe)
@@ -99,7 +124,13 @@ fn run(t: &Test) -> Result<(), String> {
     let err = err_t.join().unwrap_or_default();
     let code = status.code().unwrap_or(-1);
     let mut why = Vec::new();
-    if code != t.code {
+    if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        why.push(format!(
+            "killed by signal {sig}, want exit code {} (kernel: {})",
+            t.code,
+            kernel_log_tail()
+        ));
+    } else if code != t.code {
         why.push(format!("exit code {code}, want {}", t.code));
     }
     for p in &t.stdout {
