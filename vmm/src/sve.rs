@@ -220,6 +220,56 @@ impl VlSet {
     }
 }
 
+/// Where a vCPU is in KVM's SVE set-up order, so that a step out of order
+/// is a one-line error here rather than an EPERM/EINVAL from KVM: read the
+/// host's lengths, write the chosen set (repeatable), finalize. Once
+/// finalized the lengths are fixed for the vCPU's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SveStage {
+    /// After KVM_ARM_VCPU_INIT with the SVE feature.
+    Init,
+    /// KVM_REG_ARM64_SVE_VLS read: the host's set.
+    Read(VlSet),
+    /// The chosen set written (the host's set, and what was written).
+    Written(VlSet, VlSet),
+    /// KVM_ARM_VCPU_FINALIZE(SVE) done with this set.
+    Finalized(VlSet),
+}
+
+const FIXED: &str = "SVE vector lengths are fixed once the vCPU is finalized (KVM_ARM_VCPU_FINALIZE); start a new VM to change them";
+
+impl SveStage {
+    /// Record the host's set, read from KVM_REG_ARM64_SVE_VLS.
+    pub fn read(self, host: VlSet) -> Result<SveStage, String> {
+        match self {
+            SveStage::Init => Ok(SveStage::Read(host)),
+            SveStage::Finalized(_) => Err(FIXED.into()),
+            _ => Err("the SVE lengths were already read".into()),
+        }
+    }
+
+    /// Choose the set for `req` (see [`VlSet::clip`]): returns the next
+    /// stage, the set to write and its maximum in bits.
+    pub fn choose(self, req: SveRequest) -> Result<(SveStage, VlSet, u32), String> {
+        let host = match self {
+            SveStage::Read(h) | SveStage::Written(h, _) => h,
+            SveStage::Init => return Err("read the host's SVE lengths before choosing".into()),
+            SveStage::Finalized(_) => return Err(FIXED.into()),
+        };
+        let (set, bits) = host.clip(req)?;
+        Ok((SveStage::Written(host, set), set, bits))
+    }
+
+    /// Finalize: the written set is now fixed.
+    pub fn finalize(self) -> Result<SveStage, String> {
+        match self {
+            SveStage::Written(_, set) => Ok(SveStage::Finalized(set)),
+            SveStage::Finalized(_) => Err("the vCPU's SVE set-up is already finalized".into()),
+            _ => Err("choose the SVE lengths before finalizing".into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +345,29 @@ mod tests {
         assert_eq!(SveRequest::from_header(u64::MAX), SveRequest::Max);
         assert_eq!(SveRequest::from_header(1 << 40), SveRequest::Bits(u32::MAX));
         assert!(valid_bits(2048) && valid_bits(128) && !valid_bits(2176) && !valid_bits(192));
+    }
+
+    #[test]
+    fn sve_setup_steps_must_come_in_kvm_order() {
+        let host = VlSet::from_vqs(&[1, 2, 3, 4]);
+        let stage = SveStage::Init;
+        assert!(stage.choose(SveRequest::Max).is_err(), "choose before read");
+        assert!(stage.finalize().is_err(), "finalize before choose");
+        let stage = stage.read(host).unwrap();
+        assert!(stage.read(host).is_err(), "read twice");
+        let (stage, set, bits) = stage.choose(SveRequest::Bits(256)).unwrap();
+        assert_eq!((set.vqs(), bits), (vec![1, 2], 256));
+        // Choosing again before finalize is allowed: only the maximum matters.
+        let (stage, set, bits) = stage.choose(SveRequest::Max).unwrap();
+        assert_eq!((set, bits), (host, 512));
+        let done = stage.finalize().unwrap();
+        assert_eq!(done, SveStage::Finalized(host));
+        for e in [
+            done.choose(SveRequest::Bits(128)).unwrap_err(),
+            done.read(host).unwrap_err(),
+        ] {
+            assert!(e.contains("fixed once the vCPU is finalized"), "{e}");
+        }
+        assert!(done.finalize().is_err(), "finalize twice");
     }
 }

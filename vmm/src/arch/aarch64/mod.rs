@@ -31,7 +31,7 @@ use crate::caps::{CapInfo, CapKind};
 use crate::elf::{GuestImage, Machine};
 use crate::error::{Error, KvmContext, Result};
 use crate::memory::GuestRam;
-use crate::sve::{self, SveRequest, VlSet, KVM_REG_ARM64, KVM_REG_SIZE_U64};
+use crate::sve::{self, SveRequest, SveStage, VlSet, KVM_REG_ARM64, KVM_REG_SIZE_U64};
 use crate::vm::{Doorbell, Layout};
 
 /// Whether this architecture has SVE (the GuestHeader request applies).
@@ -232,8 +232,10 @@ pub fn init_vcpu(
     let mut raw = [0u8; 64];
     vcpu.get_one_reg(sve::VLS_ID, &mut raw)
         .kvm("KVM_GET_ONE_REG(SVE_VLS)")?;
-    let host = VlSet::from_bytes(&raw);
-    let (set, bits) = host.clip(req).map_err(Error::Config)?;
+    let stage = SveStage::Init
+        .read(VlSet::from_bytes(&raw))
+        .map_err(Error::Config)?;
+    let (stage, set, bits) = stage.choose(req).map_err(Error::Config)?;
     vcpu.set_one_reg(sve::VLS_ID, &set.to_bytes()).kvm(format!(
         "KVM_SET_ONE_REG(SVE_VLS = {} bits)",
         set.describe()
@@ -241,6 +243,11 @@ pub fn init_vcpu(
     let feature = KVM_ARM_VCPU_SVE as std::os::raw::c_int;
     vcpu.vcpu_finalize(&feature)
         .kvm("KVM_ARM_VCPU_FINALIZE(SVE)")?;
+    let SveStage::Finalized(set) = stage.finalize().map_err(Error::Config)? else {
+        return Err(Error::Other(
+            "SVE set-up did not reach the finalized stage".into(),
+        ));
+    };
     let mut back = [0u8; 64];
     vcpu.get_one_reg(sve::VLS_ID, &mut back)
         .kvm("KVM_GET_ONE_REG(SVE_VLS) after finalize")?;
