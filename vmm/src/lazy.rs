@@ -483,34 +483,7 @@ impl Filler {
         }
         let offset = (gpa - r.gpa) & !(PAGE - 1);
         let mut page = vec![0u8; PAGE as usize];
-        if let Err(e) = fill_page(&r.file, r.file_len, offset, &mut page) {
-            fail(format!(
-                "lazy region {}: reading offset {offset:#x} failed: {e} (page filled with zeros)",
-                r.name
-            ));
-            page.fill(0);
-        }
-        let mut copy = UffdioCopy {
-            dst: r.host + offset,
-            src: page.as_ptr() as u64,
-            len: PAGE,
-            mode: 0,
-            copy: 0,
-        };
-        // SAFETY: UFFDIO_COPY copies one page from `page` (live, PAGE bytes)
-        // into the registered mapping of region r at `offset` < r.mapped.
-        let rc = unsafe { libc::ioctl(self.uffd.as_raw_fd(), UFFDIO_COPY as _, &mut copy) };
-        if rc < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EEXIST) {
-                fail(format!(
-                    "lazy region {}: UFFDIO_COPY at offset {offset:#x}: {e}",
-                    r.name
-                ));
-            }
-        } else {
-            self.fetched.fetch_add(1, Ordering::Relaxed);
-        }
+        serve_page(&self.uffd, r, offset, &mut page, &self.fetched, fail);
     }
 }
 
@@ -612,36 +585,53 @@ fn fetch_loop(
         if !latency.is_zero() {
             std::thread::sleep(latency);
         }
-        let offset = addr - r.host;
-        if let Err(e) = fill_page(&r.file, r.file_len, offset, &mut page) {
+        serve_page(uffd, r, addr - r.host, &mut page, fetched, fail);
+    }
+}
+
+/// Read the page at `offset` of region `r` into `page` (zeros past the end
+/// of the file, or where it cannot be read) and UFFDIO_COPY it into place;
+/// count it in `fetched`. A page someone else filled first (EEXIST: a
+/// duplicate event, or another filler) is fine. Errors go to `fail`.
+fn serve_page(
+    uffd: &OwnedFd,
+    r: &Backing,
+    offset: u64,
+    page: &mut [u8],
+    fetched: &AtomicU64,
+    fail: impl Fn(String),
+) {
+    if page.len() < PAGE as usize {
+        return fail(format!("lazy region {}: page buffer too small", r.name));
+    }
+    if let Err(e) = fill_page(&r.file, r.file_len, offset, page) {
+        fail(format!(
+            "lazy region {}: reading offset {offset:#x} failed: {e} (page filled with zeros)",
+            r.name
+        ));
+        page.fill(0);
+    }
+    let mut copy = UffdioCopy {
+        dst: r.host + offset,
+        src: page.as_ptr() as u64,
+        len: PAGE,
+        mode: 0,
+        copy: 0,
+    };
+    // SAFETY: UFFDIO_COPY copies one page from `page` (live, at least PAGE
+    // bytes, checked above) into the registered mapping of region r at
+    // `offset` < r.mapped.
+    let rc = unsafe { libc::ioctl(uffd.as_raw_fd(), UFFDIO_COPY as _, &mut copy) };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
             fail(format!(
-                "lazy region {}: reading offset {offset:#x} failed: {e} (page filled with zeros)",
+                "lazy region {}: UFFDIO_COPY at offset {offset:#x}: {e}",
                 r.name
             ));
-            page.fill(0);
         }
-        let mut copy = UffdioCopy {
-            dst: addr,
-            src: page.as_ptr() as u64,
-            len: PAGE,
-            mode: 0,
-            copy: 0,
-        };
-        // SAFETY: UFFDIO_COPY copies one page from `page` (live, PAGE bytes)
-        // into the registered mapping at addr, inside region r.
-        let rc = unsafe { libc::ioctl(uffd.as_raw_fd(), UFFDIO_COPY as _, &mut copy) };
-        if rc < 0 {
-            let e = std::io::Error::last_os_error();
-            // EEXIST: another worker filled it for a duplicate event.
-            if e.raw_os_error() != Some(libc::EEXIST) {
-                fail(format!(
-                    "lazy region {}: UFFDIO_COPY at offset {offset:#x}: {e}",
-                    r.name
-                ));
-            }
-        } else {
-            fetched.fetch_add(1, Ordering::Relaxed);
-        }
+    } else {
+        fetched.fetch_add(1, Ordering::Relaxed);
     }
 }
 
