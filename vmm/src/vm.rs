@@ -27,6 +27,17 @@ pub enum Doorbell {
     Fault,
 }
 
+impl Doorbell {
+    /// What a store to `addr` means, if it is a doorbell.
+    pub fn at(addr: u64) -> Option<Doorbell> {
+        match addr {
+            a if a == arch::DOORBELL => Some(Doorbell::Call),
+            a if a == arch::DOORBELL_FAULT => Some(Doorbell::Fault),
+            _ => None,
+        }
+    }
+}
+
 /// How to build and run a VM.
 #[derive(Clone, Debug)]
 pub struct VmConfig {
@@ -585,7 +596,7 @@ impl<'a> Vm<'a> {
                 }
             };
             let outcome = match exit {
-                VcpuExit::MmioWrite(addr, data) => match arch::doorbell(addr) {
+                VcpuExit::MmioWrite(addr, data) => match Doorbell::at(addr) {
                     Some(kind) => {
                         let Ok(bytes) = <[u8; 8]>::try_from(data) else {
                             let n = data.len();

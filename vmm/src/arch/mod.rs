@@ -1,6 +1,6 @@
 //! Architecture-specific host code, one folder each. The rest of the VMM
 //! calls the same names on both: `create_vm`, `setup_memory`, `setup_vcpu`,
-//! `doorbell`, `fault_report`, `crash_report`, `CAPS`, the layout constants.
+//! `fault_report`, `crash_report`, `CAPS`, the layout and doorbell constants.
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;

@@ -32,7 +32,7 @@ use crate::elf::{GuestImage, Machine};
 use crate::error::{Error, KvmContext, Result};
 use crate::memory::GuestRam;
 use crate::sve::{self, SveRequest, SveStage, VlSet, KVM_REG_ARM64, KVM_REG_SIZE_U64};
-use crate::vm::{Doorbell, Layout};
+use crate::vm::Layout;
 
 /// Whether this architecture has SVE (the GuestHeader request applies).
 pub const HAS_SVE: bool = true;
@@ -63,13 +63,8 @@ pub fn boot_area() -> (u64, u64) {
     (BOOT_AREA, abi::IMAGE_BASE)
 }
 
-pub fn doorbell(addr: u64) -> Option<Doorbell> {
-    match addr {
-        abi::DOORBELL => Some(Doorbell::Call),
-        abi::DOORBELL_FAULT => Some(Doorbell::Fault),
-        _ => None,
-    }
-}
+/// The doorbell addresses (see `vm::Doorbell`).
+pub use abi::{DOORBELL, DOORBELL_FAULT};
 
 /// Lazy regions live in `[LAZY_BASE, LAZY_LIMIT)`, above the largest RAM
 /// and inside the 39-bit VA space, each starting `LAZY_ALIGN` aligned.

@@ -19,7 +19,7 @@ use crate::elf::{GuestImage, Machine};
 use crate::error::{Error, KvmContext, Result};
 use crate::memory::GuestRam;
 use crate::sve::{SveRequest, VlSet};
-use crate::vm::{Doorbell, Layout};
+use crate::vm::Layout;
 use descriptors::*;
 use layout::*;
 use paging::{PageTables, USER, WRITABLE};
@@ -42,14 +42,8 @@ pub fn boot_area() -> (u64, u64) {
     (BOOT_AREA, abi::IMAGE_BASE)
 }
 
-/// What a store to `addr` means, if it is a doorbell.
-pub fn doorbell(addr: u64) -> Option<Doorbell> {
-    match addr {
-        abi::DOORBELL => Some(Doorbell::Call),
-        abi::DOORBELL_FAULT => Some(Doorbell::Fault),
-        _ => None,
-    }
-}
+/// The doorbell addresses (see `vm::Doorbell`).
+pub use abi::{DOORBELL, DOORBELL_FAULT};
 
 /// Create the VM; `_top` (the highest guest-physical address used) needs no
 /// choice on x86_64.
