@@ -126,6 +126,10 @@ fn run(t: &Test) -> Result<(), String> {
     let out = out_t.join().unwrap_or_default();
     let err = err_t.join().unwrap_or_default();
     let code = status.code().unwrap_or(-1);
+    if let Some(l) = err.lines().find(|l| l.contains("launcher crashed")) {
+        // The launcher's crash handler ran; whatever the outcome, say so.
+        println!("VESSEL-FLAKY {}: {l}", t.name);
+    }
     let mut why = Vec::new();
     if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
         why.push(format!(
