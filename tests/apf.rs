@@ -7,47 +7,22 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn vessel_dir() -> PathBuf {
-    std::env::var_os("VESSEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/vessel"))
-}
-
 fn kvm_missing() -> bool {
-    if Path::new("/dev/kvm").exists() {
-        return false;
-    }
-    eprintln!("skipping: /dev/kvm is missing");
-    true
+    !vessel_tests::kvm_or_skip("apf")
 }
 
 /// A deterministic data file of `len` bytes in a fresh temp dir.
 fn data_file(tag: &str, len: usize) -> (PathBuf, u64) {
     let dir = std::env::temp_dir().join(format!("vessel-apf-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut x: u32 = 0x1234_5678 ^ len as u32;
-    let bytes: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
-    let sum = bytes.iter().map(|&b| b as u64).sum();
+    let (bytes, sum) = vessel_tests::lazy_test_bytes(len);
     let p = dir.join("data.bin");
     std::fs::write(&p, bytes).unwrap();
     (p, sum)
 }
 
 fn lazyscan(launcher: &[&str], app: &[&str]) -> Output {
-    let exe = vessel_dir().join("lazyscan");
-    assert!(
-        exe.exists(),
-        "{} missing: run `cargo xtask build`",
-        exe.display()
-    );
-    Command::new(exe)
+    Command::new(vessel_tests::app("lazyscan"))
         .args(["--timeout", "60"])
         .args(launcher)
         .arg("--")

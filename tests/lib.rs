@@ -110,3 +110,21 @@ pub fn guest_elf(name: &str) -> PathBuf {
         .join("../target/x86_64-unknown-none/release")
         .join(name)
 }
+
+/// Deterministic bytes for lazy-region tests and benchmarks (xorshift32,
+/// seeded by the length), and their sum as unsigned bytes. One definition
+/// for the x86_64 tests, the arm64 suite and `cargo xtask bench apf`, so
+/// their expected sums cannot drift apart.
+pub fn lazy_test_bytes(len: usize) -> (Vec<u8>, u64) {
+    let mut x: u32 = 0x1234_5678 ^ len as u32;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let sum = bytes.iter().map(|&b| b as u64).sum();
+    (bytes, sum)
+}

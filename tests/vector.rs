@@ -1,32 +1,17 @@
 //! Boots the `vector` app with each ISA the host supports and checks that
 //! every kernel matched its scalar reference.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const KERNELS: &[&str] = &["dot", "saxpy", "sum", "matmul", "gather"];
 
-fn vessel_dir() -> PathBuf {
-    match std::env::var_os("VESSEL_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/vessel"),
-    }
-}
-
 /// Runs the packed app, or None (with a printed reason) when there is no KVM.
 fn run(args: &[&str]) -> Option<Output> {
-    if !std::path::Path::new("/dev/kvm").exists() {
-        eprintln!("skipping: /dev/kvm is missing");
+    if !vessel_tests::kvm_or_skip("vector") {
         return None;
     }
-    let exe = vessel_dir().join("vector");
-    assert!(
-        exe.exists(),
-        "{} missing: run `cargo xtask build` first",
-        exe.display()
-    );
     Some(
-        Command::new(&exe)
+        Command::new(vessel_tests::app("vector"))
             .args(args)
             .output()
             .expect("running vector"),

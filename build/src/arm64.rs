@@ -336,21 +336,6 @@ const APF_DATA: &[(&str, usize)] = &[
     ("bad.bin", 10),
 ];
 
-/// The same deterministic bytes as tests/apf.rs, and their sum.
-fn apf_data(len: usize) -> (Vec<u8>, u64) {
-    let mut x: u32 = 0x1234_5678 ^ len as u32;
-    let bytes: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
-    let sum = bytes.iter().map(|&b| b as u64).sum();
-    (bytes, sum)
-}
-
 /// The equivalents of tests/apf.rs, with sums computed here.
 fn apf_tests() -> Vec<T> {
     let sum = |name: &str| {
@@ -359,7 +344,7 @@ fn apf_tests() -> Vec<T> {
             .find(|d| d.0 == name)
             .map(|d| d.1)
             .unwrap_or(0);
-        apf_data(len).1.to_string()
+        vessel_tests::lazy_test_bytes(len).1.to_string()
     };
     let (s_sum, s_pair, s_sync, s_storm, s_halt) = (
         sum("sum.bin"),
@@ -545,7 +530,12 @@ pub fn test(sh: &Shell) -> Result<usize> {
     }
     c.dir("data");
     for (name, len) in APF_DATA {
-        c.entry(&format!("data/{name}"), 0o100644, (0, 0), &apf_data(*len).0);
+        c.entry(
+            &format!("data/{name}"),
+            0o100644,
+            (0, 0),
+            &vessel_tests::lazy_test_bytes(*len).0,
+        );
     }
     let mut passed = 0;
     for (suite, cpu, tests) in [

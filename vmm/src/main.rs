@@ -225,12 +225,12 @@ fn read_file(p: &Path) -> Result<Vec<u8>, Error> {
     })
 }
 
-fn caps() -> Result<i32, Error> {
-    let kvm = vmm::open_kvm()?;
+fn caps(host: vmm::Host) -> Result<i32, Error> {
+    let kvm = host.kvm();
     let vm = kvm.create_vm().ok();
     print!(
         "{}",
-        vmm::caps::format_table(&vmm::caps::probe(&kvm, vm.as_ref()))
+        vmm::caps::format_table(&vmm::caps::probe(kvm, vm.as_ref()))
     );
     Ok(0)
 }
@@ -308,7 +308,7 @@ fn main_inner() -> Result<i32, Error> {
         Cmd::Run { opts, guest, args } => {
             run_guest(host, read_file(&guest)?, &file_name(&guest), opts, args)
         }
-        Cmd::Caps => caps(),
+        Cmd::Caps => caps(host?),
         Cmd::Pack {
             guest,
             output,

@@ -57,16 +57,7 @@ pub fn apf(sh: &Shell, args: &[String]) -> Result<()> {
     let small = dir.join("apf-2m.bin");
     let big = dir.join("apf-32m.bin");
     for (p, len) in [(&small, 2usize << 20), (&big, 32 << 20)] {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let bytes: Vec<u8> = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        std::fs::write(p, bytes)?;
+        std::fs::write(p, vessel_tests::lazy_test_bytes(len).0)?;
     }
     let lazy_small = format!("data={}", small.display());
     let lazy_big = format!("data={}", big.display());
