@@ -1,0 +1,82 @@
+//! The x86_64 system area the launcher writes before boot: GDT, TSSs, IDT
+//! and page tables.
+
+use vessel_abi::arch::x86_64 as abi;
+
+use super::descriptors::{gdt_fixed, interrupt_gate, tss, tss_descriptor};
+use super::layout::*;
+use super::paging::{PageTables, USER, WRITABLE};
+use crate::elf::GuestImage;
+use crate::error::{Error, Result};
+use crate::memory::GuestRam;
+use crate::vm::Layout;
+
+/// Write GDT, TSSs, IDT and page tables into guest memory. `lazy` lists the
+/// `(guest address, bytes)` of each lazy region, mapped read-only.
+pub fn setup_memory(
+    ram: &GuestRam,
+    l: &Layout,
+    image: &GuestImage,
+    lazy: &[(u64, u64)],
+) -> Result<()> {
+    let mut gdt: Vec<u64> = gdt_fixed().to_vec();
+    for i in 0..l.vcpus as u64 {
+        let tss_base = TSS + i * TSS_STRIDE;
+        let stack = RING0_STACKS + i * RING0_STACK_SIZE;
+        // RSP0 at the top of the lower 12 KiB, IST1 (double fault) above it.
+        let rsp0 = stack + RING0_STACK_SIZE - 0x1000;
+        let ist1 = stack + RING0_STACK_SIZE;
+        ram.write(tss_base, &tss(rsp0, ist1))?;
+        gdt.extend_from_slice(&tss_descriptor(tss_base));
+    }
+    ram.write(GDT, &words(&gdt))?;
+
+    let h = &image.header;
+    if h.vector_count != abi::EXCEPTION_VECTORS || h.vector_stride != abi::STUB_STRIDE {
+        return Err(Error::Elf(format!(
+            "guest header declares {} exception stubs {} bytes apart, want {} and {}",
+            h.vector_count,
+            h.vector_stride,
+            abi::EXCEPTION_VECTORS,
+            abi::STUB_STRIDE
+        )));
+    }
+    let mut idt = Vec::with_capacity(512);
+    for v in 0..256u64 {
+        if v < abi::EXCEPTION_VECTORS as u64 {
+            let ist = if v == 8 { 1 } else { 0 };
+            idt.extend_from_slice(&interrupt_gate(
+                h.vector_table + v * abi::STUB_STRIDE,
+                ist,
+                0,
+            ));
+        } else if h.irq_entry != 0 {
+            // Every external interrupt goes to the guest's one IRQ stub.
+            idt.extend_from_slice(&interrupt_gate(h.irq_entry, 0, 0));
+        } else {
+            idt.extend_from_slice(&[0, 0]);
+        }
+    }
+    ram.write(IDT, &words(&idt))?;
+
+    let mut pt = PageTables::new(PAGE_TABLES, BOOT_AREA);
+    pt.map(0x1000, SYSTEM_END, WRITABLE)?;
+    // User memory, with an unmapped guard page below each vCPU stack.
+    let mut at = SYSTEM_END;
+    for &(bottom, _) in l.stacks.iter().rev() {
+        let guard = bottom - 0x1000;
+        pt.map(at, guard, WRITABLE | USER)?;
+        at = bottom;
+    }
+    pt.map(at, l.ram_end, WRITABLE | USER)?;
+    pt.map(abi::DOORBELL, abi::DOORBELL + 0x20_0000, WRITABLE | USER)?;
+    for &(gpa, len) in lazy {
+        pt.map(gpa, gpa + len, USER)?;
+    }
+    pt.write(ram)?;
+    Ok(())
+}
+
+fn words(w: &[u64]) -> Vec<u8> {
+    w.iter().flat_map(|x| x.to_le_bytes()).collect()
+}

@@ -1,0 +1,37 @@
+//! Model-specific registers and KVM paravirtual constants the launcher sets.
+
+use kvm_ioctls::VcpuFd;
+
+use crate::error::{Error, KvmContext, Result};
+
+pub const X2APIC_SVR: u32 = 0x80f;
+pub const MSR_KVM_ASYNC_PF_EN: u32 = 0x4b56_4d02;
+pub const MSR_KVM_ASYNC_PF_INT: u32 = 0x4b56_4d06;
+pub const KVM_ASYNC_PF_ENABLED: u64 = 1 << 0;
+pub const KVM_ASYNC_PF_DELIVERY_AS_INT: u64 = 1 << 3;
+pub const KVM_CPUID_FEATURES: u32 = 0x4000_0001;
+pub const KVM_FEATURE_ASYNC_PF: u32 = 1 << 4;
+pub const KVM_FEATURE_ASYNC_PF_INT: u32 = 1 << 14;
+
+/// Set `msrs` (index, value) on the vCPU; `what` names them in errors.
+pub fn set_msrs(vcpu: &VcpuFd, msrs: &[(u32, u64)], what: &str) -> Result<()> {
+    let entries: Vec<kvm_bindings::kvm_msr_entry> = msrs
+        .iter()
+        .map(|&(index, data)| kvm_bindings::kvm_msr_entry {
+            index,
+            data,
+            ..Default::default()
+        })
+        .collect();
+    let m = kvm_bindings::Msrs::from_entries(&entries)
+        .map_err(|e| Error::Other(format!("building KVM_SET_MSRS for {what}: {e:?}")))?;
+    let n = vcpu.set_msrs(&m).kvm(&format!("KVM_SET_MSRS ({what})"))?;
+    if n != msrs.len() {
+        return Err(Error::Other(format!(
+            "KVM_SET_MSRS ({what}) set {n} of {} MSRs (first refused: {:#x})",
+            msrs.len(),
+            msrs[n].0
+        )));
+    }
+    Ok(())
+}
