@@ -3,8 +3,8 @@
 use vessel_abi::{BootInfo, GuestStr, VcpuInfo, ABI_VERSION, BOOT_MAGIC};
 
 use crate::error::{Error, Result};
+use crate::layout::Layout;
 use crate::memory::GuestRam;
-use crate::vm::Layout;
 
 /// Offsets inside the boot area.
 const VCPUS_OFF: u64 = 0x100;
@@ -26,6 +26,8 @@ pub struct BootParams<'a> {
     pub counter_khz: u64,
     /// (name, guest address, length) of each lazy region.
     pub lazy: &'a [(String, u64, u64)],
+    /// Console behaviour bits (`vessel_abi::console`).
+    pub console_flags: u64,
 }
 
 /// A bump writer over `[at, end)`.
@@ -128,7 +130,7 @@ pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
         lazy_count: lazy_entries.len() as u64,
         vector_bits: p.vector_bits,
         counter_khz: p.counter_khz,
-        console_flags: 0, // set by Vm::run, which knows the console
+        console_flags: p.console_flags,
         reserved: [0; 7],
     };
     ram.write_pod(start, &info)?;
@@ -170,6 +172,7 @@ mod tests {
             vector_bits: 0,
             counter_khz: 7,
             lazy: &[],
+            console_flags: 0,
         };
         let at = write(&ram, &l, &p).unwrap();
         let b: BootInfo = ram.read_pod(at).unwrap();
@@ -199,6 +202,7 @@ mod tests {
             vector_bits: 0,
             counter_khz: 0,
             lazy: &[],
+            console_flags: 0,
         };
         let e = write(&ram, &layout(), &p).unwrap_err().to_string();
         assert!(e.contains("do not fit"), "{e}");

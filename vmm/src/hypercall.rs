@@ -1,71 +1,59 @@
-//! Serving hypercalls: read the frame, check every guest address, act, answer.
+//! Serving hypercalls: read the frame, check every guest address, act,
+//! answer once.
+//!
+//! [`serve`] reads the frame the guest stored the address of, decodes it
+//! into a typed [`Call`], runs its handler and writes the answer (status and
+//! return values) into the frame once, after the action completed. What a
+//! call needs from the vCPU that made it (halting, async-PF registration)
+//! it asks through the [`Vcpu`] trait, so a new call is a new arm here and
+//! never touches the vCPU loop.
 
-use std::io::{Read, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use vessel_abi::{Call, DecodeError, Errno, Frame, GuestSlice};
+use vessel_abi::{Call, Errno, Frame, GuestSlice};
 
+use crate::console::HostIo;
 use crate::memory::GuestRam;
-use crate::vm::Outcome;
+use crate::outcome::{Fault, FaultKind, Outcome, StopReason};
 
 /// The most bytes one write/read/random hypercall moves.
 pub const MAX_IO: u64 = 1 << 20;
 /// The longest abort message kept.
-const MAX_MSG: u64 = 4096;
+pub const MAX_MSG: u64 = 4096;
 
-/// Where a guest's console goes. The default is the process's stdio; a
-/// host program embedding Vessel can capture it instead.
-pub trait HostIo: Send {
-    fn write(&mut self, fd: u32, data: &[u8]) -> std::io::Result<()>;
-    fn read_stdin(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
-    /// Whether stdout is a terminal: the guest then flushes it per line
-    /// instead of per 4 KiB.
-    fn stdout_is_terminal(&self) -> bool {
-        false
-    }
+/// What serving a call needs from the vCPU that made it.
+pub trait Vcpu {
+    /// Register the guest's async-PF `area` and `vector` (both checked).
+    fn enable_apf(&mut self, area: u64, vector: u32) -> crate::Result<()>;
+    /// Block or halt until an event, until `timeout` passes (None: no
+    /// limit), or (where the launcher blocks) until the u64 at `watch`
+    /// (checked; 0: none) no longer equals `expect`.
+    fn wait(&mut self, timeout: Option<Duration>, watch: u64, expect: u64) -> crate::Result<()>;
 }
 
-/// The launcher process's own stdin/stdout/stderr.
-pub struct StdIo;
-
-impl HostIo for StdIo {
-    fn write(&mut self, fd: u32, data: &[u8]) -> std::io::Result<()> {
-        if fd == 1 {
-            let mut o = std::io::stdout().lock();
-            o.write_all(data)?;
-            o.flush()
-        } else {
-            std::io::stderr().lock().write_all(data)
-        }
-    }
-    fn read_stdin(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        std::io::stdin().lock().read(buf)
-    }
-    fn stdout_is_terminal(&self) -> bool {
-        std::io::IsTerminal::is_terminal(&std::io::stdout())
-    }
-}
-
-/// Result of one hypercall for the vCPU loop.
+/// What the vCPU loop does after a hypercall.
+#[derive(Debug)]
 pub enum Served {
-    /// Answered in the frame: resume the vCPU.
+    /// The frame holds the answer: resume the vCPU.
     Resume,
-    /// Resume after halting until an event or the timeout (ns); the guest
-    /// watched the u64 at the second field, expecting the third.
-    Wait(u64, u64, u64),
-    /// The frame says success; enable async page faults on this vCPU (the
-    /// area and vector are checked). If that fails, the caller overwrites
-    /// the frame's status at `frame` with [`Errno::Io`].
-    EnableApf { area: u64, vector: u32, frame: u64 },
     /// The VM is over.
     Done(Outcome),
 }
 
+/// What every call may use.
 pub struct Ctx<'a> {
     pub ram: &'a GuestRam,
     pub io: &'a mut dyn HostIo,
     pub start: std::time::Instant,
     pub features: u64,
+}
+
+/// A handler's answer: return values for the frame, or an error code; and
+/// whether the VM goes on.
+type Answer = Result<((u64, u64), Served), Errno>;
+
+fn ok(r: u64) -> Answer {
+    Ok(((r, 0), Served::Resume))
 }
 
 fn check(ram: &GuestRam, s: GuestSlice) -> Result<(), Errno> {
@@ -76,39 +64,27 @@ fn check(ram: &GuestRam, s: GuestSlice) -> Result<(), Errno> {
     }
 }
 
+fn bad_frame(what: String) -> Served {
+    Served::Done(Outcome::Fault(Fault::new(FaultKind::Hypercall, what)))
+}
+
 /// Serve the hypercall whose frame is at `frame_gpa`.
-pub fn serve(ctx: &mut Ctx, frame_gpa: u64) -> Served {
-    if !frame_gpa.is_multiple_of(8)
-        || !ctx
-            .ram
-            .contains(frame_gpa, std::mem::size_of::<Frame>() as u64)
-    {
-        return Served::Done(Outcome::Fault(format!(
+pub fn serve(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, frame_gpa: u64) -> Served {
+    let size = std::mem::size_of::<Frame>() as u64;
+    if !frame_gpa.is_multiple_of(8) || !ctx.ram.contains(frame_gpa, size) {
+        return bad_frame(format!(
             "hypercall frame address {frame_gpa:#x} is not an aligned address in guest RAM"
-        )));
+        ));
     }
     let mut frame: Frame = match ctx.ram.read_pod(frame_gpa) {
         Ok(f) => f,
-        Err(e) => return Served::Done(Outcome::Fault(format!("hypercall frame unreadable: {e}"))),
+        Err(e) => return bad_frame(format!("hypercall frame unreadable: {e}")),
     };
-    let mut next = Served::Resume;
-    let result = match Call::decode(&frame) {
-        Err(DecodeError::UnknownNumber(_)) | Err(DecodeError::BadArgument { .. }) => {
-            Err(Errno::Inval)
-        }
-        Ok(call) => match dispatch(ctx, call) {
-            Ok((ret, served)) => {
-                next = match served {
-                    Served::EnableApf { area, vector, .. } => Served::EnableApf {
-                        area,
-                        vector,
-                        frame: frame_gpa,
-                    },
-                    other => other,
-                };
-                Ok(ret)
-            }
-            Err(e) => Err(e),
+    let (result, next) = match Call::decode(&frame) {
+        Err(_) => (Err(Errno::Inval), Served::Resume),
+        Ok(call) => match dispatch(ctx, vcpu, call) {
+            Ok((ret, next)) => (Ok(ret), next),
+            Err(e) => (Err(e), Served::Resume),
         },
     };
     match result {
@@ -120,138 +96,175 @@ pub fn serve(ctx: &mut Ctx, frame_gpa: u64) -> Served {
         Err(e) => frame.status = e as i32,
     }
     if let Err(e) = ctx.ram.write_pod(frame_gpa, &frame) {
-        return Served::Done(Outcome::Fault(format!("hypercall frame unwritable: {e}")));
+        return bad_frame(format!("hypercall frame unwritable: {e}"));
     }
     next
 }
 
-type Answer = Result<((u64, u64), Served), Errno>;
-
-fn dispatch(ctx: &mut Ctx, call: Call) -> Answer {
-    let ok = |r: u64| Ok(((r, 0), Served::Resume));
+fn dispatch(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, call: Call) -> Answer {
     match call {
-        Call::Exit { code, stdout } => {
-            // The guest's last buffered output rides on the exit. An
-            // unreadable buffer loses that output, not the exit code.
-            if stdout.len > 0 {
-                match ctx.ram.read_vec(stdout.addr, stdout.len, MAX_IO) {
-                    Ok(bytes) => {
-                        let _ = ctx.io.write(1, &bytes);
-                    }
-                    Err(e) => eprintln!("vessel: guest's final stdout not written: {e}"),
-                }
-            }
-            Ok(((0, 0), Served::Done(Outcome::Exited(code))))
-        }
-        Call::Abort { msg } => {
-            let len = msg.len.min(MAX_MSG);
-            check(
-                ctx.ram,
-                GuestSlice {
-                    addr: msg.addr,
-                    len,
-                },
-            )?;
-            let bytes = ctx
-                .ram
-                .read_vec(msg.addr, len, MAX_MSG)
-                .map_err(|_| Errno::Fault)?;
-            Ok((
-                (0, 0),
-                Served::Done(Outcome::Aborted(
-                    String::from_utf8_lossy(&bytes).into_owned(),
-                )),
-            ))
-        }
-        Call::Write { fd, buf } => {
-            if fd != 1 && fd != 2 {
-                return Err(Errno::BadFd);
-            }
-            check(ctx.ram, buf)?;
-            let len = buf.len.min(MAX_IO);
-            let bytes = ctx
-                .ram
-                .read_vec(buf.addr, len, MAX_IO)
-                .map_err(|_| Errno::Fault)?;
-            ctx.io.write(fd, &bytes).map_err(|_| Errno::Io)?;
-            ok(len)
-        }
-        Call::Read { fd, buf } => {
-            if fd != 0 {
-                return Err(Errno::BadFd);
-            }
-            check(ctx.ram, buf)?;
-            let mut tmp = vec![0u8; buf.len.min(MAX_IO) as usize];
-            let n = ctx.io.read_stdin(&mut tmp).map_err(|_| Errno::Io)?;
-            ctx.ram
-                .write(buf.addr, &tmp[..n])
-                .map_err(|_| Errno::Fault)?;
-            ok(n as u64)
-        }
-        Call::Clock { clock } => match clock {
-            vessel_abi::clock::MONOTONIC => ok(ctx.start.elapsed().as_nanos() as u64),
-            vessel_abi::clock::REALTIME => ok(SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0)),
-            _ => Err(Errno::Inval),
-        },
-        Call::Random { buf } => {
-            check(ctx.ram, buf)?;
-            let mut tmp = vec![0u8; buf.len.min(MAX_IO) as usize];
-            getrandom(&mut tmp).map_err(|_| Errno::Io)?;
-            ctx.ram.write(buf.addr, &tmp).map_err(|_| Errno::Fault)?;
-            ok(tmp.len() as u64)
-        }
+        Call::Exit { code, stdout } => exit(ctx, code, stdout),
+        Call::Abort { msg } => abort(ctx, msg),
+        Call::Write { fd, buf } => write(ctx, fd, buf),
+        Call::Read { fd, buf } => read(ctx, fd, buf),
+        Call::Clock { clock } => clock_now(ctx, clock),
+        Call::Random { buf } => random(ctx, buf),
         Call::Wait {
             timeout_ns,
             watch,
             expect,
-        } => {
-            if watch != 0 {
-                if watch % 8 != 0 {
-                    return Err(Errno::Inval);
+        } => wait(ctx, vcpu, timeout_ns, watch, expect),
+        Call::ApfEnable { area, vector } => apf_enable(ctx, vcpu, area, vector),
+    }
+}
+
+/// The guest's last buffered output rides on the exit. An unreadable
+/// buffer loses that output, not the exit code.
+fn exit(ctx: &mut Ctx, code: i32, stdout: GuestSlice) -> Answer {
+    if stdout.len > 0 {
+        match ctx.ram.read_vec(stdout.addr, stdout.len, MAX_IO) {
+            Ok(bytes) => {
+                if let Err(e) = ctx.io.write(1, &bytes) {
+                    if let Some(o) = output_failed(&e) {
+                        return Ok(((0, 0), Served::Done(o)));
+                    }
                 }
-                check(
-                    ctx.ram,
-                    GuestSlice {
-                        addr: watch,
-                        len: 8,
-                    },
-                )?;
-                let mut b = [0u8; 8];
-                ctx.ram.read(watch, &mut b).map_err(|_| Errno::Fault)?;
-                if u64::from_le_bytes(b) != expect {
-                    return ok(1); // an event came in before the call: no halt
-                }
             }
-            Ok(((0, 0), Served::Wait(timeout_ns, watch, expect)))
-        }
-        Call::ApfEnable { area, vector } => {
-            if ctx.features & vessel_abi::features::ASYNC_PF == 0 {
-                return Err(Errno::NotSupported);
-            }
-            let size = std::mem::size_of::<vessel_abi::apf::ApfArea>() as u64;
-            if area % size != 0 || !vessel_abi::apf::vector_ok(vector) {
-                return Err(Errno::Inval);
-            }
-            check(
-                ctx.ram,
-                GuestSlice {
-                    addr: area,
-                    len: size,
-                },
-            )?;
-            Ok((
-                (0, 0),
-                Served::EnableApf {
-                    area,
-                    vector,
-                    frame: 0,
-                },
-            ))
+            Err(e) => eprintln!("vessel: guest's final stdout not written: {e}"),
         }
     }
+    Ok(((0, 0), Served::Done(Outcome::Exited(code))))
+}
+
+/// A host write error that ends the VM: stdout is a closed pipe.
+fn output_failed(e: &std::io::Error) -> Option<Outcome> {
+    (e.kind() == std::io::ErrorKind::BrokenPipe)
+        .then(|| Outcome::Stopped(StopReason::BrokenPipe, Duration::ZERO))
+}
+
+fn abort(ctx: &mut Ctx, msg: GuestSlice) -> Answer {
+    let len = msg.len.min(MAX_MSG);
+    check(
+        ctx.ram,
+        GuestSlice {
+            addr: msg.addr,
+            len,
+        },
+    )?;
+    let bytes = ctx
+        .ram
+        .read_vec(msg.addr, len, MAX_MSG)
+        .map_err(|_| Errno::Fault)?;
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if msg.len > MAX_MSG {
+        text.push_str(&format!(" [cut: {} of {} bytes shown]", MAX_MSG, msg.len));
+    }
+    Ok(((0, 0), Served::Done(Outcome::Aborted(text))))
+}
+
+fn write(ctx: &mut Ctx, fd: u32, buf: GuestSlice) -> Answer {
+    if fd != 1 && fd != 2 {
+        return Err(Errno::BadFd);
+    }
+    check(ctx.ram, buf)?;
+    let len = buf.len.min(MAX_IO);
+    let bytes = ctx
+        .ram
+        .read_vec(buf.addr, len, MAX_IO)
+        .map_err(|_| Errno::Fault)?;
+    match ctx.io.write(fd, &bytes) {
+        Ok(()) => ok(len),
+        Err(e) => match output_failed(&e) {
+            Some(o) => Ok(((0, 0), Served::Done(o))),
+            None => Err(Errno::Io),
+        },
+    }
+}
+
+fn read(ctx: &mut Ctx, fd: u32, buf: GuestSlice) -> Answer {
+    if fd != 0 {
+        return Err(Errno::BadFd);
+    }
+    check(ctx.ram, buf)?;
+    let mut tmp = vec![0u8; buf.len.min(MAX_IO) as usize];
+    let n = ctx.io.read_stdin(&mut tmp).map_err(|_| Errno::Io)?;
+    ctx.ram
+        .write(buf.addr, &tmp[..n])
+        .map_err(|_| Errno::Fault)?;
+    ok(n as u64)
+}
+
+fn clock_now(ctx: &mut Ctx, clock: u32) -> Answer {
+    let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    match clock {
+        vessel_abi::clock::MONOTONIC => ok(ns(ctx.start.elapsed())),
+        vessel_abi::clock::REALTIME => ok(SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(ns)
+            .unwrap_or(0)),
+        _ => Err(Errno::Inval),
+    }
+}
+
+fn random(ctx: &mut Ctx, buf: GuestSlice) -> Answer {
+    check(ctx.ram, buf)?;
+    let mut tmp = vec![0u8; buf.len.min(MAX_IO) as usize];
+    getrandom(&mut tmp).map_err(|_| Errno::Io)?;
+    ctx.ram.write(buf.addr, &tmp).map_err(|_| Errno::Fault)?;
+    ok(tmp.len() as u64)
+}
+
+/// Futex-like: with a `watch` address whose u64 no longer equals `expect`
+/// the event already came, so return 1 without waiting; else wait (0).
+fn wait(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, timeout_ns: u64, watch: u64, expect: u64) -> Answer {
+    if watch != 0 {
+        if watch % 8 != 0 {
+            return Err(Errno::Inval);
+        }
+        check(
+            ctx.ram,
+            GuestSlice {
+                addr: watch,
+                len: 8,
+            },
+        )?;
+        let mut b = [0u8; 8];
+        ctx.ram.read(watch, &mut b).map_err(|_| Errno::Fault)?;
+        if u64::from_le_bytes(b) != expect {
+            return ok(1);
+        }
+    }
+    if timeout_ns == 0 {
+        return ok(0);
+    }
+    let timeout = (timeout_ns != u64::MAX).then(|| Duration::from_nanos(timeout_ns));
+    vcpu.wait(timeout, watch, expect).map_err(|e| {
+        eprintln!("vessel: wait: {e}");
+        Errno::Io
+    })?;
+    ok(0)
+}
+
+fn apf_enable(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, area: u64, vector: u32) -> Answer {
+    if ctx.features & vessel_abi::features::ASYNC_PF == 0 {
+        return Err(Errno::NotSupported);
+    }
+    let size = std::mem::size_of::<vessel_abi::apf::ApfArea>() as u64;
+    if area % size != 0 || !vessel_abi::apf::vector_ok(vector) {
+        return Err(Errno::Inval);
+    }
+    check(
+        ctx.ram,
+        GuestSlice {
+            addr: area,
+            len: size,
+        },
+    )?;
+    vcpu.enable_apf(area, vector).map_err(|e| {
+        eprintln!("vessel: enabling async page faults: {e}");
+        Errno::Io
+    })?;
+    ok(0)
 }
 
 fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
@@ -290,16 +303,46 @@ mod tests {
         }
     }
 
-    fn run(ram: &GuestRam, io: &mut Capture, call: Call) -> (Frame, Served) {
+    /// Records what the calls asked of the vCPU.
+    #[derive(Default)]
+    struct FakeVcpu {
+        waits: Vec<(Option<Duration>, u64, u64)>,
+        apf: Vec<(u64, u32)>,
+        fail_apf: bool,
+    }
+    impl Vcpu for FakeVcpu {
+        fn enable_apf(&mut self, area: u64, vector: u32) -> crate::Result<()> {
+            if self.fail_apf {
+                return Err(crate::Error::Other("refused".into()));
+            }
+            self.apf.push((area, vector));
+            Ok(())
+        }
+        fn wait(&mut self, t: Option<Duration>, watch: u64, expect: u64) -> crate::Result<()> {
+            self.waits.push((t, watch, expect));
+            Ok(())
+        }
+    }
+
+    fn run_on(
+        ram: &GuestRam,
+        io: &mut Capture,
+        vcpu: &mut FakeVcpu,
+        call: Call,
+    ) -> (Frame, Served) {
         ram.write_pod(0x100, &call.encode()).unwrap();
         let mut ctx = Ctx {
             ram,
             io,
             start: std::time::Instant::now(),
-            features: 0,
+            features: vessel_abi::features::ASYNC_PF,
         };
-        let s = serve(&mut ctx, 0x100);
+        let s = serve(&mut ctx, vcpu, 0x100);
         (ram.read_pod(0x100).unwrap(), s)
+    }
+
+    fn run(ram: &GuestRam, io: &mut Capture, call: Call) -> (Frame, Served) {
+        run_on(ram, io, &mut FakeVcpu::default(), call)
     }
 
     #[test]
@@ -377,17 +420,18 @@ mod tests {
             start: std::time::Instant::now(),
             features: 0,
         };
-        assert!(matches!(serve(&mut ctx, 0x100), Served::Resume));
+        let vcpu = &mut FakeVcpu::default();
+        assert!(matches!(serve(&mut ctx, vcpu, 0x100), Served::Resume));
         assert_eq!(
             ram.read_pod::<Frame>(0x100).unwrap().status,
             Errno::Inval as i32
         );
         assert!(matches!(
-            serve(&mut ctx, 0xfffc),
+            serve(&mut ctx, vcpu, 0xfffc),
             Served::Done(Outcome::Fault(_))
         ));
         assert!(matches!(
-            serve(&mut ctx, 0x101),
+            serve(&mut ctx, vcpu, 0x101),
             Served::Done(Outcome::Fault(_))
         ));
     }
@@ -461,63 +505,83 @@ mod tests {
     fn wait_is_futex_like_and_apf_enable_checks_its_arguments() {
         let ram = GuestRam::new(0, 0x10000).unwrap();
         let mut io = Capture::default();
+        let mut vcpu = FakeVcpu::default();
         ram.write(0x6000, &5u64.to_le_bytes()).unwrap();
         let wait = |watch, expect| Call::Wait {
             timeout_ns: 10,
             watch,
             expect,
         };
-        let (_, s) = run(&ram, &mut io, wait(0x6000, 5));
-        assert!(matches!(s, Served::Wait(10, ..)), "unchanged counter: halt");
-        let (f, s) = run(&ram, &mut io, wait(0x6000, 4));
-        assert!(
-            matches!(s, Served::Resume) && f.ret == 1,
-            "changed: no halt"
+        let (f, _) = run_on(&ram, &mut io, &mut vcpu, wait(0x6000, 5));
+        assert_eq!((f.status, f.ret), (0, 0));
+        assert_eq!(
+            vcpu.waits,
+            vec![(Some(Duration::from_nanos(10)), 0x6000, 5)],
+            "unchanged counter: the vCPU waits"
         );
-        let (_, s) = run(&ram, &mut io, wait(0, 0));
-        assert!(matches!(s, Served::Wait(10, ..)));
+        let (f, _) = run_on(&ram, &mut io, &mut vcpu, wait(0x6000, 4));
+        assert_eq!(f.ret, 1, "changed: no wait");
+        assert_eq!(vcpu.waits.len(), 1);
+        run_on(&ram, &mut io, &mut vcpu, wait(0, 0));
+        assert_eq!(vcpu.waits.len(), 2);
+        let forever = Call::Wait {
+            timeout_ns: u64::MAX,
+            watch: 0,
+            expect: 0,
+        };
+        run_on(&ram, &mut io, &mut vcpu, forever);
+        assert_eq!(vcpu.waits[2].0, None, "u64::MAX: no time limit");
         let (f, _) = run(&ram, &mut io, wait(0xfffc, 0));
         assert_eq!(f.status, Errno::Inval as i32);
         let (f, _) = run(&ram, &mut io, wait(0x10000, 0));
         assert_eq!(f.status, Errno::Fault as i32);
-        // features == 0 in these tests: not offered.
-        let (f, _) = run(
-            &ram,
-            &mut io,
-            Call::ApfEnable {
-                area: 0x7000,
-                vector: 0x40,
-            },
-        );
-        assert_eq!(f.status, Errno::NotSupported as i32);
         let mut ctx = Ctx {
             ram: &ram,
             io: &mut io,
             start: std::time::Instant::now(),
-            features: vessel_abi::features::ASYNC_PF,
+            features: 0,
         };
+        ctx.ram
+            .write_pod(
+                0x100,
+                &Call::ApfEnable {
+                    area: 0x7000,
+                    vector: 0x40,
+                }
+                .encode(),
+            )
+            .unwrap();
+        serve(&mut ctx, &mut vcpu, 0x100);
+        let f: Frame = ctx.ram.read_pod(0x100).unwrap();
+        assert_eq!(f.status, Errno::NotSupported as i32, "not offered");
         for (area, vector, want) in [
             (0x7000, 0x40, 0),
             (0x7008, 0x40, Errno::Inval as i32),
             (0x7000, 14, Errno::Inval as i32),
             (0xffc0 + 0x40, 0x40, Errno::Fault as i32),
         ] {
-            ctx.ram
-                .write_pod(0x100, &Call::ApfEnable { area, vector }.encode())
-                .unwrap();
-            let s = serve(&mut ctx, 0x100);
-            let f: Frame = ctx.ram.read_pod(0x100).unwrap();
+            let (f, _) = run_on(&ram, &mut io, &mut vcpu, Call::ApfEnable { area, vector });
             assert_eq!(f.status, want, "{area:#x} {vector}");
-            if want == 0 {
-                assert!(matches!(
-                    s,
-                    Served::EnableApf {
-                        area: 0x7000,
-                        vector: 0x40,
-                        frame: 0x100
-                    }
-                ));
-            }
         }
+        assert_eq!(
+            vcpu.apf,
+            vec![(0x7000, 0x40)],
+            "only the good area reached the vCPU"
+        );
+        vcpu.fail_apf = true;
+        let (f, _) = run_on(
+            &ram,
+            &mut io,
+            &mut vcpu,
+            Call::ApfEnable {
+                area: 0x7000,
+                vector: 0x40,
+            },
+        );
+        assert_eq!(
+            f.status,
+            Errno::Io as i32,
+            "a failed enable is answered once, as Io"
+        );
     }
 }

@@ -15,20 +15,43 @@
 pub mod arch;
 mod boot;
 pub mod caps;
+pub mod config;
+pub mod console;
 pub mod elf;
 pub mod error;
+pub mod host;
 pub mod hypercall;
 pub mod ipa;
+pub mod layout;
 pub mod lazy;
 pub mod memory;
+pub mod outcome;
 pub mod pack;
+mod run;
 pub mod softapf;
+pub mod stop;
 pub mod sve;
 pub mod vm;
+mod wake;
 
+pub use config::VmConfig;
+pub use console::{HostIo, StdIo};
 pub use error::{Error, Result};
-pub use hypercall::{HostIo, StdIo};
-pub use vm::{open_kvm, run, Host, Outcome, Vm, VmConfig};
+pub use host::{open_kvm, Host};
+pub use outcome::{Fault, FaultKind, Outcome, StopReason};
+pub use run::Doorbell;
+pub use stop::StopHandle;
+pub use vm::Vm;
+
+/// Build a VM for `image` on `host` and run it to its end.
+pub fn run(
+    host: &mut Host,
+    image: &elf::GuestImage,
+    cfg: &VmConfig,
+    io: &mut dyn HostIo,
+) -> Result<Outcome> {
+    Vm::new(host, image, cfg)?.run(io)
+}
 
 /// Parse and check a guest image for this host's architecture and a VM of
 /// `mem_size` bytes.

@@ -204,6 +204,7 @@ fn run_guest(
         lazy: opts.lazy,
         lazy_latency: Duration::from_secs_f64(opts.lazy_latency / 1e3),
         async_pf: !opts.no_async_pf,
+        stdout_line_buffered: vmm::console::stdout_is_terminal(),
     };
     let outcome = vmm::run(&mut host, &image, &cfg, &mut vmm::StdIo)?;
     if let Some(msg) = outcome.message() {

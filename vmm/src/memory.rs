@@ -9,6 +9,9 @@ use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap};
 
 use crate::error::{Error, Result};
 
+/// The page size Vessel maps guests with (4 KiB on both architectures).
+pub const PAGE: u64 = 0x1000;
+
 /// Guest RAM: one contiguous region. Clones share the mapping, which lives
 /// until the last clone is dropped.
 #[derive(Clone)]

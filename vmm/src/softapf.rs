@@ -18,13 +18,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use std::mem::offset_of;
+
 use vessel_abi::apf::{
-    PAGE_NOT_PRESENT, READY_HEAD_OFFSET, READY_RING_ENTRIES, READY_RING_OFFSET, WAKE_ALL,
+    ApfArea, PAGE_NOT_PRESENT, READY_HEAD_OFFSET, READY_RING_ENTRIES, READY_RING_OFFSET, WAKE_ALL,
 };
 
 use crate::error::{Error, Result};
-use crate::lazy::{Filler, PAGE};
-use crate::memory::GuestRam;
+use crate::lazy::{Filler, LazyMemory};
+use crate::memory::{GuestRam, PAGE};
 
 struct State {
     area: u64,
@@ -146,10 +148,13 @@ impl SoftApf {
             n => n,
         };
         let area = s.area;
-        self.shared.ram.write(area + 8, &token.to_le_bytes())?;
-        self.shared
-            .ram
-            .write(area, &PAGE_NOT_PRESENT.to_le_bytes())?;
+        let at = |field: usize| area + field as u64;
+        let ram = &self.shared.ram;
+        ram.write(at(offset_of!(ApfArea, fault_token)), &token.to_le_bytes())?;
+        ram.write(
+            at(offset_of!(ApfArea, flags)),
+            &PAGE_NOT_PRESENT.to_le_bytes(),
+        )?;
         if s.filled.contains(&page) {
             // Filled between the guest's touch and now: ready at once.
             self.shared.push_ready(&mut s, token);
@@ -212,4 +217,34 @@ impl Drop for SoftApf {
             let _ = t.join();
         }
     }
+}
+
+/// Serve async page faults in the launcher once the guest registered
+/// `area` (the lazy regions switch to SIGBUS mode on the first call; a
+/// later call moves the registration).
+pub fn enable(
+    soft: &mut Option<SoftApf>,
+    ram: &GuestRam,
+    lazy: &LazyMemory,
+    area: u64,
+) -> Result<()> {
+    let bytes = vessel_abi::apf::READY_AREA_BYTES;
+    if !ram.contains(area, bytes) {
+        return Err(Error::Other(format!(
+            "async-PF area {area:#x}+{bytes:#x} (with its ready ring) is outside guest RAM"
+        )));
+    }
+    match soft {
+        Some(s) => s.set_area(area),
+        None => {
+            let filler = lazy.switch_to_sigbus()?;
+            *soft = Some(SoftApf::new(
+                ram.clone(),
+                filler,
+                area,
+                crate::lazy::FETCH_WORKERS,
+            )?);
+        }
+    }
+    Ok(())
 }

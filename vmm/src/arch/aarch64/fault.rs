@@ -97,3 +97,14 @@ pub fn crash_report(vcpu: &VcpuFd, image: &GuestImage) -> String {
         get(vcpu, FAR_EL1).unwrap_or(0)
     )
 }
+
+/// Bytes from VBAR_EL1 within which guest-rt's exception code (the
+/// 2 KiB table and the common paths after it) lies.
+const STUB_CODE_BYTES: u64 = 0x1000;
+
+/// Whether a store to the fault doorbell came from the exception stubs:
+/// the app runs at EL1 too, so the storing instruction's address decides.
+pub fn fault_report_trusted(vcpu: &VcpuFd, image: &GuestImage) -> bool {
+    let base = image.header.vector_table;
+    get(vcpu, PC).is_some_and(|pc| pc.wrapping_sub(base) < STUB_CODE_BYTES)
+}

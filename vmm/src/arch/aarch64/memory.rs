@@ -7,8 +7,8 @@ use super::layout::*;
 use super::paging;
 use crate::elf::GuestImage;
 use crate::error::{Error, Result};
-use crate::memory::GuestRam;
-use crate::vm::Layout;
+use crate::layout::Layout;
+use crate::memory::{GuestRam, PAGE};
 
 /// Write the page tables and check the guest's vector table. `lazy` lists
 /// the `(guest address, bytes)` of each lazy region, mapped read-only.
@@ -30,10 +30,10 @@ pub fn setup_memory(
         )));
     }
     let mut pt = paging::PageTables::new(PAGE_TABLES, BOOT_AREA);
-    pt.map(abi::DOORBELL, abi::DOORBELL + 0x1000, paging::DEVICE)?;
+    pt.map(abi::DOORBELL, abi::DOORBELL + PAGE, paging::DEVICE)?;
     let mut at = RAM_BASE;
     for &(bottom, _) in l.stacks.iter().rev() {
-        pt.map(at, bottom - 0x1000, paging::NORMAL)?;
+        pt.map(at, bottom - PAGE, paging::NORMAL)?;
         at = bottom;
     }
     pt.map(at, l.ram_end, paging::NORMAL)?;

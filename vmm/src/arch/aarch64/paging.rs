@@ -9,7 +9,7 @@ use crate::memory::GuestRam;
 
 pub const VA_BITS: u32 = 39;
 
-const PAGE: u64 = 0x1000;
+use crate::memory::PAGE;
 const BLOCK: u64 = 0x20_0000;
 const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
 

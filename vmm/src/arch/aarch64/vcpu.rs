@@ -9,8 +9,8 @@ use super::layout::PAGE_TABLES;
 use super::regs::*;
 use crate::elf::GuestImage;
 use crate::error::{Error, KvmContext, Result};
+use crate::layout::Layout;
 use crate::sve::{self, SveRequest, SveStage, VlSet};
-use crate::vm::Layout;
 
 /// KVM_ARM_VCPU_INIT, and with `sve` the SVE sequence: read VLS, write it
 /// clipped to the requested maximum, finalize, read it back. Returns the

@@ -103,3 +103,9 @@ pub fn crash_report(vcpu: &VcpuFd, image: &GuestImage) -> String {
         sregs.map(|s| s.cs.selector & 3).unwrap_or(0)
     )
 }
+
+/// Whether a store to the fault doorbell came from the ring-0 stubs: only
+/// they run at CPL0, so a report from CPL3 (the app) is forged.
+pub fn fault_report_trusted(vcpu: &VcpuFd, _image: &GuestImage) -> bool {
+    vcpu.get_sregs().is_ok_and(|s| s.cs.selector & 3 == 0)
+}

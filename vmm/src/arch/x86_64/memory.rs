@@ -8,8 +8,8 @@ use super::layout::*;
 use super::paging::{PageTables, USER, WRITABLE};
 use crate::elf::GuestImage;
 use crate::error::{Error, Result};
-use crate::memory::GuestRam;
-use crate::vm::Layout;
+use crate::layout::Layout;
+use crate::memory::{GuestRam, PAGE};
 
 /// Write GDT, TSSs, IDT and page tables into guest memory. `lazy` lists the
 /// `(guest address, bytes)` of each lazy region, mapped read-only.
@@ -64,7 +64,7 @@ pub fn setup_memory(
     // User memory, with an unmapped guard page below each vCPU stack.
     let mut at = SYSTEM_END;
     for &(bottom, _) in l.stacks.iter().rev() {
-        let guard = bottom - 0x1000;
+        let guard = bottom - PAGE;
         pt.map(at, guard, WRITABLE | USER)?;
         at = bottom;
     }

@@ -21,7 +21,7 @@ use crate::elf::Machine;
 use crate::error::{KvmContext, Result};
 
 pub use caps::{async_pf_supported, CAPS};
-pub use fault::{crash_report, fault_report};
+pub use fault::{crash_report, fault_report, fault_report_trusted};
 pub use layout::{LAZY_ALIGN, LAZY_BASE, LAZY_LIMIT};
 pub use memory::setup_memory;
 pub use vcpu::*;

@@ -16,7 +16,7 @@ pub const USER: u64 = 1 << 2;
 const HUGE: u64 = 1 << 7;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
-const PAGE: u64 = 0x1000;
+use crate::memory::PAGE;
 const HUGE_PAGE: u64 = 0x20_0000;
 
 /// Page tables under construction, kept on the host until written.

@@ -9,8 +9,8 @@ use super::layout::{GDT, IDT, PAGE_TABLES, TSS, TSS_STRIDE, WAKE_VECTOR};
 use super::regs::*;
 use crate::elf::GuestImage;
 use crate::error::{Error, KvmContext, Result};
+use crate::layout::Layout;
 use crate::sve::{SveRequest, VlSet};
-use crate::vm::Layout;
 
 /// Bits of XCR0 Vessel enables when the host has them: x87, SSE, AVX,
 /// AVX-512 opmask/ZMM_Hi256/Hi16_ZMM.

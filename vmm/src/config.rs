@@ -1,0 +1,55 @@
+//! How to build and run a VM.
+
+use std::time::Duration;
+
+use crate::lazy::LazySpec;
+use crate::sve::SveRequest;
+
+/// How to build and run a VM.
+#[derive(Clone, Debug)]
+pub struct VmConfig {
+    /// Guest RAM in bytes.
+    pub mem_size: u64,
+    /// Number of vCPUs.
+    pub vcpus: u32,
+    /// End the guest after this long.
+    pub timeout: Option<Duration>,
+    /// Arguments; the first is the program name.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` environment entries.
+    pub env: Vec<String>,
+    /// Size of each vCPU's stack.
+    pub stack_size: u64,
+    /// Lazy regions (`--lazy NAME=FILE[:SIZE]`).
+    pub lazy: Vec<LazySpec>,
+    /// Emulated storage latency per fetched page (`--lazy-latency MS`).
+    pub lazy_latency: Duration,
+    /// Offer async page faults when the host has them (`--no-async-pf` clears it).
+    pub async_pf: bool,
+    /// SVE for the guest (arm64): overrides the app's GuestHeader request.
+    pub sve: Option<SveRequest>,
+    /// Print each vCPU's vector registers (arm64: Z/P/FFR) when the guest ends.
+    pub dump_regs: bool,
+    /// The guest flushes stdout at every newline (stdout is a terminal)
+    /// instead of per 4 KiB.
+    pub stdout_line_buffered: bool,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            mem_size: 128 << 20,
+            vcpus: 1,
+            timeout: None,
+            args: vec![],
+            env: vec![],
+            stack_size: 1 << 20,
+            lazy: vec![],
+            lazy_latency: Duration::ZERO,
+            async_pf: true,
+            sve: None,
+            dump_regs: false,
+            stdout_line_buffered: false,
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Lazy regions: host files that appear in guest memory and are read on
+//! first touch.
+//!
+//! Each region is anonymous memory (a vm-memory `MmapRegion`) registered
+//! with userfaultfd in MISSING mode and given to KVM as its own memslot. A
+//! guest touch of a missing page makes the kernel (the vCPU thread, or
+//! KVM's async-PF worker) wait on the userfaultfd; a pool of fetch threads
+//! reads the event, sleeps the emulated storage latency, `pread`s that page
+//! of the file and fills it with UFFDIO_COPY, which wakes whoever waited.
+//! Several fetches run at once, so faults that KVM turned into async page
+//! faults overlap. Teardown wakes every thread at once through an eventfd,
+//! sleeping ones included.
+//!
+//! The launcher never reads or writes lazy pages itself.
+
+mod fetch;
+mod spec;
+mod uffd;
+
+use std::fs::File;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use vm_memory::MmapRegion;
+use vmm_sys_util::eventfd::EventFd;
+
+pub use spec::{open_nonblocking, plan, round_up, LazySpec, PlannedRegion};
+use uffd::{Uffd, UFFD_FEATURE_SIGBUS};
+
+use crate::error::{Error, Result};
+use crate::memory::PAGE;
+
+/// Fetch threads per VM with lazy regions: how many page fetches overlap.
+pub const FETCH_WORKERS: usize = 64;
+
+/// One region's host mapping and the file behind it.
+pub struct Backing {
+    pub name: String,
+    pub gpa: u64,
+    pub mapped: u64,
+    map: MmapRegion,
+    file: Arc<File>,
+    file_len: u64,
+}
+
+impl Backing {
+    /// Host address of the mapping (for KVM_SET_USER_MEMORY_REGION).
+    pub fn host_addr(&self) -> u64 {
+        self.map.as_ptr() as u64
+    }
+
+    fn holds_host(&self, addr: u64) -> bool {
+        addr.checked_sub(self.host_addr())
+            .is_some_and(|off| off < self.mapped)
+    }
+
+    fn holds_gpa(&self, gpa: u64) -> bool {
+        gpa.checked_sub(self.gpa)
+            .is_some_and(|off| off < self.mapped)
+    }
+}
+
+/// What the fetch threads and fillers share.
+pub struct Shared {
+    regions: Vec<Backing>,
+    /// First fetch error; the vCPU loop turns it into a guest fault.
+    error: Mutex<Option<String>>,
+    /// Readable once teardown starts: wakes threads blocked in poll.
+    stop: EventFd,
+    /// True once teardown starts: wakes threads sleeping the latency.
+    stopping: Mutex<bool>,
+    stopped: Condvar,
+    latency: Duration,
+}
+
+impl Shared {
+    fn fail(&self, m: String) {
+        if let Ok(mut e) = self.error.lock() {
+            e.get_or_insert(m);
+        }
+    }
+
+    fn stop_pollfd(&self) -> libc::pollfd {
+        libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&self.stop),
+            events: libc::POLLIN,
+            revents: 0,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.lock().map_or(true, |s| *s)
+    }
+
+    /// Sleep the emulated latency; false if teardown started.
+    fn sleep_latency(&self) -> bool {
+        let Ok(g) = self.stopping.lock() else {
+            return false;
+        };
+        if self.latency.is_zero() {
+            return !*g;
+        }
+        match self.stopped.wait_timeout_while(g, self.latency, |s| !*s) {
+            Ok((g, _)) => !*g,
+            Err(_) => false,
+        }
+    }
+
+    fn region_at(&self, gpa: u64) -> Option<&Backing> {
+        self.regions.iter().find(|r| r.holds_gpa(gpa))
+    }
+}
+
+/// Anonymous memory for all lazy regions plus the fetch threads serving it.
+pub struct LazyMemory {
+    shared: Arc<Shared>,
+    uffd: Option<Arc<Uffd>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn map_region(p: &PlannedRegion) -> Result<Backing> {
+    let len = usize::try_from(p.mapped)
+        .map_err(|_| Error::Memory(format!("lazy region {} too large", p.name)))?;
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    let map =
+        MmapRegion::build(None, len, libc::PROT_READ | libc::PROT_WRITE, flags).map_err(|e| {
+            Error::Memory(format!(
+                "cannot map {} bytes for lazy region {}: {e}",
+                p.mapped, p.name
+            ))
+        })?;
+    Ok(Backing {
+        name: p.name.clone(),
+        gpa: p.gpa,
+        mapped: p.mapped,
+        map,
+        file: p.file.clone(),
+        file_len: p.file_len,
+    })
+}
+
+impl LazyMemory {
+    /// Map and register every region, and start the fetch threads, which
+    /// sleep `latency` per page.
+    pub fn new(planned: &[PlannedRegion], latency: Duration) -> Result<LazyMemory> {
+        let regions = planned.iter().map(map_region).collect::<Result<Vec<_>>>()?;
+        let stop = EventFd::new(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)
+            .map_err(|e| Error::Memory(format!("eventfd for lazy regions: {e}")))?;
+        let shared = Arc::new(Shared {
+            regions,
+            error: Mutex::new(None),
+            stop,
+            stopping: Mutex::new(false),
+            stopped: Condvar::new(),
+            latency,
+        });
+        let mut lazy = LazyMemory {
+            shared,
+            uffd: None,
+            threads: vec![],
+        };
+        if planned.is_empty() {
+            return Ok(lazy);
+        }
+        let uffd = Arc::new(
+            Uffd::new(0)
+                .map_err(|e| Error::Memory(format!("userfaultfd for lazy regions: {e}")))?,
+        );
+        for r in &lazy.shared.regions {
+            uffd.register(&r.map).map_err(|e| {
+                Error::Memory(format!("UFFDIO_REGISTER for lazy region {}: {e}", r.name))
+            })?;
+        }
+        for i in 0..FETCH_WORKERS {
+            let (uffd, shared) = (uffd.clone(), lazy.shared.clone());
+            let t = std::thread::Builder::new()
+                .name(format!("vessel-fetch-{i}"))
+                .stack_size(64 << 10)
+                .spawn(move || fetch::fetch_loop(&uffd, &shared))
+                .map_err(|e| Error::Other(format!("cannot start a fetch thread: {e}")))?;
+            lazy.threads.push(t);
+        }
+        lazy.uffd = Some(uffd);
+        Ok(lazy)
+    }
+
+    pub fn regions(&self) -> &[Backing] {
+        &self.shared.regions
+    }
+
+    /// Move every region to a new userfaultfd in SIGBUS mode: from now on a
+    /// touch of a missing page fails (KVM_RUN: -EFAULT) instead of waiting,
+    /// and pages are filled only through the returned [`Filler`]. Pages
+    /// already filled stay. Used by a launcher that serves page faults
+    /// itself (aarch64 async page faults).
+    pub fn switch_to_sigbus(&self) -> Result<Filler> {
+        let old = self
+            .uffd
+            .as_ref()
+            .ok_or_else(|| Error::Memory("no lazy regions to serve".into()))?;
+        let uffd = Uffd::new(UFFD_FEATURE_SIGBUS)
+            .map_err(|e| Error::Memory(format!("userfaultfd (SIGBUS mode): {e}")))?;
+        for r in &self.shared.regions {
+            old.unregister(&r.map).map_err(|e| {
+                Error::Memory(format!("UFFDIO_UNREGISTER for lazy region {}: {e}", r.name))
+            })?;
+            uffd.register(&r.map).map_err(|e| {
+                Error::Memory(format!(
+                    "UFFDIO_REGISTER (SIGBUS mode) for lazy region {}: {e}",
+                    r.name
+                ))
+            })?;
+        }
+        Ok(Filler {
+            uffd: Arc::new(uffd),
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// The first fetch error, if any.
+    pub fn failed(&self) -> Option<String> {
+        self.shared.error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Wake every fetch thread and filler, sleeping ones included, and make
+    /// them return: the VM is going away.
+    pub fn shutdown(&self) {
+        if let Ok(mut s) = self.shared.stopping.lock() {
+            *s = true;
+        }
+        self.shared.stopped.notify_all();
+        let _ = self.shared.stop.write(1);
+    }
+}
+
+impl Drop for LazyMemory {
+    fn drop(&mut self) {
+        self.shutdown();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Fills pages of SIGBUS-mode regions on request (any thread).
+#[derive(Clone)]
+pub struct Filler {
+    uffd: Arc<Uffd>,
+    shared: Arc<Shared>,
+}
+
+impl Filler {
+    /// Whether guest-physical `gpa` lies in a lazy region.
+    pub fn contains(&self, gpa: u64) -> bool {
+        self.shared.region_at(gpa).is_some()
+    }
+
+    /// Fetch and fill the page at guest-physical `gpa` after the emulated
+    /// latency (cut short at teardown). A page someone already filled is
+    /// fine. Errors are recorded like the fetch threads' (the page reads as
+    /// zeros where the file could not be read).
+    pub fn fill(&self, gpa: u64) {
+        let Some(r) = self.shared.region_at(gpa) else {
+            return;
+        };
+        if !self.shared.sleep_latency() {
+            return;
+        }
+        let offset = (gpa - r.gpa) & !(PAGE - 1);
+        let mut page = vec![0u8; PAGE as usize];
+        fetch::serve_page(&self.uffd, &self.shared, r, offset, &mut page);
+    }
+}

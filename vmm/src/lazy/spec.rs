@@ -1,0 +1,226 @@
+//! `--lazy NAME=FILE[:SIZE]`: parsing, opening each file, and placing the
+//! regions in guest-physical memory.
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::memory::PAGE;
+
+/// Open `path` for reading without blocking: a FIFO opens at once (and is
+/// then refused as not a regular file) instead of waiting for a writer.
+pub fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// `--lazy NAME=FILE[:SIZE]` as given on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LazySpec {
+    pub name: String,
+    pub path: PathBuf,
+    /// Region size in bytes; None: the file's size.
+    pub size: Option<u64>,
+}
+
+impl LazySpec {
+    /// Parse `NAME=FILE` or `NAME=FILE:SIZE` (SIZE in bytes or K/M/G).
+    pub fn parse(
+        s: &str,
+        parse_size: impl Fn(&str) -> std::result::Result<u64, String>,
+    ) -> std::result::Result<LazySpec, String> {
+        let (name, rest) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--lazy `{s}`: want NAME=FILE or NAME=FILE:SIZE"))?;
+        if name.is_empty() || name.contains(|c: char| c.is_whitespace()) {
+            return Err(format!(
+                "--lazy `{s}`: the region name must be non-empty without spaces"
+            ));
+        }
+        let (path, size) = match rest.rsplit_once(':') {
+            Some((p, sz)) if !p.is_empty() && parse_size(sz).is_ok() => (p, Some(parse_size(sz)?)),
+            _ => (rest, None),
+        };
+        if path.is_empty() {
+            return Err(format!("--lazy `{s}`: no file given"));
+        }
+        Ok(LazySpec {
+            name: name.to_string(),
+            path: PathBuf::from(path),
+            size,
+        })
+    }
+}
+
+/// A region planned, file opened, before any memory exists.
+pub struct PlannedRegion {
+    pub name: String,
+    pub file: Arc<File>,
+    pub path: PathBuf,
+    pub file_len: u64,
+    /// Bytes the guest sees (BootInfo `len`).
+    pub len: u64,
+    /// Guest-physical start.
+    pub gpa: u64,
+    /// Mapped bytes: `len` rounded up to pages.
+    pub mapped: u64,
+}
+
+/// Round up to a multiple of `align` (a power of two), None on overflow.
+pub fn round_up(v: u64, align: u64) -> Option<u64> {
+    Some(v.checked_add(align - 1)? & !(align - 1))
+}
+
+/// Open each file and place the regions from `base` on, `align` apart, below `limit`.
+pub fn plan(specs: &[LazySpec], base: u64, align: u64, limit: u64) -> Result<Vec<PlannedRegion>> {
+    let mut out: Vec<PlannedRegion> = Vec::new();
+    let mut at = base;
+    for s in specs {
+        if out.iter().any(|r| r.name == s.name) {
+            return Err(Error::Config(format!(
+                "--lazy {}: region name given twice",
+                s.name
+            )));
+        }
+        let file = open_nonblocking(&s.path).map_err(|e| {
+            Error::Config(format!(
+                "--lazy {}: cannot open {}: {e}",
+                s.name,
+                s.path.display()
+            ))
+        })?;
+        let meta = file.metadata().map_err(|e| {
+            Error::Config(format!(
+                "--lazy {}: cannot stat {}: {e}",
+                s.name,
+                s.path.display()
+            ))
+        })?;
+        if !meta.is_file() {
+            return Err(Error::Config(format!(
+                "--lazy {}: {} is not a regular file",
+                s.name,
+                s.path.display()
+            )));
+        }
+        let file_len = meta.len();
+        // Reading one byte now turns "exists but unreadable" (a directory
+        // handle, EIO, permissions on some filesystems) into an error before boot.
+        if file_len > 0 {
+            let mut b = [0u8; 1];
+            file.read_at(&mut b, 0).map_err(|e| {
+                Error::Config(format!(
+                    "--lazy {}: cannot read {}: {e}",
+                    s.name,
+                    s.path.display()
+                ))
+            })?;
+        }
+        let len = match s.size {
+            Some(sz) if sz < file_len => {
+                return Err(Error::Config(format!(
+                    "--lazy {}: size {sz} is smaller than {} ({file_len} bytes)",
+                    s.name,
+                    s.path.display()
+                )))
+            }
+            Some(sz) => sz,
+            None => file_len,
+        };
+        if len == 0 {
+            return Err(Error::Config(format!(
+                "--lazy {}: {} is empty (give a size with NAME=FILE:SIZE for a zero-filled region)",
+                s.name,
+                s.path.display()
+            )));
+        }
+        let mapped = round_up(len, PAGE)
+            .ok_or_else(|| Error::Config(format!("--lazy {}: size {len} too large", s.name)))?;
+        let end = at
+            .checked_add(mapped)
+            .filter(|e| *e <= limit)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "--lazy {}: {len} bytes do not fit in the guest address space for lazy regions",
+                    s.name
+                ))
+            })?;
+        out.push(PlannedRegion {
+            name: s.name.clone(),
+            file: Arc::new(file),
+            path: s.path.clone(),
+            file_len,
+            len,
+            gpa: at,
+            mapped,
+        });
+        at = round_up(end, align).unwrap_or(u64::MAX);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size(s: &str) -> std::result::Result<u64, String> {
+        s.parse::<u64>().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn specs_parse_with_and_without_size() {
+        let s = LazySpec::parse("data=/tmp/x", size).unwrap();
+        assert_eq!((s.name.as_str(), s.size), ("data", None));
+        let s = LazySpec::parse("data=/tmp/x:8192", size).unwrap();
+        assert_eq!((s.path, s.size), (PathBuf::from("/tmp/x"), Some(8192)));
+        let s = LazySpec::parse("d=C:weird", size).unwrap();
+        assert_eq!((s.path, s.size), (PathBuf::from("C:weird"), None));
+        assert!(LazySpec::parse("nofile", size).is_err());
+        assert!(LazySpec::parse("=x", size).is_err());
+        assert!(LazySpec::parse("a=", size).is_err());
+    }
+
+    #[test]
+    fn plan_rounds_places_and_rejects() {
+        let dir = std::env::temp_dir().join(format!("vessel-lazy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("f");
+        std::fs::write(&f, vec![7u8; 5000]).unwrap();
+        let e = dir.join("empty");
+        std::fs::write(&e, b"").unwrap();
+        let spec = |name: &str, p: &PathBuf, size| LazySpec {
+            name: name.into(),
+            path: p.clone(),
+            size,
+        };
+        let r = plan(
+            &[spec("a", &f, None), spec("b", &f, Some(9000))],
+            1 << 32,
+            1 << 21,
+            1 << 40,
+        )
+        .unwrap();
+        assert_eq!((r[0].gpa, r[0].len, r[0].mapped), (1 << 32, 5000, 8192));
+        assert_eq!(
+            (r[1].gpa, r[1].len, r[1].mapped),
+            ((1 << 32) + (1 << 21), 9000, 12288)
+        );
+        let err = |specs: &[LazySpec]| {
+            plan(specs, 1 << 32, 1 << 21, 1 << 40)
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert!(err(&[spec("e", &e, None)]).contains("empty"));
+        assert!(plan(&[spec("e", &e, Some(100))], 1 << 32, 1 << 21, 1 << 40).is_ok());
+        assert!(err(&[spec("m", &dir.join("missing"), None)]).contains("cannot open"));
+        assert!(err(&[spec("s", &f, Some(10))]).contains("smaller"));
+        assert!(err(&[spec("a", &f, None), spec("a", &f, None)]).contains("twice"));
+        assert!(err(&[spec("d", &dir, None)]).contains("not a regular file"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

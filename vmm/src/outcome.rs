@@ -1,0 +1,143 @@
+//! How a guest ended, and what the launcher's process says and exits with.
+
+use std::time::Duration;
+
+use vessel_abi::exit;
+
+/// What kind of crash ended the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// A CPU exception the guest's ring-0 / vector stub reported.
+    Exception,
+    /// A store to the fault doorbell from unprivileged code: a forged report.
+    ForgedReport,
+    /// A malformed hypercall: bad frame address, unreadable or unwritable frame.
+    Hypercall,
+    /// A load or store to guest-physical memory that does not exist.
+    Unmapped,
+    /// Something KVM reported: triple fault, internal error, failed entry,
+    /// an unexpected exit.
+    Vcpu,
+    /// A lazy region could not be served.
+    Lazy,
+}
+
+/// A guest crash: its kind and the one line users see (what happened,
+/// where, and in which function).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub message: String,
+}
+
+impl Fault {
+    pub fn new(kind: FaultKind, message: impl Into<String>) -> Fault {
+        Fault {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Why the launcher stopped a guest that had not ended by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// `--timeout` ran out.
+    Timeout,
+    /// The launcher received this signal (SIGINT, SIGTERM).
+    Signal(i32),
+    /// Guest output could not be delivered: stdout is a closed pipe.
+    BrokenPipe,
+}
+
+/// How a guest ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The app exited with this code.
+    Exited(i32),
+    /// The app aborted with this message.
+    Aborted(String),
+    /// The guest crashed.
+    Fault(Fault),
+    /// The launcher stopped it after this long.
+    Stopped(StopReason, Duration),
+}
+
+impl Outcome {
+    /// The launcher's process exit code for this outcome.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Exited(c) if exit::is_reserved(*c & 0xff) => exit::APP_CODE_RESERVED,
+            Outcome::Exited(c) => *c & 0xff,
+            Outcome::Aborted(_) => exit::ABORT,
+            Outcome::Fault(_) => exit::GUEST_FAULT,
+            Outcome::Stopped(StopReason::Timeout, _) => exit::TIMEOUT,
+            Outcome::Stopped(StopReason::Signal(s), _) => 128 + s,
+            Outcome::Stopped(StopReason::BrokenPipe, _) => 128 + libc::SIGPIPE,
+        }
+    }
+
+    /// A line for stderr, if this outcome deserves one.
+    pub fn message(&self) -> Option<String> {
+        match self {
+            Outcome::Exited(c) if exit::is_reserved(*c & 0xff) => Some(format!(
+                "app exit code {} collides with a code Vessel reserves; exiting {}",
+                c & 0xff,
+                exit::APP_CODE_RESERVED
+            )),
+            Outcome::Exited(_) => None,
+            Outcome::Aborted(m) => Some(format!("guest aborted: {m}")),
+            Outcome::Fault(f) => Some(f.message.clone()),
+            Outcome::Stopped(StopReason::Timeout, d) => {
+                Some(format!("guest timed out after {:.3} s", d.as_secs_f64()))
+            }
+            Outcome::Stopped(StopReason::Signal(s), d) => Some(format!(
+                "guest stopped by {} after {:.3} s",
+                signal_name(*s),
+                d.as_secs_f64()
+            )),
+            // The shell convention: a closed pipe ends the writer quietly.
+            Outcome::Stopped(StopReason::BrokenPipe, _) => None,
+        }
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGHUP => "SIGHUP".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_app_codes_are_remapped() {
+        assert_eq!(Outcome::Exited(3).exit_code(), 3);
+        assert_eq!(Outcome::Exited(256 + 4).exit_code(), 4);
+        assert_eq!(
+            Outcome::Exited(exit::GUEST_FAULT).exit_code(),
+            exit::APP_CODE_RESERVED
+        );
+        assert!(Outcome::Exited(exit::GUEST_FAULT).message().is_some());
+        let fault = Fault::new(FaultKind::Vcpu, "x");
+        assert_eq!(Outcome::Fault(fault).exit_code(), exit::GUEST_FAULT);
+        let stopped = |r| Outcome::Stopped(r, Duration::ZERO);
+        assert_eq!(stopped(StopReason::Timeout).exit_code(), exit::TIMEOUT);
+        assert_eq!(stopped(StopReason::Signal(libc::SIGINT)).exit_code(), 130);
+        assert_eq!(stopped(StopReason::Signal(libc::SIGTERM)).exit_code(), 143);
+        assert_eq!(stopped(StopReason::BrokenPipe).exit_code(), 141);
+        assert_eq!(stopped(StopReason::BrokenPipe).message(), None);
+        assert_eq!(Outcome::Aborted("m".into()).exit_code(), exit::ABORT);
+    }
+}
