@@ -46,6 +46,24 @@ pub struct Ctx<'a> {
     pub io: &'a mut dyn HostIo,
     pub start: std::time::Instant,
     pub features: u64,
+    /// Set when a console write failed (reported once on stderr).
+    pub output_lost: bool,
+}
+
+impl Ctx<'_> {
+    /// A failed host write of guest output: say it once; a closed pipe
+    /// (EPIPE) ends the VM quietly, as the shell convention wants.
+    fn output_failed(&mut self, fd: u32, e: &std::io::Error) -> Option<Outcome> {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Some(Outcome::Stopped(StopReason::BrokenPipe, Duration::ZERO));
+        }
+        if e.kind() != std::io::ErrorKind::Interrupted && !self.output_lost {
+            let name = if fd == 1 { "stdout" } else { "stderr" };
+            eprintln!("vessel: guest output lost: writing the guest's {name}: {e}");
+        }
+        self.output_lost = true;
+        None
+    }
 }
 
 /// A handler's answer: return values for the frame, or an error code; and
@@ -125,7 +143,7 @@ fn exit(ctx: &mut Ctx, code: i32, stdout: GuestSlice) -> Answer {
         match ctx.ram.read_vec(stdout.addr, stdout.len, MAX_IO) {
             Ok(bytes) => {
                 if let Err(e) = ctx.io.write(1, &bytes) {
-                    if let Some(o) = output_failed(&e) {
+                    if let Some(o) = ctx.output_failed(1, &e) {
                         return Ok(((0, 0), Served::Done(o)));
                     }
                 }
@@ -133,13 +151,12 @@ fn exit(ctx: &mut Ctx, code: i32, stdout: GuestSlice) -> Answer {
             Err(e) => eprintln!("vessel: guest's final stdout not written: {e}"),
         }
     }
-    Ok(((0, 0), Served::Done(Outcome::Exited(code))))
-}
-
-/// A host write error that ends the VM: stdout is a closed pipe.
-fn output_failed(e: &std::io::Error) -> Option<Outcome> {
-    (e.kind() == std::io::ErrorKind::BrokenPipe)
-        .then(|| Outcome::Stopped(StopReason::BrokenPipe, Duration::ZERO))
+    let end = if ctx.output_lost {
+        Outcome::OutputLost(code)
+    } else {
+        Outcome::Exited(code)
+    };
+    Ok(((0, 0), Served::Done(end)))
 }
 
 fn abort(ctx: &mut Ctx, msg: GuestSlice) -> Answer {
@@ -174,7 +191,7 @@ fn write(ctx: &mut Ctx, fd: u32, buf: GuestSlice) -> Answer {
         .map_err(|_| Errno::Fault)?;
     match ctx.io.write(fd, &bytes) {
         Ok(()) => ok(len),
-        Err(e) => match output_failed(&e) {
+        Err(e) => match ctx.output_failed(fd, &e) {
             Some(o) => Ok(((0, 0), Served::Done(o))),
             None => Err(Errno::Io),
         },
@@ -335,6 +352,7 @@ mod tests {
             ram,
             io,
             start: std::time::Instant::now(),
+            output_lost: false,
             features: vessel_abi::features::ASYNC_PF,
         };
         let s = serve(&mut ctx, vcpu, 0x100);
@@ -418,6 +436,7 @@ mod tests {
             ram: &ram,
             io: &mut io,
             start: std::time::Instant::now(),
+            output_lost: false,
             features: 0,
         };
         let vcpu = &mut FakeVcpu::default();
@@ -539,6 +558,7 @@ mod tests {
             ram: &ram,
             io: &mut io,
             start: std::time::Instant::now(),
+            output_lost: false,
             features: 0,
         };
         ctx.ram

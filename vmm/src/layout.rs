@@ -22,24 +22,35 @@ pub struct Layout {
 
 const MIN_HEAP: u64 = 64 << 10;
 
+/// `--mem` within the documented bounds and a whole number of pages.
+pub fn check_mem_size(mem: u64) -> Result<()> {
+    let mib = |b: u64| b >> 20;
+    if mem < arch::MIN_RAM {
+        return Err(Error::Config(format!(
+            "--mem {mem} bytes is below the minimum of {} MiB",
+            mib(arch::MIN_RAM)
+        )));
+    }
+    if mem > arch::MAX_RAM {
+        return Err(Error::Config(format!(
+            "--mem {} MiB is above the maximum of {} MiB",
+            mib(mem),
+            mib(arch::MAX_RAM)
+        )));
+    }
+    if !mem.is_multiple_of(PAGE) {
+        return Err(Error::Config(format!(
+            "--mem {mem} is not a multiple of 4 KiB"
+        )));
+    }
+    Ok(())
+}
+
 impl Layout {
     /// Plan memory for `cfg` and an image ending at `image_end`.
     pub fn plan(cfg: &VmConfig, image_end: u64) -> Result<Layout> {
         let mib = |b: u64| b >> 20;
-        if cfg.mem_size < arch::MIN_RAM || cfg.mem_size > arch::MAX_RAM {
-            return Err(Error::Config(format!(
-                "--mem {} MiB is outside {}..={} MiB",
-                mib(cfg.mem_size),
-                mib(arch::MIN_RAM),
-                mib(arch::MAX_RAM)
-            )));
-        }
-        if !cfg.mem_size.is_multiple_of(PAGE) {
-            return Err(Error::Config(format!(
-                "--mem {} is not a multiple of 4 KiB",
-                cfg.mem_size
-            )));
-        }
+        check_mem_size(cfg.mem_size)?;
         if cfg.vcpus == 0 || cfg.vcpus > arch::MAX_VCPUS {
             return Err(Error::Config(format!(
                 "--cpus {} is outside 1..={}",

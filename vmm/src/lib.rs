@@ -53,9 +53,52 @@ pub fn run(
     Vm::new(host, image, cfg)?.run(io)
 }
 
+/// The largest guest image the launcher reads.
+pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+
+/// Read a guest image file: opened without blocking (a FIFO is refused, not
+/// waited on), checked to be a regular file, read with a size cap.
+pub fn read_image(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let err = |source: std::io::Error| Error::ReadImage {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = lazy::open_nonblocking(path).map_err(err)?;
+    let meta = file.metadata().map_err(err)?;
+    if !meta.is_file() {
+        return Err(Error::Config(format!(
+            "guest image {} is not a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() > MAX_IMAGE_BYTES {
+        return Err(Error::Config(format!(
+            "guest image {} is {} MiB; the limit is {} MiB",
+            path.display(),
+            meta.len() >> 20,
+            MAX_IMAGE_BYTES >> 20
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The cap holds even if the file grows while it is read.
+    file.take(MAX_IMAGE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(err)?;
+    if bytes.len() as u64 > MAX_IMAGE_BYTES {
+        return Err(Error::Config(format!(
+            "guest image {} grew past {} MiB while being read",
+            path.display(),
+            MAX_IMAGE_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Parse and check a guest image for this host's architecture and a VM of
 /// `mem_size` bytes.
 pub fn load_image(bytes: Vec<u8>, mem_size: u64) -> Result<elf::GuestImage> {
+    layout::check_mem_size(mem_size)?;
     let (lo, hi) = arch::image_window(arch::RAM_BASE + mem_size);
     elf::GuestImage::parse(bytes, arch::MACHINE, lo, hi)
 }

@@ -67,6 +67,27 @@ pub enum Outcome {
     Fault(Fault),
     /// The launcher stopped it after this long.
     Stopped(StopReason, Duration),
+    /// The app exited with this code, but some of its output could not be
+    /// written (reported once on stderr when it happened).
+    OutputLost(i32),
+}
+
+/// Exit code of an app that exited 0 but whose output was lost (EX_IOERR).
+pub const OUTPUT_LOST: i32 = 74;
+
+/// Guest-supplied text made safe for the host's terminal: control
+/// characters (escape sequences, NUL, newlines) are shown escaped, so a
+/// message stays one line and cannot drive the terminal.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Outcome {
@@ -76,6 +97,8 @@ impl Outcome {
             Outcome::Exited(c) if exit::is_reserved(*c & 0xff) => exit::APP_CODE_RESERVED,
             Outcome::Exited(c) => *c & 0xff,
             Outcome::Aborted(_) => exit::ABORT,
+            Outcome::OutputLost(0) => OUTPUT_LOST,
+            Outcome::OutputLost(c) => Outcome::Exited(*c).exit_code(),
             Outcome::Fault(_) => exit::GUEST_FAULT,
             Outcome::Stopped(StopReason::Timeout, _) => exit::TIMEOUT,
             Outcome::Stopped(StopReason::Signal(s), _) => 128 + s,
@@ -92,8 +115,11 @@ impl Outcome {
                 exit::APP_CODE_RESERVED
             )),
             Outcome::Exited(_) => None,
-            Outcome::Aborted(m) => Some(format!("guest aborted: {m}")),
-            Outcome::Fault(f) => Some(f.message.clone()),
+            Outcome::Aborted(m) => Some(format!("guest aborted: {}", escape(m))),
+            Outcome::Fault(f) => Some(escape(&f.message)),
+            Outcome::OutputLost(c) => Some(format!(
+                "guest output was lost (see above); the app exited {c}, exiting {OUTPUT_LOST}"
+            )),
             Outcome::Stopped(StopReason::Timeout, d) => {
                 Some(format!("guest timed out after {:.3} s", d.as_secs_f64()))
             }
@@ -139,5 +165,21 @@ mod tests {
         assert_eq!(stopped(StopReason::BrokenPipe).exit_code(), 141);
         assert_eq!(stopped(StopReason::BrokenPipe).message(), None);
         assert_eq!(Outcome::Aborted("m".into()).exit_code(), exit::ABORT);
+        assert_eq!(Outcome::OutputLost(0).exit_code(), OUTPUT_LOST);
+        assert_eq!(
+            Outcome::OutputLost(3).exit_code(),
+            3,
+            "a failing app keeps its code"
+        );
+    }
+
+    #[test]
+    fn guest_text_cannot_drive_the_terminal() {
+        let m = Outcome::Aborted("red \x1b[31mX\0\nnext".into())
+            .message()
+            .unwrap();
+        assert_eq!(m, "guest aborted: red \\u{1b}[31mX\\u{0}\\nnext");
+        assert!(!m.chars().any(char::is_control));
+        assert_eq!(escape("plain ünïcode"), "plain ünïcode");
     }
 }

@@ -163,6 +163,7 @@ impl Vm<'_> {
             io,
             start,
             features: self.features,
+            output_lost: false,
         };
         loop {
             if let Some(why) = self.stop.reason() {

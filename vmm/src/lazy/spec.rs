@@ -1,7 +1,9 @@
 //! `--lazy NAME=FILE[:SIZE]`: parsing, opening each file, and placing the
 //! regions in guest-physical memory.
 
+use std::ffi::OsStr;
 use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,28 +31,39 @@ pub struct LazySpec {
 
 impl LazySpec {
     /// Parse `NAME=FILE` or `NAME=FILE:SIZE` (SIZE in bytes or K/M/G).
+    /// NAME must be UTF-8; FILE is taken byte for byte.
     pub fn parse(
-        s: &str,
+        arg: &OsStr,
         parse_size: impl Fn(&str) -> std::result::Result<u64, String>,
     ) -> std::result::Result<LazySpec, String> {
-        let (name, rest) = s
-            .split_once('=')
-            .ok_or_else(|| format!("--lazy `{s}`: want NAME=FILE or NAME=FILE:SIZE"))?;
-        if name.is_empty() || name.contains(|c: char| c.is_whitespace()) {
-            return Err(format!(
-                "--lazy `{s}`: the region name must be non-empty without spaces"
-            ));
-        }
-        let (path, size) = match rest.rsplit_once(':') {
-            Some((p, sz)) if !p.is_empty() && parse_size(sz).is_ok() => (p, Some(parse_size(sz)?)),
-            _ => (rest, None),
+        let shown = arg.to_string_lossy();
+        let bytes = arg.as_bytes();
+        let eq = bytes
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or_else(|| format!("--lazy `{shown}`: want NAME=FILE or NAME=FILE:SIZE"))?;
+        let (name, rest) = (&bytes[..eq], &bytes[eq + 1..]);
+        let name = std::str::from_utf8(name)
+            .ok()
+            .filter(|n| !n.is_empty() && !n.contains(|c: char| c.is_whitespace() || c.is_control()))
+            .ok_or_else(|| {
+                format!("--lazy `{shown}`: the region name must be non-empty UTF-8 without spaces")
+            })?;
+        let sized = rest.iter().rposition(|&b| b == b':').and_then(|c| {
+            let size = std::str::from_utf8(&rest[c + 1..]).ok()?;
+            (c > 0).then_some(())?;
+            parse_size(size).ok().map(|n| (&rest[..c], n))
+        });
+        let (path, size) = match sized {
+            Some((p, n)) => (p, Some(n)),
+            None => (rest, None),
         };
         if path.is_empty() {
-            return Err(format!("--lazy `{s}`: no file given"));
+            return Err(format!("--lazy `{shown}`: no file given"));
         }
         Ok(LazySpec {
             name: name.to_string(),
-            path: PathBuf::from(path),
+            path: PathBuf::from(OsStr::from_bytes(path)),
             size,
         })
     }
@@ -173,15 +186,25 @@ mod tests {
 
     #[test]
     fn specs_parse_with_and_without_size() {
-        let s = LazySpec::parse("data=/tmp/x", size).unwrap();
+        let parse = |s: &str| LazySpec::parse(OsStr::new(s), size);
+        let s = parse("data=/tmp/x").unwrap();
         assert_eq!((s.name.as_str(), s.size), ("data", None));
-        let s = LazySpec::parse("data=/tmp/x:8192", size).unwrap();
+        let s = parse("data=/tmp/x:8192").unwrap();
         assert_eq!((s.path, s.size), (PathBuf::from("/tmp/x"), Some(8192)));
-        let s = LazySpec::parse("d=C:weird", size).unwrap();
+        let s = parse("d=C:weird").unwrap();
         assert_eq!((s.path, s.size), (PathBuf::from("C:weird"), None));
-        assert!(LazySpec::parse("nofile", size).is_err());
-        assert!(LazySpec::parse("=x", size).is_err());
-        assert!(LazySpec::parse("a=", size).is_err());
+        assert!(parse("nofile").is_err());
+        assert!(parse("=x").is_err());
+        assert!(parse("a=").is_err());
+        assert!(
+            parse("a\x1b[2J=/tmp/x").is_err(),
+            "control characters in names"
+        );
+        // A file name that is not UTF-8 passes through byte for byte.
+        let raw = OsStr::from_bytes(b"d=/tmp/\xff\xfe:4096");
+        let s = LazySpec::parse(raw, size).unwrap();
+        assert_eq!(s.path.as_os_str().as_bytes(), b"/tmp/\xff\xfe");
+        assert_eq!(s.size, Some(4096));
     }
 
     #[test]

@@ -1,0 +1,166 @@
+//! The command line: launcher flags shared by `vessel run` and packed apps,
+//! the `vessel` subcommands, and the value parsers (one-line errors).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use vmm::sve::SveRequest;
+
+/// Flags that shape the VM, shared by `vessel run` and packed apps.
+#[derive(Args, Debug, Clone)]
+pub struct LaunchOpts {
+    /// Guest RAM, in bytes or with a K/M/G suffix.
+    #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_size)]
+    pub mem: u64,
+    /// Number of vCPUs.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub cpus: u32,
+    /// End the guest after this many seconds (exit code 124).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
+    /// Set an environment variable for the guest: KEY=VALUE, or KEY to pass
+    /// the launcher's own value. The guest sees nothing else of the host's
+    /// environment. Repeatable.
+    #[arg(long = "env", short = 'e', value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Stack size of each vCPU, in bytes or with a K/M/G suffix.
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
+    pub stack: u64,
+    /// arm64: give the guest SVE with at most this vector length in bits (a
+    /// multiple of 128 in 128..=2048 that the host offers).
+    #[arg(long, value_name = "BITS", value_parser = parse_sve_vl, conflicts_with = "sve")]
+    pub sve_vl: Option<SveRequest>,
+    /// arm64: `max` gives the guest SVE with the largest vector length the
+    /// host offers; `off` turns SVE off even when the app's header asks for it.
+    #[arg(long, value_name = "max|off", value_parser = parse_sve_max)]
+    pub sve: Option<SveRequest>,
+    /// Print each vCPU's vector registers when the guest ends (arm64: Z0-31,
+    /// P0-15, FFR; x86_64: general-purpose registers).
+    #[arg(long)]
+    pub dump_regs: bool,
+    /// Map a host file into guest memory, read page by page on first touch;
+    /// the guest finds it by NAME. SIZE (optional, >= the file's size) makes
+    /// the region larger; bytes past the end of the file read as zero.
+    /// Repeatable.
+    #[arg(long = "lazy", value_name = "NAME=FILE[:SIZE]", value_parser = { use clap::builder::TypedValueParser; clap::builder::OsStringValueParser::new().try_map(parse_lazy) })]
+    pub lazy: Vec<vmm::lazy::LazySpec>,
+    /// Sleep this many milliseconds per fetched page of a lazy region
+    /// (emulates remote storage).
+    #[arg(long, value_name = "MS", default_value_t = 0.0, value_parser = parse_ms)]
+    pub lazy_latency: f64,
+    /// Do not offer async page faults: lazy-region faults stall the vCPU.
+    #[arg(long)]
+    pub no_async_pf: bool,
+}
+
+/// `--lazy` takes the OS string as given: FILE is used byte for byte.
+fn parse_lazy(s: OsString) -> Result<vmm::lazy::LazySpec, String> {
+    vmm::lazy::LazySpec::parse(&s, parse_size)
+}
+
+fn parse_ms(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e7)
+        .ok_or_else(|| format!("`{s}` is not a number of milliseconds"))
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vessel",
+    version,
+    about = "Run a Rust app as its own KVM virtual machine",
+    after_help = "Exit codes: the app's own code; 101 app panic; 124 timeout; 125 launcher error; \
+                  126 guest crash (exception, triple fault); 134 app abort."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run a guest ELF (an app built for the bare-metal target).
+    Run {
+        #[command(flatten)]
+        opts: LaunchOpts,
+        /// The guest ELF.
+        guest: PathBuf,
+        /// Arguments for the app.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Print the KVM capabilities Vessel relies on or could use.
+    Caps,
+    /// Pack a guest ELF with this launcher into one executable.
+    Pack {
+        /// The guest ELF.
+        guest: PathBuf,
+        /// Where to write the executable.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Pack this launcher executable instead of this one (e.g. an
+        /// aarch64 `vessel` built for aarch64-unknown-linux-musl).
+        #[arg(long, value_name = "PATH")]
+        launcher: Option<PathBuf>,
+    },
+}
+
+/// The command line of a packed app.
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "A Vessel app: runs in its own KVM virtual machine",
+    after_help = "Launcher flags come first; everything after `--`, or from the first argument that is \
+                  not a launcher flag, goes to the app.\nExit codes: the app's own code; 101 app panic; \
+                  124 timeout; 125 launcher error; 126 guest crash; 134 app abort."
+)]
+pub struct PackedCli {
+    #[command(flatten)]
+    pub opts: LaunchOpts,
+    /// Arguments for the app.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<OsString>,
+}
+
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{s}` is not a size (use bytes or a K/M/G suffix, e.g. 256M)"))
+}
+
+fn parse_sve_vl(s: &str) -> Result<SveRequest, String> {
+    match s.parse::<u32>() {
+        Ok(bits) => Ok(SveRequest::Bits(bits)),
+        Err(_) => Err(format!(
+            "`{s}` is not a vector length in bits (a multiple of 128 in 128..=2048; or use --sve max)"
+        )),
+    }
+}
+
+fn parse_sve_max(s: &str) -> Result<SveRequest, String> {
+    match s {
+        "max" => Ok(SveRequest::Max),
+        "off" => Ok(SveRequest::Off),
+        _ => Err(format!(
+            "`{s}`: --sve takes `max` or `off` (use --sve-vl BITS for a length)"
+        )),
+    }
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0 && *v < 1e9)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{s}` is not a positive number of seconds"))
+}

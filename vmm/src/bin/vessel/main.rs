@@ -1,0 +1,187 @@
+//! `vessel`: the command-line launcher, and the front of every packed app.
+//!
+//! Unpacked: `vessel run GUEST [ARGS]`, `vessel caps`, `vessel pack`.
+//! Packed (`target/vessel/APP`): `APP [LAUNCHER FLAGS] [--] [APP ARGS]`.
+
+mod cli;
+mod signals;
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Cmd, LaunchOpts, PackedCli};
+use vessel_abi::exit;
+use vmm::{Error, VmConfig};
+
+fn guest_env(entries: &[String]) -> Result<Vec<String>, Error> {
+    entries
+        .iter()
+        .map(|e| match e.split_once('=') {
+            Some((k, _)) if !k.is_empty() => Ok(e.clone()),
+            Some(_) => Err(Error::Config(format!("--env `{e}` has an empty name"))),
+            None => std::env::var(e).map(|v| format!("{e}={v}")).map_err(|_| {
+                Error::Config(format!("--env {e}: the launcher's environment has no {e}"))
+            }),
+        })
+        .collect()
+}
+
+/// Guest arguments are UTF-8 (the guest's `env::args` are `&str`): an
+/// argument that is not is passed with U+FFFD in place of each bad byte.
+fn guest_args(name: &str, args: Vec<OsString>) -> Vec<String> {
+    std::iter::once(name.to_string())
+        .chain(args.into_iter().map(|a| a.to_string_lossy().into_owned()))
+        .collect()
+}
+
+fn run_guest(
+    host: Result<vmm::Host, Error>,
+    bytes: Vec<u8>,
+    name: &str,
+    opts: LaunchOpts,
+    args: Vec<OsString>,
+) -> Result<i32, Error> {
+    // Before any thread starts, so every launcher thread inherits the mask
+    // and only the signal thread takes SIGINT/SIGTERM.
+    let signals = signals::StopSignals::block()?;
+    let image = vmm::load_image(bytes, opts.mem)?;
+    let mut host = host?;
+    let all_args = guest_args(name, args);
+    let cfg = VmConfig {
+        mem_size: opts.mem,
+        vcpus: opts.cpus,
+        timeout: opts.timeout,
+        args: all_args,
+        env: guest_env(&opts.env)?,
+        stack_size: opts.stack,
+        sve: opts.sve_vl.or(opts.sve),
+        dump_regs: opts.dump_regs,
+        lazy: opts.lazy,
+        lazy_latency: Duration::from_secs_f64(opts.lazy_latency / 1e3),
+        async_pf: !opts.no_async_pf,
+        stdout_line_buffered: vmm::console::stdout_is_terminal(),
+    };
+    let mut vm = vmm::Vm::new(&mut host, &image, &cfg)?;
+    let _watch = signals.forward_to(vm.stop_handle())?;
+    let outcome = vm.run(&mut vmm::StdIo)?;
+    if let Some(msg) = outcome.message() {
+        eprintln!("vessel: {msg}");
+    }
+    Ok(outcome.exit_code())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "app".into())
+}
+
+fn caps(host: vmm::Host) -> Result<i32, Error> {
+    let kvm = host.kvm();
+    let vm = kvm.create_vm().ok();
+    print!(
+        "{}",
+        vmm::caps::format_table(&vmm::caps::probe(kvm, vm.as_ref()))
+    );
+    Ok(0)
+}
+
+fn pack(guest: &Path, output: &Path, launcher: Option<&Path>) -> Result<i32, Error> {
+    let bytes = vmm::read_image(guest)?;
+    let me = match launcher {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()
+            .map_err(|e| Error::Io(format!("cannot find the launcher executable: {e}")))?,
+    };
+    let launcher =
+        std::fs::read(&me).map_err(|e| Error::Io(format!("cannot read {}: {e}", me.display())))?;
+    // Check the guest now, against the launcher's machine (not the host's),
+    // rather than at its first run.
+    let machine = vmm::launcher_machine(&launcher)
+        .map_err(|e| Error::Other(format!("{}: {e}", me.display())))?;
+    vmm::check_image_for(bytes.clone(), machine)?;
+    let packed = vmm::pack::pack(&launcher, &bytes)?;
+    let tmp = output.with_extension("tmp");
+    std::fs::write(&tmp, packed)
+        .and_then(|_| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+        })
+        .and_then(|_| std::fs::rename(&tmp, output))
+        .map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display())))?;
+    Ok(0)
+}
+
+/// Parse with clap, turning usage errors into exit code 125 (help and
+/// version still exit 0).
+fn parse<T: Parser>(cmd: clap::Command, argv: Vec<OsString>) -> Result<T, i32> {
+    cmd.try_get_matches_from(argv)
+        .and_then(|m| T::from_arg_matches(&m))
+        .map_err(|e| {
+            let _ = e.print();
+            if e.use_stderr() {
+                exit::LAUNCHER_ERROR
+            } else {
+                0
+            }
+        })
+}
+
+fn main_inner() -> Result<i32, Error> {
+    // OS strings all the way: paths are used byte for byte.
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let exe = std::env::current_exe().ok();
+    // A failure to open KVM is reported after the command line is parsed,
+    // so --help works without KVM.
+    let host = vmm::Host::open();
+    if let Some(guest) = exe
+        .as_deref()
+        .map(vmm::pack::embedded_guest)
+        .transpose()?
+        .flatten()
+    {
+        let name = exe
+            .as_deref()
+            .map(file_name)
+            .unwrap_or_else(|| "app".into());
+        let cmd = PackedCli::command().bin_name(name.clone());
+        return match parse::<PackedCli>(cmd, argv) {
+            Ok(cli) => run_guest(host, guest, &name, cli.opts, cli.args),
+            Err(code) => Ok(code),
+        };
+    }
+    let cli = match parse::<Cli>(Cli::command(), argv) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    match cli.cmd {
+        Cmd::Run { opts, guest, args } => run_guest(
+            host,
+            vmm::read_image(&guest)?,
+            &file_name(&guest),
+            opts,
+            args,
+        ),
+        Cmd::Caps => caps(host?),
+        Cmd::Pack {
+            guest,
+            output,
+            launcher,
+        } => pack(&guest, &output, launcher.as_deref()),
+    }
+}
+
+fn main() -> ExitCode {
+    signals::install_crash_report();
+    let code = match main_inner() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vessel: error: {e}");
+            exit::LAUNCHER_ERROR
+        }
+    };
+    ExitCode::from(code as u8)
+}
