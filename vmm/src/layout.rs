@@ -25,16 +25,22 @@ const MIN_HEAP: u64 = 64 << 10;
 /// `--mem` within the documented bounds and a whole number of pages.
 pub fn check_mem_size(mem: u64) -> Result<()> {
     let mib = |b: u64| b >> 20;
-    if mem < arch::MIN_RAM {
+    let side = if mem < arch::MIN_RAM {
+        "below the minimum"
+    } else if mem > arch::MAX_RAM {
+        "above the maximum"
+    } else {
+        ""
+    };
+    if !side.is_empty() {
+        let shown = if mem < 1 << 20 {
+            format!("{mem} bytes")
+        } else {
+            format!("{} MiB", mib(mem))
+        };
         return Err(Error::Config(format!(
-            "--mem {mem} bytes is below the minimum of {} MiB",
-            mib(arch::MIN_RAM)
-        )));
-    }
-    if mem > arch::MAX_RAM {
-        return Err(Error::Config(format!(
-            "--mem {} MiB is above the maximum of {} MiB",
-            mib(mem),
+            "--mem {shown} is outside {}..={} MiB ({side})",
+            mib(arch::MIN_RAM),
             mib(arch::MAX_RAM)
         )));
     }
