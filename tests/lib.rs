@@ -125,6 +125,6 @@ pub fn lazy_test_bytes(len: usize) -> (Vec<u8>, u64) {
             x as u8
         })
         .collect();
-    let sum = bytes.iter().map(|&b| b as u64).sum();
+    let sum = bytes.iter().map(|&b| u64::from(b)).sum();
     (bytes, sum)
 }
