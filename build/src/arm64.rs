@@ -148,7 +148,7 @@ fn tests(apps: &[String]) -> Vec<T> {
         ),
         t(
             "hello-args",
-            3,
+            0,
             &[r#"args: ["a", "b", "--x"]"#],
             &[],
             "/apps/hello -- a b --x",
