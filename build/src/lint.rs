@@ -1,5 +1,6 @@
 //! `cargo xtask lint`: formatting and clippy, with warnings as errors, for
-//! the host crates and for the guest crates on both guest targets. The
+//! the host crates (also built for the aarch64 launcher's target) and for
+//! the guest crates on both guest targets. The
 //! lints themselves are policy in the root Cargo.toml's `[workspace.lints]`.
 
 use anyhow::{bail, Result};
@@ -30,6 +31,18 @@ pub fn lint(sh: &Shell) -> Result<()> {
         .run()
         .is_ok(),
     );
+    // The aarch64 launcher and /init: vmm's arch/aarch64 only builds there.
+    setup::setup(sh, Arch::Aarch64)?;
+    let musl = Arch::Aarch64.launcher_target();
+    check(
+        format!("clippy ({musl})"),
+        cmd!(
+            sh,
+            "cargo clippy --target {musl} -p vmm -p vessel-arm64-init --all-targets --quiet -- -D warnings"
+        )
+        .run()
+        .is_ok(),
+    );
     let mut pkgs = vec!["-p".to_string(), "guest-rt".to_string()];
     for app in guests::apps()? {
         pkgs.extend(["-p".to_string(), app]);
@@ -51,6 +64,8 @@ pub fn lint(sh: &Shell) -> Result<()> {
     if !failed.is_empty() {
         bail!("lint failed: {}", failed.join(", "));
     }
-    eprintln!("xtask: lint clean (fmt, clippy for the host and both guest targets)");
+    eprintln!(
+        "xtask: lint clean (fmt; clippy for the host, the aarch64 launcher and both guest targets)"
+    );
     Ok(())
 }
