@@ -12,10 +12,15 @@ build arch="x86_64":
 run app *args:
     cargo xtask run {{app}} -- {{args}}
 
-# Every test (unit, x86_64 integration, arm64 suite under QEMU).
+# Lint (rustfmt, clippy -D warnings for the host and both guest targets), then
+# every test (unit, x86_64 integration, arm64 suite under QEMU).
 test arch="all":
     cargo xtask test --arch {{arch}}
 
-# Benchmarks: `just bench boot`.
+# rustfmt --check and clippy -D warnings, host and both guest targets.
+lint:
+    cargo xtask lint
+
+# Benchmarks: `just bench boot` (also `apf`, `clock`).
 bench what="boot":
     cargo xtask bench {{what}}

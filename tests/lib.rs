@@ -1,8 +1,11 @@
 //! Helpers for integration tests that boot real guests.
 //!
 //! Tests find packed apps in `$VESSEL_DIR` (set by `cargo xtask test`),
-//! else in `<repo>/target/vessel`. A test that needs /dev/kvm and finds
-//! none prints why it skips; `cargo xtask test` builds the apps first.
+//! else in `<repo>/target/vessel`; `cargo xtask test` builds the apps first.
+//!
+//! A test that needs something this host lacks (/dev/kvm, a CPU feature,
+//! async page faults) calls [`skip`] and returns: it is reported as
+//! skipped, not passed, and with `VESSEL_REQUIRE_KVM=1` it fails instead.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -25,8 +28,44 @@ pub fn app(name: &str) -> PathBuf {
     p
 }
 
-/// Whether this machine can run guests; prints the reason when it can't.
-pub fn kvm_or_skip(test: &str) -> bool {
+/// Record that the calling test skips, and why; the caller then returns.
+///
+/// Prints `SKIP <test>: <reason>` and appends `VESSEL-SKIP <test>: <reason>`
+/// to the file `$VESSEL_SKIP_LOG` names (set by `cargo xtask test`, which
+/// counts these as skipped rather than passed). With `VESSEL_REQUIRE_KVM=1`
+/// (CI) a skip is a failure: this panics.
+pub fn skip(reason: &str) {
+    let thread = std::thread::current();
+    // libtest runs each test on a thread named after it.
+    let test = thread.name().unwrap_or("<unnamed test>");
+    if std::env::var_os("VESSEL_REQUIRE_KVM").is_some_and(|v| v == "1") {
+        panic!(
+            "{test} cannot run here ({reason}), and VESSEL_REQUIRE_KVM=1 makes a skip a failure"
+        );
+    }
+    eprintln!("SKIP {test}: {reason}");
+    if let Some(log) = std::env::var_os("VESSEL_SKIP_LOG") {
+        use std::io::Write;
+        let line = format!("VESSEL-SKIP {test}: {reason}\n");
+        // One short O_APPEND write per skip: lines from parallel tests and
+        // test binaries do not interleave.
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            panic!(
+                "{test}: cannot record a skip in {}: {e}",
+                log.to_string_lossy()
+            );
+        }
+    }
+}
+
+/// Whether this machine can run guests; when it cannot, the calling test
+/// is recorded as skipped ([`skip`]) with the reason.
+pub fn kvm_or_skip() -> bool {
     match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -34,7 +73,9 @@ pub fn kvm_or_skip(test: &str) -> bool {
     {
         Ok(_) => true,
         Err(e) => {
-            eprintln!("SKIP {test}: /dev/kvm is not usable ({e}); guests cannot boot here");
+            skip(&format!(
+                "/dev/kvm is not usable ({e}); guests cannot boot here"
+            ));
             false
         }
     }
@@ -70,11 +111,11 @@ pub fn texts(o: &Output) -> (String, String) {
     )
 }
 
-/// Skip the calling test (return) when KVM is unavailable.
+/// Skip the calling test (record it and return) when KVM is unavailable.
 #[macro_export]
 macro_rules! require_kvm {
     () => {
-        if !$crate::kvm_or_skip(module_path!()) {
+        if !$crate::kvm_or_skip() {
             return;
         }
     };
@@ -104,6 +145,15 @@ pub fn vessel(args: &[&str]) -> Output {
         .expect("run vessel")
 }
 
+/// Whether `vessel caps` reports the KVM capability `cap` as present.
+pub fn host_has_cap(cap: &str) -> bool {
+    let out = vessel(&["caps"]);
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        let mut w = l.split_whitespace();
+        w.next() == Some(cap) && w.any(|x| x == "present")
+    })
+}
+
 /// The unpacked guest ELF of an app (x86_64).
 pub fn guest_elf(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -125,6 +175,6 @@ pub fn lazy_test_bytes(len: usize) -> (Vec<u8>, u64) {
             x as u8
         })
         .collect();
-    let sum = bytes.iter().map(|&b| b as u64).sum();
+    let sum = bytes.iter().map(|&b| u64::from(b)).sum();
     (bytes, sum)
 }

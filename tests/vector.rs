@@ -5,9 +5,10 @@ use std::process::{Command, Output};
 
 const KERNELS: &[&str] = &["dot", "saxpy", "sum", "matmul", "gather"];
 
-/// Runs the packed app, or None (with a printed reason) when there is no KVM.
+/// Runs the packed app, or None (the test recorded as skipped) when there
+/// is no KVM.
 fn run(args: &[&str]) -> Option<Output> {
-    if !vessel_tests::kvm_or_skip("vector") {
+    if !vessel_tests::kvm_or_skip() {
         return None;
     }
     Some(
@@ -87,7 +88,7 @@ fn sse2() {
 #[test]
 fn avx2() {
     if !cpu_has("avx2") {
-        eprintln!("skipping: host has no avx2");
+        vessel_tests::skip("the host CPU has no AVX2");
         return;
     }
     isa_test("avx2");
@@ -96,7 +97,7 @@ fn avx2() {
 #[test]
 fn avx512() {
     if !cpu_has("avx512f") {
-        eprintln!("skipping: host has no avx512f");
+        vessel_tests::skip("the host CPU has no AVX-512F");
         return;
     }
     isa_test("avx512");

@@ -9,13 +9,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
 
 use crate::{guests, project_root, Arch};
 
 mod apf;
+mod clock;
 pub use apf::apf;
+pub use clock::clock;
 
 fn time_once(cmd: &mut Command) -> Result<Duration> {
     let t = Instant::now();
@@ -37,19 +39,7 @@ pub fn median(v: &mut [Duration]) -> Duration {
     }
 }
 
-fn runs_arg(args: &[String]) -> Result<usize> {
-    match args.iter().position(|a| a == "--runs") {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .filter(|&n| n > 0)
-            .context("--runs needs a positive number"),
-        None => Ok(40),
-    }
-}
-
-pub fn boot(sh: &Shell, args: &[String]) -> Result<()> {
-    let runs = runs_arg(args)?;
+pub fn boot(sh: &Shell, runs: usize) -> Result<()> {
     crate::setup::setup(sh, Arch::X86_64)?;
     guests::build_all(sh, Arch::X86_64)?;
     let out_dir = project_root().join("target/bench");

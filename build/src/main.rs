@@ -4,31 +4,114 @@
 //! cargo xtask setup [--arch A]        install what the build needs (idempotent)
 //! cargo xtask build [--arch A]        build the launcher and every app, pack target/vessel/<app>
 //! cargo xtask run APP [-- ARGS]       setup + build, then run target/vessel/APP ARGS
-//! cargo xtask test [--arch A]         every test: unit, x86_64 integration, arm64 suite
-//! cargo xtask bench boot              boot time of a packed app vs a raw KVM program
-//! cargo xtask bench apf               async page faults vs synchronous; no-fault cost
+//! cargo xtask lint                    rustfmt and clippy (-D warnings), host and both guest targets
+//! cargo xtask test [--arch A]         lint, then every test: unit, x86_64 integration, arm64 suite
+//! cargo xtask bench boot [--runs N]   boot time of a packed app vs a raw KVM program
+//! cargo xtask bench apf [--runs N]    async page faults vs synchronous; no-fault cost
+//! cargo xtask bench clock [--runs N]  the guest's clock against the host's
 //! ```
 //! A is `x86_64`, `aarch64` or `all` (the default for `test`).
+//!
+//! `cargo xtask test` ends with `vessel-tests: N passed, M failed, K
+//! skipped`. With `VESSEL_REQUIRE_KVM=1` a test that would skip fails
+//! instead; `VESSEL_LINT=0` leaves out the lint step.
 
 mod arm64;
 mod bench;
 mod guests;
+mod lint;
 mod setup;
+mod testing;
 
 use anyhow::{bail, Result};
+use clap::{Parser, Subcommand, ValueEnum};
 use xshell::Shell;
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: cargo xtask <setup|build|run|test|bench> ...\n\
-         \x20 setup [--arch x86_64|aarch64|all]\n\
-         \x20 build [--arch x86_64|aarch64|all]\n\
-         \x20 run APP [-- ARGS...]\n\
-         \x20 test [--arch x86_64|aarch64|all]\n\
-         \x20 bench boot [--runs N]\n\
-         \x20 bench apf [--runs N]"
-    );
-    std::process::exit(2)
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Vessel's build tool"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what the build needs (idempotent)
+    Setup {
+        #[arg(long, value_enum, default_value_t = Arches::X86_64)]
+        arch: Arches,
+    },
+    /// Build the launcher and every app, packed into target/vessel/<app>
+    Build {
+        #[arg(long, value_enum, default_value_t = Arches::X86_64)]
+        arch: Arches,
+    },
+    /// Set up and build (x86_64), then run target/vessel/APP with ARGS
+    Run {
+        app: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// rustfmt and clippy with -D warnings, for the host and both guest targets
+    Lint,
+    /// Lint, then every test: unit, x86_64 integration, arm64 suite
+    Test {
+        #[arg(long, value_enum, default_value_t = Arches::All)]
+        arch: Arches,
+    },
+    /// Benchmarks (ratios are printed, never asserted)
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Boot time of a packed app vs a raw KVM program
+    Boot {
+        #[arg(long, default_value_t = 40, value_parser = at_least_one)]
+        runs: usize,
+    },
+    /// Async page faults vs synchronous; the no-fault cost
+    Apf {
+        #[arg(long, default_value_t = 5, value_parser = at_least_one)]
+        runs: usize,
+    },
+    /// The guest's clock against the host's over the same interval
+    Clock {
+        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+        runs: usize,
+    },
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{s}` is not a positive number of runs")),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Arches {
+    #[value(name = "x86_64")]
+    X86_64,
+    #[value(name = "aarch64")]
+    Aarch64,
+    #[value(name = "all")]
+    All,
+}
+
+impl Arches {
+    fn list(self) -> Vec<Arch> {
+        match self {
+            Arches::X86_64 => vec![Arch::X86_64],
+            Arches::Aarch64 => vec![Arch::Aarch64],
+            Arches::All => vec![Arch::X86_64, Arch::Aarch64],
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,130 +134,102 @@ impl Arch {
             Arch::Aarch64 => "aarch64-unknown-linux-musl",
         }
     }
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Aarch64 => "aarch64",
-        }
-    }
 }
 
-fn parse_arch(args: &[String], default: &str) -> Result<Vec<Arch>> {
-    let v = match args.iter().position(|a| a == "--arch") {
-        Some(i) => args.get(i + 1).map(String::as_str).unwrap_or(""),
-        None => default,
-    };
-    Ok(match v {
-        "x86_64" => vec![Arch::X86_64],
-        "aarch64" => vec![Arch::Aarch64],
-        "all" => vec![Arch::X86_64, Arch::Aarch64],
-        other => bail!("--arch must be x86_64, aarch64 or all, not `{other}`"),
+/// Parse the command line; a usage error is one line (help is printed whole).
+fn parse() -> Cli {
+    Cli::try_parse().unwrap_or_else(|e| {
+        use clap::error::ErrorKind;
+        if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            e.exit();
+        }
+        // clap's message, without its usage and hint lines, on one line.
+        let text = e.to_string();
+        let mut msg: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+            .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+            .collect();
+        if msg.is_empty() {
+            msg.push("error: bad arguments");
+        }
+        eprintln!("{} (see `cargo xtask --help`)", msg.join(" "));
+        std::process::exit(2)
     })
 }
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cli = parse();
     let sh = Shell::new()?;
     sh.change_dir(project_root());
-    let rest = args.get(1..).unwrap_or(&[]).to_vec();
-    match args.first().map(String::as_str) {
-        Some("setup") => {
-            for arch in parse_arch(&rest, "x86_64")? {
+    match cli.cmd {
+        Cmd::Setup { arch } => {
+            for arch in arch.list() {
                 setup::setup(&sh, arch)?;
                 if arch == Arch::Aarch64 {
                     arm64::setup(&sh)?;
                 }
             }
         }
-        Some("build") => {
-            for arch in parse_arch(&rest, "x86_64")? {
+        Cmd::Build { arch } => {
+            for arch in arch.list() {
+                setup::setup(&sh, arch)?;
                 guests::build_all(&sh, arch)?;
             }
         }
-        Some("run") => {
-            let Some(app) = rest.first() else { usage() };
-            let app_args: Vec<String> = match rest.iter().position(|a| a == "--") {
-                Some(i) => rest[i + 1..].to_vec(),
-                None => rest[1..].to_vec(),
-            };
-            setup::setup(&sh, Arch::X86_64)?;
-            guests::build_all(&sh, Arch::X86_64)?;
-            let exe = guests::packed(Arch::X86_64, app);
-            if !exe.exists() {
-                bail!(
-                    "no app named `{app}` (apps: {})",
-                    guests::apps()?.join(", ")
-                );
-            }
-            let status = std::process::Command::new(&exe).args(&app_args).status()?;
-            std::process::exit(status.code().unwrap_or(1));
-        }
-        Some("test") => {
-            let arches = parse_arch(&rest, "all")?;
-            test(&sh, &arches)?;
-        }
-        Some("bench") => match rest.first().map(String::as_str) {
-            Some("boot") => bench::boot(&sh, &rest[1..])?,
-            Some("apf") => bench::apf(&sh, &rest[1..])?,
-            _ => usage(),
-        },
-        _ => usage(),
+        Cmd::Run { app, args } => run(&sh, &app, &args)?,
+        Cmd::Lint => lint::lint(&sh)?,
+        Cmd::Test { arch } => test(&sh, &arch.list())?,
+        Cmd::Bench(Bench::Boot { runs }) => bench::boot(&sh, runs)?,
+        Cmd::Bench(Bench::Apf { runs }) => bench::apf(&sh, runs)?,
+        Cmd::Bench(Bench::Clock { runs }) => bench::clock(&sh, runs)?,
     }
     Ok(())
 }
 
+/// Set up, build, and run one packed x86_64 app; exits with its status.
+fn run(sh: &Shell, app: &str, args: &[String]) -> Result<()> {
+    setup::setup(sh, Arch::X86_64)?;
+    guests::build_all(sh, Arch::X86_64)?;
+    let exe = guests::packed(Arch::X86_64, app);
+    if !exe.exists() {
+        bail!(
+            "no app named `{app}` (apps: {})",
+            guests::apps()?.join(", ")
+        );
+    }
+    let status = std::process::Command::new(&exe).args(args).status()?;
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+/// Lint (unless `VESSEL_LINT=0`), then every test for `arches`; one closing
+/// line for everything that ran, printed before failing on any failure.
 fn test(sh: &Shell, arches: &[Arch]) -> Result<()> {
+    let lint_ok = if std::env::var_os("VESSEL_LINT").is_some_and(|v| v == "0") {
+        eprintln!("xtask: VESSEL_LINT=0: lint left out");
+        true
+    } else {
+        lint::lint(sh).map_err(|e| eprintln!("xtask: {e}")).is_ok()
+    };
     for &arch in arches {
         setup::setup(sh, arch)?;
     }
-    let mut passed = 0;
+    let mut counts = testing::Counts::default();
     if arches.contains(&Arch::X86_64) {
-        guests::build_all(sh, Arch::X86_64)?;
-        // The default members: the host crates (guest apps only build for
-        // their targets). Unit tests, then integration tests booting guests.
-        let mut cargo = std::process::Command::new("cargo");
-        cargo
-            .args(["test", "--release"])
-            .current_dir(project_root())
-            .env("VESSEL_DIR", guests::packed_dir(Arch::X86_64))
-            .env("VESSEL_BIN", guests::launcher(Arch::X86_64));
-        passed += run_counting(cargo)?;
+        counts += testing::host_tests(sh)?;
     }
     if arches.contains(&Arch::Aarch64) {
-        passed += arm64::test(sh)?;
+        counts += arm64::test(sh)?;
     }
-    // One closing line for everything that ran (each part fails loudly above).
-    println!("vessel-tests: {passed} passed, 0 failed");
+    println!("vessel-tests: {counts}");
+    if counts.failed > 0 {
+        bail!("{} tests failed", counts.failed);
+    }
+    if !lint_ok {
+        bail!("the tests passed but lint failed (see above)");
+    }
     Ok(())
-}
-
-/// Run a `cargo test` command, echoing its output, and count the tests that
-/// passed; a failure or a run with no test at all is an error.
-fn run_counting(mut cmd: std::process::Command) -> Result<usize> {
-    use std::io::BufRead;
-    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn()?;
-    let out = child.stdout.take().expect("stdout is piped");
-    let mut passed = 0;
-    for line in std::io::BufReader::new(out).lines() {
-        let line = line?;
-        println!("{line}");
-        if let Some(rest) = line.strip_prefix("test result: ") {
-            // "ok. 21 passed; 0 failed; ..."
-            let n = rest
-                .split_whitespace()
-                .nth(1)
-                .and_then(|w| w.parse::<usize>().ok());
-            passed += n.unwrap_or(0);
-        }
-    }
-    let status = child.wait()?;
-    if !status.success() {
-        bail!("cargo test failed ({status})");
-    }
-    if passed == 0 {
-        bail!("cargo test ran no test");
-    }
-    Ok(passed)
 }
 
 pub fn project_root() -> std::path::PathBuf {

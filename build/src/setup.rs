@@ -5,15 +5,26 @@ use xshell::{cmd, Shell};
 
 use crate::Arch;
 
+/// The rustup targets `arch` needs: its guest target and, for aarch64,
+/// the launcher's musl target.
 pub fn setup(sh: &Shell, arch: Arch) -> Result<()> {
+    let mut targets = vec![arch.guest_target()];
+    if arch == Arch::Aarch64 {
+        targets.push(arch.launcher_target());
+    }
+    add_targets(sh, &targets)
+}
+
+/// Only the guest target of `arch` (what `cargo xtask lint` needs).
+pub fn guest_target(sh: &Shell, arch: Arch) -> Result<()> {
+    add_targets(sh, &[arch.guest_target()])
+}
+
+fn add_targets(sh: &Shell, targets: &[&str]) -> Result<()> {
     let installed = cmd!(sh, "rustup target list --installed")
         .read()
         .context("rustup is needed to add guest targets")?;
-    let mut targets = vec![arch.guest_target()];
-    if arch == Arch::Aarch64 {
-        targets.push("aarch64-unknown-linux-musl");
-    }
-    for t in targets {
+    for &t in targets {
         if !installed.lines().any(|l| l.trim() == t) {
             cmd!(sh, "rustup target add {t}").run()?;
         }

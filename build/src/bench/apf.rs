@@ -41,14 +41,8 @@ fn field(out: &str, key: &str) -> Result<u64> {
         .with_context(|| format!("lazyscan printed no {key}= in: {out}"))
 }
 
-pub fn apf(sh: &Shell, args: &[String]) -> Result<()> {
-    let runs: usize = match args.iter().position(|a| a == "--runs") {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .context("--runs N")?,
-        None => 5,
-    };
+/// `runs` (at least 1) alternating pairs for the no-fault cost.
+pub fn apf(sh: &Shell, runs: usize) -> Result<()> {
     crate::setup::setup(sh, Arch::X86_64)?;
     guests::build_all(sh, Arch::X86_64)?;
     let exe = guests::packed(Arch::X86_64, "lazyscan");

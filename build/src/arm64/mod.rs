@@ -1,0 +1,51 @@
+//! The arm64 suite: packed aarch64 apps run under real arm64 KVM inside
+//! `qemu-system-aarch64 -M virt,virtualization=on` (TCG), booting Debian's
+//! arm64 kernel with an initramfs whose /init (build/arm64-init) runs the
+//! tests and reports one line each on the serial console.
+//!
+//! - `kernel`: installing QEMU and the kernel (`cargo xtask setup --arch aarch64`);
+//! - `suite`: the test table;
+//! - `initramfs`: the archive /init, the apps, the data and the table go in;
+//! - `qemu`: booting the machine and counting what /init reports.
+
+mod initramfs;
+mod kernel;
+mod qemu;
+mod suite;
+
+use anyhow::Result;
+use xshell::{cmd, Shell};
+
+pub use kernel::setup;
+
+use crate::testing::Counts;
+use crate::{guests, Arch};
+
+/// Build everything, boot the test machine once per CPU model, count.
+pub fn test(sh: &Shell) -> Result<Counts> {
+    setup(sh)?;
+    guests::build_all(sh, Arch::Aarch64)?;
+    cmd!(
+        sh,
+        "cargo build --release -p vessel-arm64-init --target aarch64-unknown-linux-musl"
+    )
+    .run()?;
+    let apps = guests::apps()?;
+    let base = initramfs::base(&apps)?;
+    let mut counts = Counts::default();
+    for (name, cpu, tests) in [
+        ("arm64 suite", "max,sve=on", suite::tests(&apps)),
+        // A host whose SVE stops at 512 bits (vq 1..=4): the lengths it
+        // cannot give must be refused naming those it can, and `max` and
+        // the app's own request must mean 512.
+        (
+            "arm64 suite, SVE up to 512 bits",
+            "max,sve=on,sve-max-vq=4",
+            suite::restricted_sve_tests(),
+        ),
+    ] {
+        let initrd = initramfs::write(&base, &tests)?;
+        counts += qemu::boot(name, cpu, &initrd, tests.len())?;
+    }
+    Ok(counts)
+}

@@ -1,0 +1,71 @@
+//! `cargo xtask lint`: formatting and clippy, with warnings as errors, for
+//! the host crates (also built for the aarch64 launcher's target) and for
+//! the guest crates on both guest targets. The
+//! lints themselves are policy in the root Cargo.toml's `[workspace.lints]`.
+
+use anyhow::{bail, Result};
+use xshell::{cmd, Shell};
+
+use crate::{guests, setup, Arch};
+
+/// Run every check, then fail naming those that failed.
+pub fn lint(sh: &Shell) -> Result<()> {
+    let mut failed = Vec::new();
+    let mut check = |what: String, ok: bool| {
+        if !ok {
+            failed.push(what);
+        }
+    };
+    check(
+        "cargo fmt --all -- --check".into(),
+        cmd!(sh, "cargo fmt --all -- --check").run().is_ok(),
+    );
+    // The whole workspace on the host: the host crates with their tests,
+    // arm64-init, and the guest crates, which are empty off their targets.
+    check(
+        "clippy (host)".into(),
+        cmd!(
+            sh,
+            "cargo clippy --workspace --all-targets --quiet -- -D warnings"
+        )
+        .run()
+        .is_ok(),
+    );
+    // The aarch64 launcher and /init: vmm's arch/aarch64 only builds there.
+    setup::setup(sh, Arch::Aarch64)?;
+    let musl = Arch::Aarch64.launcher_target();
+    check(
+        format!("clippy ({musl})"),
+        cmd!(
+            sh,
+            "cargo clippy --target {musl} -p vmm -p vessel-arm64-init --all-targets --quiet -- -D warnings"
+        )
+        .run()
+        .is_ok(),
+    );
+    let mut pkgs = vec!["-p".to_string(), "guest-rt".to_string()];
+    for app in guests::apps()? {
+        pkgs.extend(["-p".to_string(), app]);
+    }
+    for arch in [Arch::X86_64, Arch::Aarch64] {
+        setup::guest_target(sh, arch)?;
+        let target = arch.guest_target();
+        let pkgs = &pkgs;
+        check(
+            format!("clippy ({target})"),
+            cmd!(
+                sh,
+                "cargo clippy --target {target} {pkgs...} --quiet -- -D warnings"
+            )
+            .run()
+            .is_ok(),
+        );
+    }
+    if !failed.is_empty() {
+        bail!("lint failed: {}", failed.join(", "));
+    }
+    eprintln!(
+        "xtask: lint clean (fmt; clippy for the host, the aarch64 launcher and both guest targets)"
+    );
+    Ok(())
+}
