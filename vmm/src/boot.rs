@@ -14,7 +14,7 @@ const STRINGS_OFF: u64 = 0x2000;
 
 /// Guest address of vCPU `i`'s hypercall frame.
 pub fn frame_addr(area: u64, i: u32) -> u64 {
-    area + FRAMES_OFF + FRAME_STRIDE * i as u64
+    area + FRAMES_OFF + FRAME_STRIDE * u64::from(i)
 }
 
 /// What goes into BootInfo besides the layout.
@@ -103,13 +103,13 @@ pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
     for i in 0..l.vcpus {
         let (bottom, top) = l.stacks[i as usize];
         let info = VcpuInfo {
-            id: i as u64,
+            id: u64::from(i),
             frame: frame_addr(start, i),
             stack_top: top,
             stack_size: top - bottom,
         };
         ram.write_pod(
-            vcpus + i as u64 * std::mem::size_of::<VcpuInfo>() as u64,
+            vcpus + u64::from(i) * std::mem::size_of::<VcpuInfo>() as u64,
             &info,
         )?;
     }

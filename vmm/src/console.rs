@@ -43,7 +43,7 @@ pub fn write_fd(fd: RawFd, mut data: &[u8]) -> std::io::Result<()> {
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        data = &data[n as usize..];
+        data = &data[n.cast_unsigned()..];
     }
     Ok(())
 }
@@ -64,7 +64,7 @@ impl HostIo for StdIo {
         };
         // SAFETY: one valid pollfd. A pipe that stays full for FINAL_WAIT_MS
         // loses this output instead of holding the process past its end.
-        if unsafe { libc::poll(&mut p, 1, FINAL_WAIT_MS) } != 1 {
+        if unsafe { libc::poll(&raw mut p, 1, FINAL_WAIT_MS) } != 1 {
             return Err(std::io::ErrorKind::TimedOut.into());
         }
         // One write of at most a pipe buffer's worth after POLLOUT does not block.

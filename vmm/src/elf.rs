@@ -228,9 +228,7 @@ fn read_header(hdr: &FileHeader64<LE>, data: &[u8]) -> Result<GuestHeader> {
         )));
     }
     // SAFETY: GuestHeader is Pod (any bytes are valid) and the copy covers exactly it.
-    unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), &mut h as *mut GuestHeader as *mut u8, n)
-    };
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&raw mut h).cast::<u8>(), n) };
     if h.magic != HEADER_MAGIC {
         return Err(bad(format!(
             "{HEADER_SECTION} has bad magic {:#x}",
@@ -310,7 +308,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn put<const N: usize>(v: &mut Vec<u8>, at: usize, b: [u8; N]) {
+    fn put<const N: usize>(v: &mut [u8], at: usize, b: [u8; N]) {
         v[at..at + N].copy_from_slice(&b);
     }
 
@@ -336,7 +334,7 @@ pub(crate) mod tests {
             strtab.extend_from_slice(self.func.2.as_bytes());
             strtab.push(0);
             out.extend_from_slice(&strtab);
-            while out.len() % 8 != 0 {
+            while !out.len().is_multiple_of(8) {
                 out.push(0);
             }
             let symtab_off = out.len();
@@ -352,18 +350,18 @@ pub(crate) mod tests {
             let shstr_off = out.len();
             let shstr = b"\0.vessel.header\0.symtab\0.strtab\0.shstrtab\0";
             out.extend_from_slice(shstr);
-            while out.len() % 8 != 0 {
+            while !out.len().is_multiple_of(8) {
                 out.push(0);
             }
             let sh_off = out.len();
             // Sections: null, header (optional name), symtab, strtab, shstrtab.
-            let mut sh = |name: u32,
-                          ty: u32,
-                          off: usize,
-                          size: usize,
-                          link: u32,
-                          entsize: u64,
-                          info: u32| {
+            let sh = |name: u32,
+                      ty: u32,
+                      off: usize,
+                      size: usize,
+                      link: u32,
+                      entsize: u64,
+                      info: u32| {
                 let mut s = [0u8; 64];
                 s[0..4].copy_from_slice(&name.to_le_bytes());
                 s[4..8].copy_from_slice(&ty.to_le_bytes());

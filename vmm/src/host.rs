@@ -50,11 +50,12 @@ impl Host {
 
     /// KVM and the CPU model, asked for at the first call.
     pub(crate) fn parts(&mut self) -> Result<(&Kvm, &arch::HostCpu)> {
-        let cpu = match self.cpu.take() {
-            Some(c) => c,
-            None => arch::host_cpu(&self.kvm)?,
-        };
-        let cpu = self.cpu.insert(cpu);
-        Ok((&self.kvm, cpu))
+        if self.cpu.is_none() {
+            self.cpu = Some(arch::host_cpu(&self.kvm)?);
+        }
+        match &self.cpu {
+            Some(cpu) => Ok((&self.kvm, cpu)),
+            None => Err(Error::Other("the host CPU model is missing".into())),
+        }
     }
 }

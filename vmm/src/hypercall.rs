@@ -235,7 +235,7 @@ fn random(ctx: &mut Ctx, buf: GuestSlice) -> Answer {
 /// the event already came, so return 1 without waiting; else wait (0).
 fn wait(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, timeout_ns: u64, watch: u64, expect: u64) -> Answer {
     if watch != 0 {
-        if watch % 8 != 0 {
+        if !watch.is_multiple_of(8) {
             return Err(Errno::Inval);
         }
         check(
@@ -267,7 +267,7 @@ fn apf_enable(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, area: u64, vector: u32) -> Ans
         return Err(Errno::NotSupported);
     }
     let size = std::mem::size_of::<vessel_abi::apf::ApfArea>() as u64;
-    if area % size != 0 || !vessel_abi::apf::vector_ok(vector) {
+    if !area.is_multiple_of(size) || !vessel_abi::apf::vector_ok(vector) {
         return Err(Errno::Inval);
     }
     check(
@@ -296,7 +296,7 @@ fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
             }
             return Err(e);
         }
-        done += n as usize;
+        done += n.cast_unsigned();
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ pub fn choose(end: u64, host_limit: i32) -> Result<(u64, u32), String> {
         }
         return Ok((0, DEFAULT_IPA_BITS));
     }
-    let limit = host_limit as u32;
+    let limit = host_limit.cast_unsigned();
     if need > limit {
         return Err(format!(
             "guest memory ends at {end:#x}, which needs a {need}-bit IPA; this host's KVM_CAP_ARM_VM_IPA_SIZE is {limit}"

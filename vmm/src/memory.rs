@@ -113,7 +113,7 @@ impl GuestRam {
         // SAFETY: T: Pod is plain integers with no padding, so any bytes are a
         // valid T and viewing it as bytes is sound; the slice covers exactly v.
         let bytes = unsafe {
-            std::slice::from_raw_parts_mut(&mut v as *mut T as *mut u8, std::mem::size_of::<T>())
+            std::slice::from_raw_parts_mut((&raw mut v).cast::<u8>(), std::mem::size_of::<T>())
         };
         self.read(addr, bytes)?;
         Ok(v)
@@ -141,7 +141,12 @@ impl GuestRam {
 pub fn pod_bytes<T: Pod>(v: &T) -> &[u8] {
     // SAFETY: T: Pod has no padding and no invalid bit patterns; the slice
     // covers exactly the value and borrows it.
-    unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }
+    unsafe {
+        std::slice::from_raw_parts(
+            std::ptr::from_ref::<T>(v).cast::<u8>(),
+            std::mem::size_of::<T>(),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ impl<'a> Vm<'a> {
             args: &cfg.args,
             env: &cfg.env,
             features,
-            vector_bits: vector_bits as u64,
+            vector_bits: u64::from(vector_bits),
             counter_khz: arch::counter_khz(&vcpu),
             lazy: &lazy_info(&planned),
             console_flags: console_flags(cfg),

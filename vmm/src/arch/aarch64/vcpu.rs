@@ -50,7 +50,7 @@ pub fn init_vcpu(
         "KVM_SET_ONE_REG(SVE_VLS = {} bits)",
         set.describe()
     ))?;
-    let feature = KVM_ARM_VCPU_SVE as std::os::raw::c_int;
+    let feature = std::os::raw::c_int::try_from(KVM_ARM_VCPU_SVE).unwrap_or(i32::MAX);
     vcpu.vcpu_finalize(&feature)
         .kvm("KVM_ARM_VCPU_FINALIZE(SVE)")?;
     let SveStage::Finalized(set) = stage.finalize().map_err(Error::Config)? else {

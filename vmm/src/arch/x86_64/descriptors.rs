@@ -66,10 +66,10 @@ pub fn tss(rsp0: u64, ist1: u64) -> [u8; TSS_SIZE as usize] {
 /// `ist` 0 keeps the current stack (RSP0 when coming from CPL3).
 pub fn interrupt_gate(handler: u64, ist: u8, dpl: u8) -> [u64; 2] {
     let low = (handler & 0xffff)
-        | ((KERNEL_CS as u64) << 16)
-        | (((ist & 7) as u64) << 32)
+        | (u64::from(KERNEL_CS) << 16)
+        | (u64::from(ist & 7) << 32)
         | (0xe << 40) // type: 64-bit interrupt gate
-        | (((dpl & 3) as u64) << 45)
+        | (u64::from(dpl & 3) << 45)
         | PRESENT
         | (((handler >> 16) & 0xffff) << 48);
     [low, handler >> 32]
@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(lo & 0xffff, 0x5678);
         assert_eq!((lo >> 48) & 0xffff, 0x1234);
         assert_eq!(hi, 0xffff_8000);
-        assert_eq!((lo >> 16) & 0xffff, KERNEL_CS as u64);
+        assert_eq!((lo >> 16) & 0xffff, u64::from(KERNEL_CS));
         assert_eq!((lo >> 32) & 7, 1);
         assert_eq!((lo >> 40) & 0xff, 0x8e);
     }

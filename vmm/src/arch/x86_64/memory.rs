@@ -20,7 +20,7 @@ pub fn setup_memory(
     lazy: &[(u64, u64)],
 ) -> Result<()> {
     let mut gdt: Vec<u64> = gdt_fixed().to_vec();
-    for i in 0..l.vcpus as u64 {
+    for i in 0..u64::from(l.vcpus) {
         let tss_base = TSS + i * TSS_STRIDE;
         let stack = RING0_STACKS + i * RING0_STACK_SIZE;
         // RSP0 at the top of the lower 12 KiB, IST1 (double fault) above it.
@@ -43,7 +43,7 @@ pub fn setup_memory(
     }
     let mut idt = Vec::with_capacity(512);
     for v in 0..256u64 {
-        if v < abi::EXCEPTION_VECTORS as u64 {
+        if v < u64::from(abi::EXCEPTION_VECTORS) {
             let ist = if v == 8 { 1 } else { 0 };
             idt.extend_from_slice(&interrupt_gate(
                 h.vector_table + v * abi::STUB_STRIDE,

@@ -200,6 +200,6 @@ mod tests {
         let pml4e: u64 = ram.read_pod::<vessel_abi::GuestStr>(0x1000).unwrap().addr;
         assert_eq!(pml4e & PRESENT, PRESENT);
         let pdpt = pml4e & ADDR_MASK;
-        assert!(pdpt >= 0x2000 && pdpt < 0x10000);
+        assert!((0x2000..0x10000).contains(&pdpt));
     }
 }

@@ -25,7 +25,7 @@ pub fn set_msrs(vcpu: &VcpuFd, msrs: &[(u32, u64)], what: &str) -> Result<()> {
         .collect();
     let m = kvm_bindings::Msrs::from_entries(&entries)
         .map_err(|e| Error::Other(format!("building KVM_SET_MSRS for {what}: {e:?}")))?;
-    let n = vcpu.set_msrs(&m).kvm(&format!("KVM_SET_MSRS ({what})"))?;
+    let n = vcpu.set_msrs(&m).kvm(format!("KVM_SET_MSRS ({what})"))?;
     if n != msrs.len() {
         return Err(Error::Other(format!(
             "KVM_SET_MSRS ({what}) set {n} of {} MSRs (first refused: {:#x})",

@@ -58,9 +58,9 @@ pub fn setup_vcpu(
     sregs.fs = ds;
     sregs.gs = ds;
     sregs.ss = ds;
-    sregs.tr = task_register(TSS + id as u64 * TSS_STRIDE, id as u16);
+    sregs.tr = task_register(TSS + u64::from(id) * TSS_STRIDE, id as u16);
     sregs.gdt.base = GDT;
-    sregs.gdt.limit = ((5 + 2 * l.vcpus as u64) * 8 - 1) as u16;
+    sregs.gdt.limit = ((5 + 2 * u64::from(l.vcpus)) * 8 - 1) as u16;
     sregs.idt.base = IDT;
     sregs.idt.limit = 256 * 16 - 1;
     sregs.cr3 = PAGE_TABLES;
@@ -79,7 +79,7 @@ pub fn setup_vcpu(
 
     if has_xsave && kvm.check_extension_raw(kvm_bindings::KVM_CAP_XCRS.into()) > 0 {
         let host = leaf(0xd, 0)
-            .map(|e| e.eax as u64 | (e.edx as u64) << 32)
+            .map(|e| u64::from(e.eax) | u64::from(e.edx) << 32)
             .unwrap_or(3);
         let mut xcrs = kvm_xcrs {
             nr_xcrs: 1,
@@ -133,7 +133,7 @@ pub fn dump_regs(vcpu: &VcpuFd, id: u32, _vector_bits: u32) -> String {
 
 /// Cycle counter frequency the guest sees (TSC), in kHz.
 pub fn counter_khz(vcpu: &VcpuFd) -> u64 {
-    vcpu.get_tsc_khz().map(|k| k as u64).unwrap_or(0)
+    vcpu.get_tsc_khz().map(u64::from).unwrap_or(0)
 }
 
 /// Serve `Call::ApfEnable`: point KVM's async-PF MSRs at the guest's area.
@@ -142,7 +142,7 @@ pub fn apf_enable(vcpu: &VcpuFd, area: u64, vector: u32) -> Result<()> {
     set_msrs(
         vcpu,
         &[
-            (MSR_KVM_ASYNC_PF_INT, vector as u64),
+            (MSR_KVM_ASYNC_PF_INT, u64::from(vector)),
             (
                 MSR_KVM_ASYNC_PF_EN,
                 area | KVM_ASYNC_PF_ENABLED | KVM_ASYNC_PF_DELIVERY_AS_INT,

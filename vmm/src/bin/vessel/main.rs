@@ -183,5 +183,5 @@ fn main() -> ExitCode {
             exit::LAUNCHER_ERROR
         }
     };
-    ExitCode::from(code as u8)
+    ExitCode::from(code.to_le_bytes()[0])
 }

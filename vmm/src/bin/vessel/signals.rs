@@ -25,11 +25,11 @@ extern "C" fn on_crash(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut lib
         d
     };
     put(b"vessel: launcher crashed (a bug in Vessel): signal 0x");
-    put(&hex(sig as u64)[14..]);
+    put(&hex(u64::from(sig.cast_unsigned()))[14..]);
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as u64) };
     put(b" code 0x");
-    put(&hex(code as u32 as u64)[8..]);
+    put(&hex(u64::from(code.cast_unsigned()))[8..]);
     put(b" addr 0x");
     put(&hex(addr));
     put(b"\n");
@@ -47,7 +47,7 @@ pub fn install_crash_report() {
         sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESETHAND;
         // SAFETY: installs a handler that only calls async-signal-safe write(2);
         // std set up an alternate signal stack for this thread (SA_ONSTACK).
-        unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) };
+        unsafe { libc::sigaction(sig, &raw const sa, std::ptr::null_mut()) };
     }
 }
 
@@ -73,10 +73,10 @@ impl StopSignals {
         // SAFETY: `set` is a live sigset_t; the calls only write to it and
         // to this thread's signal mask.
         let rc = unsafe {
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
+            libc::sigemptyset(&raw mut set);
+            libc::sigaddset(&raw mut set, libc::SIGINT);
+            libc::sigaddset(&raw mut set, libc::SIGTERM);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut())
         };
         if rc != 0 {
             return Err(vmm::Error::Other(format!(
@@ -98,7 +98,7 @@ impl StopSignals {
                 let mut sig: libc::c_int = 0;
                 // SAFETY: `set` is an initialised sigset_t whose signals are
                 // blocked in every thread; sigwait writes the signal to `sig`.
-                if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                if unsafe { libc::sigwait(&raw const set, &raw mut sig) } == 0 {
                     handle.stop_until_detached(vmm::StopReason::Signal(sig), &rx);
                 }
             })
