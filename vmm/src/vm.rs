@@ -130,10 +130,11 @@ impl<'a> Vm<'a> {
 }
 
 impl Drop for Vm<'_> {
-    /// Wake the lazy-memory threads first, so that async-PF fillers
-    /// sleeping an emulated latency return before they are joined.
+    /// Release lazy memory's faults before the VM goes: destroying a VM
+    /// waits for KVM's async-PF workers, which may be waiting for a page
+    /// (and fillers may be sleeping an emulated latency).
     fn drop(&mut self) {
-        self.lazy.shutdown();
+        self.lazy.release();
     }
 }
 

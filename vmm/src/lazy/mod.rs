@@ -233,12 +233,24 @@ impl LazyMemory {
     }
 }
 
-impl Drop for LazyMemory {
-    fn drop(&mut self) {
+impl LazyMemory {
+    /// Stop the fetch threads, wait for them, and close the userfaultfd.
+    /// Closing it releases every fault still waiting for a page (KVM's
+    /// async-PF workers included), which then read zeros: a VM can be
+    /// destroyed without waiting for fetches that never come. The mappings
+    /// stay until `self` is dropped.
+    pub fn release(&mut self) {
         self.shutdown();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        self.uffd = None;
+    }
+}
+
+impl Drop for LazyMemory {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
