@@ -1,6 +1,7 @@
 //! The boot area: BootInfo, the vCPU table, hypercall frames, args and env.
 
-use vessel_abi::{BootInfo, GuestStr, VcpuInfo, ABI_VERSION, BOOT_MAGIC};
+use vessel_abi::zerocopy::IntoBytes;
+use vessel_abi::{BootInfo, GuestSlice, VcpuInfo, ABI_VERSION, BOOT_MAGIC};
 
 use crate::error::{Error, Result};
 use crate::memory::GuestRam;
@@ -54,16 +55,12 @@ impl Area<'_> {
         let mut refs = Vec::new();
         for s in items {
             let addr = self.put(s.as_bytes(), 1)?;
-            refs.push(GuestStr {
+            refs.push(GuestSlice {
                 addr,
                 len: s.len() as u64,
             });
         }
-        let bytes: Vec<u8> = refs
-            .iter()
-            .flat_map(|r| crate::memory::pod_bytes(r).to_vec())
-            .collect();
-        Ok((self.put(&bytes, 8)?, refs.len() as u64))
+        Ok((self.put(refs.as_bytes(), 8)?, refs.len() as u64))
     }
 }
 
@@ -83,7 +80,7 @@ pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
     for (name, addr, len) in p.lazy {
         let n = area.put(name.as_bytes(), 1)?;
         lazy_entries.push(vessel_abi::LazyRegion {
-            name: GuestStr {
+            name: GuestSlice {
                 addr: n,
                 len: name.len() as u64,
             },
@@ -91,11 +88,7 @@ pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
             len: *len,
         });
     }
-    let lazy_bytes: Vec<u8> = lazy_entries
-        .iter()
-        .flat_map(|r| crate::memory::pod_bytes(r).to_vec())
-        .collect();
-    let lazy = area.put(&lazy_bytes, 8)?;
+    let lazy = area.put(lazy_entries.as_bytes(), 8)?;
 
     let vcpus = start + VCPUS_OFF;
     for i in 0..l.vcpus {
@@ -176,7 +169,7 @@ mod tests {
         assert_eq!(b.magic, BOOT_MAGIC);
         assert_eq!((b.argc, b.envc, b.vcpu_count, b.counter_khz), (2, 1, 1, 7));
         assert_eq!((b.heap_start, b.heap_size), (0x30_0000, 0x40_0000));
-        let s: GuestStr = ram.read_pod(b.argv + 16).unwrap();
+        let s: GuestSlice = ram.read_pod(b.argv + 16).unwrap();
         assert_eq!(
             ram.read_vec(s.addr, s.len, 100).unwrap(),
             "wörld".as_bytes()

@@ -7,6 +7,7 @@
 use object::elf::{self, FileHeader64, ProgramHeader64, SectionHeader64};
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
 use object::{LittleEndian as LE, StringTable};
+use vessel_abi::zerocopy::FromBytes;
 use vessel_abi::{GuestHeader, HEADER_MAGIC, HEADER_SECTION};
 
 use crate::error::{Error, Result};
@@ -219,17 +220,12 @@ fn read_header(hdr: &FileHeader64<LE>, data: &[u8]) -> Result<GuestHeader> {
     let bytes = sec
         .data(e, data)
         .map_err(|err| bad(format!("{HEADER_SECTION}: {err}")))?;
-    let mut h = GuestHeader::default();
     let n = std::mem::size_of::<GuestHeader>();
-    if bytes.len() < n {
+    let Ok((h, _)) = GuestHeader::read_from_prefix(bytes) else {
         return Err(bad(format!(
             "{HEADER_SECTION} is {} bytes, want {n}",
             bytes.len()
         )));
-    }
-    // SAFETY: GuestHeader is Pod (any bytes are valid) and the copy covers exactly it.
-    unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), &mut h as *mut GuestHeader as *mut u8, n)
     };
     if h.magic != HEADER_MAGIC {
         return Err(bad(format!(
@@ -327,7 +323,7 @@ pub(crate) mod tests {
             // Header section data.
             let hdr_off = out.len();
             if let Some(h) = &self.header {
-                out.extend_from_slice(crate::memory::pod_bytes(h));
+                out.extend_from_slice(vessel_abi::zerocopy::IntoBytes::as_bytes(h));
             }
             // .strtab and .symtab.
             let strtab_off = out.len();

@@ -11,14 +11,23 @@
 //!
 //! Every `#[repr(C)]` type here has its size and field offsets asserted at
 //! compile time: both sides compile this one crate, so a layout change shows
-//! up as a build error, not as a silent mismatch.
+//! up as a build error, not as a silent mismatch. Each also derives
+//! zerocopy's `FromBytes + IntoBytes + Immutable`, whose derives refuse a
+//! type with padding or with bytes that are not valid for every pattern, so
+//! the host reads and writes them in guest memory without `unsafe`.
 #![no_std]
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 pub mod apf;
 pub mod call;
 pub mod exit;
 
 pub use call::{clock, nr, Call, DecodeError, Errno, Frame, GuestSlice};
+/// The byte-safety traits every `#[repr(C)]` type here derives
+/// (`FromBytes`, `IntoBytes`, `Immutable`), re-exported so both sides use
+/// the same version.
+pub use zerocopy;
 
 /// The ABI version. A guest refuses to run on a launcher with another one.
 pub const ABI_VERSION: u32 = 1;
@@ -38,23 +47,11 @@ pub mod features {
     pub const ASYNC_PF: u64 = 1 << 0;
     /// SVE is enabled for this VM; `BootInfo::vector_bits` is the maximum length.
     pub const SVE: u64 = 1 << 1;
-    /// Hypercalls may use `hvc` in the SMCCC vendor-hypervisor range (arm64).
-    pub const HVC_CALLS: u64 = 1 << 2;
-    /// Every bit this ABI version defines.
-    pub const ALL: u64 = ASYNC_PF | SVE | HVC_CALLS;
-}
-
-/// A string or byte buffer in guest memory: guest-physical address and length.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GuestStr {
-    pub addr: u64,
-    pub len: u64,
 }
 
 /// Per-vCPU data the launcher prepares. One entry per vCPU, indexed by vCPU id.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct VcpuInfo {
     /// vCPU index (0-based).
     pub id: u64,
@@ -68,10 +65,10 @@ pub struct VcpuInfo {
 
 /// A memory region the launcher fills lazily, found by name.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct LazyRegion {
     /// Name given on the command line (`--lazy NAME=FILE`).
-    pub name: GuestStr,
+    pub name: GuestSlice,
     /// Guest address of the first byte.
     pub addr: u64,
     /// Bytes of file data (the region itself is rounded up to whole pages).
@@ -81,7 +78,7 @@ pub struct LazyRegion {
 /// What the launcher tells the guest at boot. Lives in guest memory; its
 /// address arrives in the first argument register.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct BootInfo {
     /// [`BOOT_MAGIC`].
     pub magic: u64,
@@ -97,10 +94,10 @@ pub struct BootInfo {
     pub heap_start: u64,
     /// Heap size in bytes.
     pub heap_size: u64,
-    /// Guest address of `argc` [`GuestStr`]s; argument 0 is the program name.
+    /// Guest address of `argc` [`GuestSlice`]s; argument 0 is the program name.
     pub argv: u64,
     pub argc: u64,
-    /// Guest address of `envc` [`GuestStr`]s, each `KEY=VALUE`.
+    /// Guest address of `envc` [`GuestSlice`]s, each `KEY=VALUE`.
     pub envp: u64,
     pub envc: u64,
     /// Guest address of `vcpu_count` [`VcpuInfo`]s.
@@ -137,7 +134,7 @@ pub mod console {
 
 /// Pending console output: `len` bytes at the start of `data`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct ConsoleBuffer {
     pub len: u64,
     pub data: [u8; console::BUFFER],
@@ -155,7 +152,7 @@ impl Default for ConsoleBuffer {
 /// Static data the guest image carries in its [`HEADER_SECTION`] section, read
 /// by the launcher before the guest runs.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct GuestHeader {
     /// [`HEADER_MAGIC`].
     pub magic: u64,
@@ -217,7 +214,7 @@ pub mod arch {
 /// Fatal exception frame the x86_64 ring-0 stub leaves on its stack, lowest
 /// address first; its address is what the stub stores to `DOORBELL_FAULT`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct X86FaultFrame {
     pub vector: u64,
     pub error_code: u64,
@@ -230,7 +227,7 @@ pub struct X86FaultFrame {
 
 /// Fatal exception record the arm64 vector stub stores before reporting.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct Arm64FaultFrame {
     /// Which of the 16 vector table entries was taken.
     pub kind: u64,
@@ -240,27 +237,6 @@ pub struct Arm64FaultFrame {
     pub spsr: u64,
     pub sp: u64,
 }
-
-/// Byte-level view of the plain-old-data ABI structs, for the host to read
-/// them out of guest memory without `unsafe` at every call site.
-///
-/// # Safety
-/// Implementors are `#[repr(C)]`, made only of integers, with no padding
-/// (their layout assertions show it), so every byte pattern is a valid value.
-pub unsafe trait Pod: Copy + Default {}
-// SAFETY (all impls below): each type is #[repr(C)], made of u32/u64 fields
-// and arrays of them (u8 arrays too), with no padding; `assert_layout!`
-// checks the sizes.
-unsafe impl Pod for BootInfo {}
-unsafe impl Pod for ConsoleBuffer {}
-unsafe impl Pod for GuestStr {}
-unsafe impl Pod for VcpuInfo {}
-unsafe impl Pod for LazyRegion {}
-unsafe impl Pod for GuestHeader {}
-unsafe impl Pod for Frame {}
-unsafe impl Pod for X86FaultFrame {}
-unsafe impl Pod for Arm64FaultFrame {}
-unsafe impl Pod for apf::ApfArea {}
 
 /// Compile-time layout checks: size, then each field's offset.
 macro_rules! assert_layout {
@@ -272,7 +248,7 @@ macro_rules! assert_layout {
     };
 }
 
-assert_layout!(GuestStr, 16, { addr: 0, len: 8 });
+assert_layout!(GuestSlice, 16, { addr: 0, len: 8 });
 assert_layout!(ConsoleBuffer, 8 + console::BUFFER, { len: 0, data: 8 });
 assert_layout!(VcpuInfo, 32, { id: 0, frame: 8, stack_top: 16, stack_size: 24 });
 assert_layout!(LazyRegion, 32, { name: 0, addr: 16, len: 24 });
