@@ -24,6 +24,8 @@ pub mod arch;
 mod boot;
 pub mod console;
 pub mod env;
+#[doc(hidden)]
+pub mod header;
 pub mod heap;
 pub mod hypercall;
 mod panic;

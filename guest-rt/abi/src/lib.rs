@@ -193,6 +193,23 @@ pub mod arch {
         pub const EXCEPTION_VECTORS: u32 = 32;
         /// Bytes between two stubs.
         pub const STUB_STRIDE: u64 = 16;
+
+        /// Model-specific registers the launcher and the guest's ring-0
+        /// stubs both name.
+        pub mod msr {
+            /// x2APIC end of interrupt: the interrupt stub writes 0 here.
+            pub const X2APIC_EOI: u32 = 0x80b;
+            /// x2APIC spurious-interrupt vector: the launcher enables the
+            /// APIC through it.
+            pub const X2APIC_SVR: u32 = 0x80f;
+            /// KVM: async-PF area address and enable bits (launcher).
+            pub const KVM_ASYNC_PF_EN: u32 = 0x4b56_4d02;
+            /// KVM: the "page ready" interrupt vector (launcher).
+            pub const KVM_ASYNC_PF_INT: u32 = 0x4b56_4d06;
+            /// KVM: "page ready" consumed, the next one may come (the
+            /// interrupt stub writes 1 after clearing `ApfArea::token`).
+            pub const KVM_ASYNC_PF_ACK: u32 = 0x4b56_4d07;
+        }
     }
     /// arm64: guest-physical addresses are identity mapped.
     pub mod aarch64 {
@@ -208,6 +225,16 @@ pub mod arch {
         pub const MAX_RAM: u64 = 64 << 30;
         /// Entries of the VBAR_EL1 vector table (`GuestHeader::vector_count`).
         pub const EXCEPTION_VECTORS: u32 = 16;
+        /// Bytes between two VBAR_EL1 entries (`GuestHeader::vector_stride`).
+        pub const VECTOR_STRIDE: u64 = 0x80;
+        /// ESR_EL1.EC of the launcher's async-PF "page not present": a data
+        /// abort taken without a change in exception level.
+        pub const APF_ABORT_EC: u64 = 0x25;
+        /// ESR_EL1.DFSC of that abort: synchronous external abort.
+        pub const APF_ABORT_DFSC: u64 = 0x10;
+
+        // The table is exactly the 2 KiB that VBAR_EL1's alignment asks for.
+        const _: () = assert!(EXCEPTION_VECTORS as u64 * VECTOR_STRIDE == 2048);
     }
 }
 

@@ -212,7 +212,7 @@ pub fn setup_vcpu(
     sregs.apic_base = 0xfee0_0000 | (1 << 11) | (1 << 10) | if id == 0 { 1 << 8 } else { 0 };
     vcpu.set_sregs(&sregs).kvm("KVM_SET_SREGS")?;
     // Spurious-interrupt vector register: APIC software-enabled, vector 0xff.
-    set_msrs(vcpu, &[(X2APIC_SVR, 0x1ff)], "x2APIC SVR")?;
+    set_msrs(vcpu, &[(msr::X2APIC_SVR, 0x1ff)], "x2APIC SVR")?;
 
     if has_xsave && kvm.check_extension_raw(kvm_bindings::KVM_CAP_XCRS.into()) > 0 {
         let host = leaf(0xd, 0)
@@ -437,9 +437,7 @@ pub const CAPS: &[CapInfo] = &[
     ),
 ];
 
-const X2APIC_SVR: u32 = 0x80f;
-const MSR_KVM_ASYNC_PF_EN: u32 = 0x4b56_4d02;
-const MSR_KVM_ASYNC_PF_INT: u32 = 0x4b56_4d06;
+use vessel_abi::arch::x86_64::msr;
 const KVM_ASYNC_PF_ENABLED: u64 = 1 << 0;
 const KVM_ASYNC_PF_DELIVERY_AS_INT: u64 = 1 << 3;
 const KVM_CPUID_FEATURES: u32 = 0x4000_0001;
@@ -488,9 +486,9 @@ pub fn apf_enable(vcpu: &VcpuFd, area: u64, vector: u32) -> Result<()> {
     set_msrs(
         vcpu,
         &[
-            (MSR_KVM_ASYNC_PF_INT, vector as u64),
+            (msr::KVM_ASYNC_PF_INT, vector as u64),
             (
-                MSR_KVM_ASYNC_PF_EN,
+                msr::KVM_ASYNC_PF_EN,
                 area | KVM_ASYNC_PF_ENABLED | KVM_ASYNC_PF_DELIVERY_AS_INT,
             ),
         ],
