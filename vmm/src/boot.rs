@@ -1,7 +1,8 @@
-//! The boot area: BootInfo, the vCPU table, hypercall frames, args and env.
+//! The boot area: BootInfo, the vCPU table, hypercall frames, the guest's
+//! stdout buffer, args and env.
 
 use vessel_abi::zerocopy::IntoBytes;
-use vessel_abi::{BootInfo, GuestSlice, VcpuInfo, ABI_VERSION, BOOT_MAGIC};
+use vessel_abi::{BootInfo, ConsoleBuffer, GuestSlice, VcpuInfo, ABI_VERSION, BOOT_MAGIC};
 
 use crate::error::{Error, Result};
 use crate::memory::GuestRam;
@@ -11,7 +12,9 @@ use crate::vm::Layout;
 const VCPUS_OFF: u64 = 0x100;
 const FRAMES_OFF: u64 = 0x1000;
 const FRAME_STRIDE: u64 = 128;
-const STRINGS_OFF: u64 = 0x2000;
+const STDOUT_OFF: u64 = 0x2000;
+const STRINGS_OFF: u64 =
+    STDOUT_OFF + (std::mem::size_of::<ConsoleBuffer>() as u64).next_multiple_of(0x100);
 
 /// Guest address of vCPU `i`'s hypercall frame.
 pub fn frame_addr(area: u64, i: u32) -> u64 {
@@ -64,8 +67,18 @@ impl Area<'_> {
     }
 }
 
-/// Write the boot area; returns the BootInfo address.
-pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
+/// Guest addresses [`write`] chose. The launcher keeps them: the guest can
+/// overwrite its BootInfo, so nothing is read back from there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootAddrs {
+    /// The BootInfo (handed to the guest in its first argument register).
+    pub info: u64,
+    /// The guest's stdout [`ConsoleBuffer`] (`BootInfo::stdout_buffer`).
+    pub stdout: u64,
+}
+
+/// Write the boot area.
+pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<BootAddrs> {
     // Fresh guest RAM is zero, so the area needs no clearing (clearing 1 MiB
     // would fault in 256 pages: about 1 ms of a 5 ms boot).
     let (start, end) = l.boot_area;
@@ -89,6 +102,10 @@ pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
         });
     }
     let lazy = area.put(lazy_entries.as_bytes(), 8)?;
+
+    // The stdout buffer starts empty: `len` 0 (the data needs no clearing).
+    let stdout = start + STDOUT_OFF;
+    ram.write(stdout, &0u64.to_le_bytes())?;
 
     let vcpus = start + VCPUS_OFF;
     for i in 0..l.vcpus {
@@ -122,17 +139,22 @@ pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
         vector_bits: p.vector_bits,
         counter_khz: p.counter_khz,
         console_flags: 0, // set by Vm::run, which knows the console
-        reserved: [0; 7],
+        stdout_buffer: stdout,
+        reserved: [0; 6],
     };
     ram.write_pod(start, &info)?;
-    Ok(start)
+    Ok(BootAddrs {
+        info: start,
+        stdout,
+    })
 }
 
 const _: () = {
     assert!(std::mem::size_of::<BootInfo>() as u64 <= VCPUS_OFF);
     assert!(VCPUS_OFF + 32 * std::mem::size_of::<VcpuInfo>() as u64 <= FRAMES_OFF);
     assert!(std::mem::size_of::<vessel_abi::Frame>() as u64 <= FRAME_STRIDE);
-    assert!(FRAMES_OFF + 32 * FRAME_STRIDE <= STRINGS_OFF);
+    assert!(FRAMES_OFF + 32 * FRAME_STRIDE <= STDOUT_OFF);
+    assert!(STDOUT_OFF % std::mem::align_of::<ConsoleBuffer>() as u64 == 0);
 };
 
 #[cfg(test)]
@@ -165,7 +187,10 @@ mod tests {
             lazy: &[],
         };
         let at = write(&ram, &l, &p).unwrap();
-        let b: BootInfo = ram.read_pod(at).unwrap();
+        let b: BootInfo = ram.read_pod(at.info).unwrap();
+        assert_eq!(b.stdout_buffer, at.stdout);
+        let out: ConsoleBuffer = ram.read_pod(at.stdout).unwrap();
+        assert_eq!(out.len, 0);
         assert_eq!(b.magic, BOOT_MAGIC);
         assert_eq!((b.argc, b.envc, b.vcpu_count, b.counter_khz), (2, 1, 1, 7));
         assert_eq!((b.heap_start, b.heap_size), (0x30_0000, 0x40_0000));

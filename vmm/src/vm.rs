@@ -383,8 +383,9 @@ pub struct Vm<'a> {
     features: u64,
     vector_bits: u32,
     dump_regs: bool,
-    /// Guest address of the BootInfo.
-    boot_info: u64,
+    /// Guest addresses of the BootInfo and the stdout buffer, as written
+    /// (never read back: the guest can overwrite its BootInfo).
+    boot: boot::BootAddrs,
 }
 
 impl<'a> Vm<'a> {
@@ -502,8 +503,17 @@ impl<'a> Vm<'a> {
             counter_khz: arch::counter_khz(&vcpu),
             lazy: &lazy_info,
         };
-        let boot_addr = boot::write(&ram, &layout, &params)?;
-        arch::setup_vcpu(kvm, cpu, &vcpu, 0, &layout, image, boot_addr, vector_bits)?;
+        let boot_addrs = boot::write(&ram, &layout, &params)?;
+        arch::setup_vcpu(
+            kvm,
+            cpu,
+            &vcpu,
+            0,
+            &layout,
+            image,
+            boot_addrs.info,
+            vector_bits,
+        )?;
         let vm = Arc::new(vm);
         Ok(Vm {
             image,
@@ -517,7 +527,7 @@ impl<'a> Vm<'a> {
             features,
             vector_bits,
             dump_regs: cfg.dump_regs,
-            boot_info: boot_addr,
+            boot: boot_addrs,
         })
     }
 
@@ -534,7 +544,7 @@ impl<'a> Vm<'a> {
         } else {
             0
         };
-        let at = self.boot_info + std::mem::offset_of!(vessel_abi::BootInfo, console_flags) as u64;
+        let at = self.boot.info + std::mem::offset_of!(vessel_abi::BootInfo, console_flags) as u64;
         self.ram.write(at, &flags.to_le_bytes())?;
         let outcome = self.run_inner(io);
         if let Ok(Outcome::Fault(_) | Outcome::Timeout(_)) = &outcome {
@@ -547,13 +557,13 @@ impl<'a> Vm<'a> {
     }
 
     /// Print what the guest had buffered for stdout but could not flush
-    /// (it crashed or ran out of time). Best effort: a guest without the
-    /// symbol, or with a corrupt buffer, loses that output.
+    /// (it crashed or ran out of time), from the buffer the launcher
+    /// reserved for it. Best effort: a corrupt buffer loses that output.
     fn recover_stdout(&self, io: &mut dyn HostIo) {
-        let Some((addr, _)) = self.image.symbol(vessel_abi::console::STDOUT_SYMBOL) else {
-            return;
-        };
-        if let Ok(b) = self.ram.read_pod::<vessel_abi::ConsoleBuffer>(addr) {
+        if let Ok(b) = self
+            .ram
+            .read_pod::<vessel_abi::ConsoleBuffer>(self.boot.stdout)
+        {
             if b.len > 0 && b.len as usize <= vessel_abi::console::BUFFER {
                 let _ = io.write(1, &b.data[..b.len as usize]);
             }

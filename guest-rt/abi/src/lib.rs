@@ -29,8 +29,12 @@ pub use call::{clock, nr, Call, DecodeError, Errno, Frame, GuestSlice};
 /// the same version.
 pub use zerocopy;
 
-/// The ABI version. A guest refuses to run on a launcher with another one.
-pub const ABI_VERSION: u32 = 1;
+/// The ABI version. A guest refuses to run on a launcher with another one,
+/// and the launcher refuses a guest built against another one.
+///
+/// 2: the launcher reserves the stdout buffer ([`BootInfo::stdout_buffer`]);
+/// the guest no longer exports it as an ELF symbol.
+pub const ABI_VERSION: u32 = 2;
 
 /// `BootInfo::magic`: "VESSELBI" read as a little-endian u64.
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"VESSELBI");
@@ -111,8 +115,11 @@ pub struct BootInfo {
     pub counter_khz: u64,
     /// Console behaviour bits, see [`console`].
     pub console_flags: u64,
+    /// Guest address of the zeroed [`ConsoleBuffer`] the launcher reserved
+    /// for the guest's buffered stdout (8-byte aligned, never 0).
+    pub stdout_buffer: u64,
     /// Reserved for later versions; zero.
-    pub reserved: [u64; 7],
+    pub reserved: [u64; 6],
 }
 
 /// The guest's stdout buffer, which the launcher can read when the guest
@@ -121,15 +128,15 @@ pub struct BootInfo {
 /// guest-rt buffers stdout (a write hypercall per [`console::BUFFER`]
 /// bytes, at exit, before idling or reading stdin; per line when
 /// [`console::STDOUT_LINE_BUFFERED`] is set, i.e. stdout is a terminal).
-/// Its buffer is a [`ConsoleBuffer`] at the symbol [`console::STDOUT_SYMBOL`];
-/// after a crash or a timeout the launcher prints what is left in it.
+/// Its buffer is the [`ConsoleBuffer`] the launcher reserved in the boot
+/// area and named in [`BootInfo::stdout_buffer`](crate::BootInfo::stdout_buffer);
+/// after a crash or a timeout the launcher prints what is left in it (it
+/// remembers the address it wrote, it does not read it back from BootInfo).
 pub mod console {
     /// `BootInfo::console_flags`: flush stdout at every newline.
     pub const STDOUT_LINE_BUFFERED: u64 = 1 << 0;
     /// Bytes of stdout guest-rt buffers.
     pub const BUFFER: usize = 4096;
-    /// ELF symbol of the guest's stdout [`ConsoleBuffer`](crate::ConsoleBuffer).
-    pub const STDOUT_SYMBOL: &str = "vessel_stdout_buffer";
 }
 
 /// Pending console output: `len` bytes at the start of `data`.
@@ -283,7 +290,7 @@ assert_layout!(BootInfo, 184, {
     magic: 0, abi_version: 8, vcpu_count: 12, features: 16, mem_size: 24,
     heap_start: 32, heap_size: 40, argv: 48, argc: 56, envp: 64, envc: 72,
     vcpus: 80, lazy: 88, lazy_count: 96, vector_bits: 104, counter_khz: 112,
-    console_flags: 120, reserved: 128,
+    console_flags: 120, stdout_buffer: 128, reserved: 136,
 });
 assert_layout!(GuestHeader, 72, {
     magic: 0, abi_version: 8, vector_count: 12, vector_table: 16,
