@@ -9,10 +9,11 @@
 //! boot code) the vCPU waits in place with the futex-like Wait hypercall.
 
 use alloc::collections::BTreeSet;
-use core::cell::UnsafeCell;
 
 use vessel_abi::apf::{ApfArea, WAKE_ALL};
 use vessel_abi::Call;
+
+use crate::cell::Global;
 
 /// Ready-token ring entries (a power of two).
 pub const RING: usize = 1024;
@@ -76,20 +77,25 @@ struct State {
     tail: u64,
 }
 
-struct Global(UnsafeCell<Option<State>>);
-// SAFETY: one vCPU; the state is touched only by CPL3 runtime code that
-// never runs re-entrantly (interrupts only write VESSEL_APF_SHARED).
-unsafe impl Sync for Global {}
-static STATE: Global = Global(UnsafeCell::new(None));
+impl State {
+    fn new() -> State {
+        State {
+            stats: Stats::default(),
+            outstanding: BTreeSet::new(),
+            tail: 0,
+        }
+    }
+}
+
+/// Touched only by runtime code at CPL3/EL1; the interrupt stub (x86_64)
+/// and the launcher (aarch64) write only `VESSEL_APF_SHARED`.
+static STATE: Global<State> = Global::new(
+    "guest-rt: async-PF state re-entered while in use (a fault inside its bookkeeping?)",
+    State::new,
+);
 
 fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
-    // SAFETY: see `Global`; callers never re-enter `with` from `f`.
-    let s = unsafe { &mut *STATE.0.get() };
-    f(s.get_or_insert_with(|| State {
-        stats: Stats::default(),
-        outstanding: BTreeSet::new(),
-        tail: 0,
-    }))
+    STATE.with(f)
 }
 
 fn shared() -> *mut ApfShared {

@@ -22,6 +22,7 @@ extern crate alloc;
 pub mod apf;
 pub mod arch;
 mod boot;
+mod cell;
 pub mod console;
 pub mod env;
 #[doc(hidden)]
