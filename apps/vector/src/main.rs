@@ -7,7 +7,7 @@
 //! argument (unknown ISA), 3 when the requested ISA is not available here.
 //!
 //! ISAs: x86_64 `scalar`, `sse2`, `avx2`, `avx512` (chosen from CPUID and
-//! XCR0, see `x86.rs`); arm64 `scalar`, `sve` (vector-length agnostic, the
+//! XCR0, see `x86/`); arm64 `scalar`, `sve` (vector-length agnostic, the
 //! length read with `rdvl`; see `sve.rs`). Without SVE, arm64 falls back to
 //! scalar and says so.
 //!
@@ -24,10 +24,11 @@
 //!
 //! 1. Add a field (a safe `fn` type) to [`kernels::Kernels`] and its plain
 //!    Rust version to `kernels::SCALAR`.
-//! 2. x86_64: write one `global_asm!` function per ISA in `x86.rs` (C ABI,
-//!    caller-saved registers only, scalar or masked tail, `vzeroupper` for
-//!    AVX), declare it in the `extern "C"` block, and add a safe wrapper
-//!    that checks slice lengths to the `isa_table!` macro.
+//! 2. x86_64: write one `global_asm!` function in each ISA's file under
+//!    `x86/` (C ABI, caller-saved registers only, scalar or masked tail,
+//!    `vzeroupper` for AVX), declare it in that file's `extern "C"` block,
+//!    and add a safe wrapper that checks slice lengths to the `isa_table!`
+//!    macro in `x86/mod.rs`.
 //! 3. arm64: the same in `sve.rs` with a `whilelo`/predicated loop.
 //! 4. Here: add a reference implementation (in f64 or exact integers), a
 //!    `Case` in [`run_isa`] that generates data with [`Rng`], runs the
