@@ -192,7 +192,24 @@ fn run_isa(k: &Kernels) -> u32 {
     });
     report("sum", N, res, N as u64, ns, "Mop/s");
 
-    // matmul MM x MM x MM
+    let (res, ns) = case_matmul(k, &mut rng, reps);
+    report("matmul", MM, res, 2 * (MM * MM * MM) as u64, ns, "Mflop/s");
+
+    let (res, ns) = case_gather(k, &mut rng, reps);
+    report("gather", N, res, N as u64, ns, "Melem/s");
+
+    if failures == 0 {
+        println!(
+            "vector: all kernels ok (isa={}, vl={} bits)",
+            k.isa, k.vl_bits
+        );
+    }
+    failures
+}
+
+/// matmul MM x MM x MM: the check, and nanoseconds for `reps` runs
+/// (measured over fewer runs for soft-float scalar, then scaled).
+fn case_matmul(k: &Kernels, rng: &mut Rng, reps: u32) -> (Result<(), String>, u64) {
     let ma = rng.f32s(MM * MM);
     let mb = rng.f32s(MM * MM);
     let mut mc = vec![f32::NAN; MM * MM];
@@ -203,9 +220,11 @@ fn run_isa(k: &Kernels) -> u32 {
         (k.matmul)(core::hint::black_box(&ma), &mb, &mut mc, MM, MM, MM)
     }) * reps as u64
         / mreps as u64;
-    report("matmul", MM, res, 2 * (MM * MM * MM) as u64, ns, "Mflop/s");
+    (res, ns)
+}
 
-    // gather
+/// gather of N elements from a TABLE-entry table: the check and the time.
+fn case_gather(k: &Kernels, rng: &mut Rng, reps: u32) -> (Result<(), String>, u64) {
     let table: Vec<i32> = (0..TABLE).map(|_| rng.next() as i32).collect();
     let idx: Vec<u32> = (0..N).map(|_| (rng.next() % TABLE as u64) as u32).collect();
     let mut out = vec![0i32; N];
@@ -214,15 +233,7 @@ fn run_isa(k: &Kernels) -> u32 {
     let ns = time(reps, || {
         (k.gather)(&table, core::hint::black_box(&idx), &mut out)
     });
-    report("gather", N, res, N as u64, ns, "Melem/s");
-
-    if failures == 0 {
-        println!(
-            "vector: all kernels ok (isa={}, vl={} bits)",
-            k.isa, k.vl_bits
-        );
-    }
-    failures
+    (res, ns)
 }
 
 // ------------------------------------------------------- ISA selection ---
