@@ -1,10 +1,11 @@
 //! Async page faults, guest side: registration, "not present" -> park the
 //! task, "page ready" -> wake it, and the counters that check the pairing.
 //!
-//! The arch layer delivers two events here (see `arch::x86_64` for how):
-//! [`vessel_apf_park`] is called at CPL3 on the faulting task's stack with
-//! the token; ready tokens land in [`ApfShared::ring`] (written by the
-//! interrupt stub, drained by [`drain`] in the scheduler). Parking goes
+//! The arch layer delivers two events here (see `arch::x86_64` and
+//! `arch::aarch64` for how): [`vessel_apf_park`] is called at CPL3/EL1 on
+//! the faulting task's stack with the token; ready tokens land in
+//! [`ApfShared::ring`] (written by the interrupt stub on x86_64, by the
+//! launcher on aarch64; drained by [`drain`] in the scheduler). Parking goes
 //! through the executor when a task is running; otherwise (sync `main`,
 //! boot code) the vCPU waits in place with the futex-like Wait hypercall.
 
@@ -20,11 +21,13 @@ pub const RING: usize = 1024;
 /// The vector guest-rt registers for "page ready".
 pub const VECTOR: u32 = 0x40;
 
-/// The area KVM writes plus the ready ring the interrupt stub fills.
+/// The area KVM (x86_64) or the launcher (aarch64) writes, plus the ready
+/// ring the interrupt stub (x86_64) or the launcher (aarch64) fills.
 #[repr(C, align(64))]
 pub struct ApfShared {
     pub area: ApfArea,
-    /// Count of tokens ever pushed (written only by the interrupt stub).
+    /// Count of tokens ever pushed: written only by the interrupt stub
+    /// (x86_64) or the launcher (aarch64), read by the runtime.
     pub head: u64,
     pub ring: [u32; RING],
 }

@@ -7,7 +7,7 @@
 //!
 //! - exception stubs report fatal exceptions through the fault doorbell;
 //! - the #PF stub first checks the async-PF area: a "page not present"
-//!   (flags == 1, fault taken at CPL3) is *reflected to CPL3* like a signal:
+//!   (flags == PAGE_NOT_PRESENT, fault taken at CPL3) is *reflected to CPL3* like a signal:
 //!   it writes the interrupted rip, rflags, rax and rbx onto the task's own
 //!   stack (below a [`RED_ZONE`]-byte gap), and `iretq`s to
 //!   `vessel_apf_upcall` at CPL3 on that stack with the token in rax;
