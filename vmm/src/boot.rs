@@ -154,7 +154,7 @@ const _: () = {
     assert!(VCPUS_OFF + 32 * std::mem::size_of::<VcpuInfo>() as u64 <= FRAMES_OFF);
     assert!(std::mem::size_of::<vessel_abi::Frame>() as u64 <= FRAME_STRIDE);
     assert!(FRAMES_OFF + 32 * FRAME_STRIDE <= STDOUT_OFF);
-    assert!(STDOUT_OFF % std::mem::align_of::<ConsoleBuffer>() as u64 == 0);
+    assert!(STDOUT_OFF.is_multiple_of(std::mem::align_of::<ConsoleBuffer>() as u64));
 };
 
 #[cfg(test)]

@@ -239,7 +239,7 @@ const _: () = {
     // The fault doorbell address fits the movz/movk pair above.
     assert!(DOORBELL_FAULT >> 32 == 0);
     // x0-x30, ELR, SPSR, FPSR, FPCR fit the frame, which keeps sp 16-aligned.
-    assert!(35 * 8 <= GPR_FRAME && GPR_FRAME % 16 == 0);
+    assert!(35 * 8 <= GPR_FRAME && GPR_FRAME.is_multiple_of(16));
     // Every field is a u64 the stub stores with `str x`.
     assert!(size_of::<Arm64FaultFrame>() == 6 * 8);
     assert!(SYNC_EL1H < EXCEPTION_VECTORS as u64);
