@@ -503,17 +503,8 @@ impl<'a> Vm<'a> {
             counter_khz: arch::counter_khz(&vcpu),
             lazy: &lazy_info,
         };
-        let boot_addrs = boot::write(&ram, &layout, &params)?;
-        arch::setup_vcpu(
-            kvm,
-            cpu,
-            &vcpu,
-            0,
-            &layout,
-            image,
-            boot_addrs.info,
-            vector_bits,
-        )?;
+        let addrs = boot::write(&ram, &layout, &params)?;
+        arch::setup_vcpu(kvm, cpu, &vcpu, 0, &layout, image, addrs.info, vector_bits)?;
         let vm = Arc::new(vm);
         Ok(Vm {
             image,
@@ -527,7 +518,7 @@ impl<'a> Vm<'a> {
             features,
             vector_bits,
             dump_regs: cfg.dump_regs,
-            boot: boot_addrs,
+            boot: addrs,
         })
     }
 
