@@ -1,29 +1,33 @@
 //! Async page faults, guest side: registration, "not present" -> park the
 //! task, "page ready" -> wake it, and the counters that check the pairing.
 //!
-//! The arch layer delivers two events here (see `arch::x86_64` for how):
-//! [`vessel_apf_park`] is called at CPL3 on the faulting task's stack with
-//! the token; ready tokens land in [`ApfShared::ring`] (written by the
-//! interrupt stub, drained by [`drain`] in the scheduler). Parking goes
+//! The arch layer delivers two events here (see `arch::x86_64` and
+//! `arch::aarch64` for how): [`vessel_apf_park`] is called at CPL3/EL1 on
+//! the faulting task's stack with the token; ready tokens land in
+//! [`ApfShared::ring`] (written by the interrupt stub on x86_64, by the
+//! launcher on aarch64; drained by [`drain`] in the scheduler). Parking goes
 //! through the executor when a task is running; otherwise (sync `main`,
 //! boot code) the vCPU waits in place with the futex-like Wait hypercall.
 
 use alloc::collections::BTreeSet;
-use core::cell::UnsafeCell;
 
 use vessel_abi::apf::{ApfArea, WAKE_ALL};
 use vessel_abi::Call;
+
+use crate::cell::Global;
 
 /// Ready-token ring entries (a power of two).
 pub const RING: usize = 1024;
 /// The vector guest-rt registers for "page ready".
 pub const VECTOR: u32 = 0x40;
 
-/// The area KVM writes plus the ready ring the interrupt stub fills.
+/// The area KVM (x86_64) or the launcher (aarch64) writes, plus the ready
+/// ring the interrupt stub (x86_64) or the launcher (aarch64) fills.
 #[repr(C, align(64))]
 pub struct ApfShared {
     pub area: ApfArea,
-    /// Count of tokens ever pushed (written only by the interrupt stub).
+    /// Count of tokens ever pushed: written only by the interrupt stub
+    /// (x86_64) or the launcher (aarch64), read by the runtime.
     pub head: u64,
     pub ring: [u32; RING],
 }
@@ -76,20 +80,25 @@ struct State {
     tail: u64,
 }
 
-struct Global(UnsafeCell<Option<State>>);
-// SAFETY: one vCPU; the state is touched only by CPL3 runtime code that
-// never runs re-entrantly (interrupts only write VESSEL_APF_SHARED).
-unsafe impl Sync for Global {}
-static STATE: Global = Global(UnsafeCell::new(None));
+impl State {
+    fn new() -> State {
+        State {
+            stats: Stats::default(),
+            outstanding: BTreeSet::new(),
+            tail: 0,
+        }
+    }
+}
+
+/// Touched only by runtime code at CPL3/EL1; the interrupt stub (x86_64)
+/// and the launcher (aarch64) write only `VESSEL_APF_SHARED`.
+static STATE: Global<State> = Global::new(
+    "guest-rt: async-PF state re-entered while in use (a fault inside its bookkeeping?)",
+    State::new,
+);
 
 fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
-    // SAFETY: see `Global`; callers never re-enter `with` from `f`.
-    let s = unsafe { &mut *STATE.0.get() };
-    f(s.get_or_insert_with(|| State {
-        stats: Stats::default(),
-        outstanding: BTreeSet::new(),
-        tail: 0,
-    }))
+    STATE.with(f)
 }
 
 fn shared() -> *mut ApfShared {

@@ -1,6 +1,6 @@
 //! From the entry stub to the app's main: check BootInfo, set up the heap.
 
-use vessel_abi::{BootInfo, ABI_VERSION, BOOT_MAGIC};
+use vessel_abi::{BootInfo, ConsoleBuffer, ABI_VERSION, BOOT_MAGIC};
 
 use crate::{heap, process};
 
@@ -31,6 +31,11 @@ pub extern "C" fn vessel_rt_start(boot: *const BootInfo) -> ! {
     // magic check below catches anything else in mapped memory).
     let b = unsafe { &*boot };
     if b.magic != BOOT_MAGIC || b.abi_version != ABI_VERSION || b.vcpu_count == 0 {
+        crate::process::trap();
+    }
+    // The console writes stdout there from the first print on.
+    let stdout = b.stdout_buffer as usize;
+    if stdout == 0 || !stdout.is_multiple_of(core::mem::align_of::<ConsoleBuffer>()) {
         crate::process::trap();
     }
     // SAFETY: single-threaded boot; nothing reads BOOT before this store.

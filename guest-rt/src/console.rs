@@ -5,9 +5,10 @@
 //! a [`vessel_abi::ConsoleBuffer`] and written when it fills, before the app
 //! idles or reads stdin, and with the exit hypercall itself; per line only
 //! when the launcher says stdout is a terminal. So `hello` costs one exit,
-//! not one per line. Nothing is lost when the guest cannot flush: after a
-//! crash or a timeout the launcher prints what is left in the buffer (it
-//! finds it by the symbol `vessel_abi::console::STDOUT_SYMBOL`).
+//! not one per line. Nothing is lost when the guest cannot flush: the
+//! buffer is the one the launcher reserved in the boot area
+//! (`BootInfo::stdout_buffer`), and after a crash or a timeout the launcher
+//! prints what is left in it.
 
 use core::fmt::{self, Write};
 
@@ -15,15 +16,7 @@ use spin::Mutex;
 use vessel_abi::console::{BUFFER, STDOUT_LINE_BUFFERED};
 use vessel_abi::{Call, ConsoleBuffer, GuestSlice};
 
-/// The stdout buffer, at a symbol the launcher knows (see the module doc).
-/// Only touched with `STDOUT` held.
-#[export_name = "vessel_stdout_buffer"]
-static mut STDOUT_BUFFER: ConsoleBuffer = ConsoleBuffer {
-    len: 0,
-    data: [0; BUFFER],
-};
-
-/// Guards `STDOUT_BUFFER`.
+/// Guards the stdout buffer (`BootInfo::stdout_buffer`).
 static STDOUT: Mutex<()> = Mutex::new(());
 
 /// stderr's line buffer.
@@ -72,8 +65,11 @@ fn with_stdout<R>(wait: bool, f: impl FnOnce(&mut ConsoleBuffer) -> R) -> Option
     } else {
         STDOUT.try_lock()
     }?;
-    // SAFETY: STDOUT is held, so this is the only reference to the buffer.
-    let b = unsafe { &mut *core::ptr::addr_of_mut!(STDOUT_BUFFER) };
+    let at = crate::boot::info().stdout_buffer as *mut ConsoleBuffer;
+    // SAFETY: the launcher reserved a ConsoleBuffer at `stdout_buffer` for
+    // the guest alone (boot checked it is non-zero and aligned); STDOUT is
+    // held, so this is the only reference to it.
+    let b = unsafe { &mut *at };
     Some(f(b))
 }
 

@@ -1,17 +1,17 @@
 //! The app's arguments and environment, as the launcher wrote them into BootInfo.
 
-use vessel_abi::GuestStr;
+use vessel_abi::GuestSlice;
 
-fn strs(addr: u64, count: u64) -> &'static [GuestStr] {
+fn strs(addr: u64, count: u64) -> &'static [GuestSlice] {
     if count == 0 {
         return &[];
     }
-    // SAFETY: the launcher wrote `count` GuestStr entries at `addr` in memory
+    // SAFETY: the launcher wrote `count` GuestSlice entries at `addr` in memory
     // that stays mapped and unchanged for the VM's life.
-    unsafe { core::slice::from_raw_parts(addr as *const GuestStr, count as usize) }
+    unsafe { core::slice::from_raw_parts(addr as *const GuestSlice, count as usize) }
 }
 
-fn as_str(s: &GuestStr) -> &'static str {
+fn as_str(s: &GuestSlice) -> &'static str {
     // SAFETY: the launcher wrote `len` bytes of UTF-8 at `addr` (it converts
     // host strings lossily) in memory that stays mapped and unchanged.
     let bytes = unsafe { core::slice::from_raw_parts(s.addr as *const u8, s.len as usize) };

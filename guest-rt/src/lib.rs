@@ -25,8 +25,11 @@ extern crate alloc;
 pub mod apf;
 pub mod arch;
 mod boot;
+mod cell;
 pub mod console;
 pub mod env;
+#[doc(hidden)]
+pub mod header;
 pub mod heap;
 pub mod hypercall;
 mod panic;

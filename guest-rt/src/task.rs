@@ -19,7 +19,7 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::rc::Rc;
 use alloc::vec::Vec;
-use core::cell::{RefCell, UnsafeCell};
+use core::cell::RefCell;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
@@ -27,6 +27,8 @@ use core::time::Duration;
 
 use vessel_abi::apf::WAKE_ALL;
 use vessel_abi::Call;
+
+use crate::cell::Global;
 
 /// Stack size of each task (heap memory, no guard page: keep frames small).
 pub const STACK_SIZE: usize = 128 << 10;
@@ -61,25 +63,31 @@ struct Exec {
     timers: Vec<(u64, Waker)>,
 }
 
-struct Global(UnsafeCell<Option<Exec>>);
-// SAFETY: one vCPU, no preemption; interrupt handlers never touch it.
-unsafe impl Sync for Global {}
-static EXEC: Global = Global(UnsafeCell::new(None));
+impl Exec {
+    fn new() -> Exec {
+        Exec {
+            tasks: BTreeMap::new(),
+            next_id: 1,
+            runq: VecDeque::new(),
+            current: None,
+            sched_sp: 0,
+            parked: BTreeMap::new(),
+            timers: Vec::new(),
+        }
+    }
+}
+
+/// One vCPU, no preemption; interrupt handlers never touch it.
+static EXEC: Global<Exec> = Global::new(
+    "guest-rt: executor state re-entered while in use (a waker or drop inside the scheduler?)",
+    Exec::new,
+);
 
 /// Run `f` on the executor state. Never switch stacks or call user code
-/// (futures, wakers' targets outside this module) from inside `f`.
+/// (futures, wakers' targets outside this module) from inside `f`: a
+/// nested `with` aborts the app.
 fn with<R>(f: impl FnOnce(&mut Exec) -> R) -> R {
-    // SAFETY: see `Global`; no caller re-enters `with` from `f`.
-    let e = unsafe { &mut *EXEC.0.get() };
-    f(e.get_or_insert_with(|| Exec {
-        tasks: BTreeMap::new(),
-        next_id: 1,
-        runq: VecDeque::new(),
-        current: None,
-        sched_sp: 0,
-        parked: BTreeMap::new(),
-        timers: Vec::new(),
-    }))
+    EXEC.with(f)
 }
 
 // --- wakers: the data pointer is the task id ---

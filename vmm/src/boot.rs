@@ -1,6 +1,8 @@
-//! The boot area: BootInfo, the vCPU table, hypercall frames, args and env.
+//! The boot area: BootInfo, the vCPU table, hypercall frames, the guest's
+//! stdout buffer, args and env.
 
-use vessel_abi::{BootInfo, GuestStr, VcpuInfo, ABI_VERSION, BOOT_MAGIC};
+use vessel_abi::zerocopy::IntoBytes;
+use vessel_abi::{BootInfo, ConsoleBuffer, GuestSlice, VcpuInfo, ABI_VERSION, BOOT_MAGIC};
 
 use crate::error::{Error, Result};
 use crate::layout::Layout;
@@ -10,7 +12,9 @@ use crate::memory::GuestRam;
 const VCPUS_OFF: u64 = 0x100;
 const FRAMES_OFF: u64 = 0x1000;
 const FRAME_STRIDE: u64 = 128;
-const STRINGS_OFF: u64 = 0x2000;
+const STDOUT_OFF: u64 = 0x2000;
+const STRINGS_OFF: u64 =
+    STDOUT_OFF + (std::mem::size_of::<ConsoleBuffer>() as u64).next_multiple_of(0x100);
 
 /// Guest address of vCPU `i`'s hypercall frame.
 pub fn frame_addr(area: u64, i: u32) -> u64 {
@@ -56,21 +60,27 @@ impl Area<'_> {
         let mut refs = Vec::new();
         for s in items {
             let addr = self.put(s.as_bytes(), 1)?;
-            refs.push(GuestStr {
+            refs.push(GuestSlice {
                 addr,
                 len: s.len() as u64,
             });
         }
-        let bytes: Vec<u8> = refs
-            .iter()
-            .flat_map(|r| crate::memory::pod_bytes(r).to_vec())
-            .collect();
-        Ok((self.put(&bytes, 8)?, refs.len() as u64))
+        Ok((self.put(refs.as_bytes(), 8)?, refs.len() as u64))
     }
 }
 
-/// Write the boot area; returns the BootInfo address.
-pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
+/// Guest addresses [`write`] chose. The launcher keeps them: the guest can
+/// overwrite its BootInfo, so nothing is read back from there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootAddrs {
+    /// The BootInfo (handed to the guest in its first argument register).
+    pub info: u64,
+    /// The guest's stdout [`ConsoleBuffer`] (`BootInfo::stdout_buffer`).
+    pub stdout: u64,
+}
+
+/// Write the boot area.
+pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<BootAddrs> {
     // Fresh guest RAM is zero, so the area needs no clearing (clearing 1 MiB
     // would fault in 256 pages: about 1 ms of a 5 ms boot).
     let (start, end) = l.boot_area;
@@ -85,7 +95,7 @@ pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
     for (name, addr, len) in p.lazy {
         let n = area.put(name.as_bytes(), 1)?;
         lazy_entries.push(vessel_abi::LazyRegion {
-            name: GuestStr {
+            name: GuestSlice {
                 addr: n,
                 len: name.len() as u64,
             },
@@ -93,11 +103,11 @@ pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
             len: *len,
         });
     }
-    let lazy_bytes: Vec<u8> = lazy_entries
-        .iter()
-        .flat_map(|r| crate::memory::pod_bytes(r).to_vec())
-        .collect();
-    let lazy = area.put(&lazy_bytes, 8)?;
+    let lazy = area.put(lazy_entries.as_bytes(), 8)?;
+
+    // The stdout buffer starts empty: `len` 0 (the data needs no clearing).
+    let stdout = start + STDOUT_OFF;
+    ram.write(stdout, &0u64.to_le_bytes())?;
 
     let vcpus = start + VCPUS_OFF;
     for i in 0..l.vcpus {
@@ -131,17 +141,22 @@ pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<u64> {
         vector_bits: p.vector_bits,
         counter_khz: p.counter_khz,
         console_flags: p.console_flags,
-        reserved: [0; 7],
+        stdout_buffer: stdout,
+        reserved: [0; 6],
     };
     ram.write_pod(start, &info)?;
-    Ok(start)
+    Ok(BootAddrs {
+        info: start,
+        stdout,
+    })
 }
 
 const _: () = {
     assert!(std::mem::size_of::<BootInfo>() as u64 <= VCPUS_OFF);
     assert!(VCPUS_OFF + 32 * std::mem::size_of::<VcpuInfo>() as u64 <= FRAMES_OFF);
     assert!(std::mem::size_of::<vessel_abi::Frame>() as u64 <= FRAME_STRIDE);
-    assert!(FRAMES_OFF + 32 * FRAME_STRIDE <= STRINGS_OFF);
+    assert!(FRAMES_OFF + 32 * FRAME_STRIDE <= STDOUT_OFF);
+    assert!(STDOUT_OFF.is_multiple_of(std::mem::align_of::<ConsoleBuffer>() as u64));
 };
 
 #[cfg(test)]
@@ -175,11 +190,14 @@ mod tests {
             console_flags: 0,
         };
         let at = write(&ram, &l, &p).unwrap();
-        let b: BootInfo = ram.read_pod(at).unwrap();
+        let b: BootInfo = ram.read_pod(at.info).unwrap();
+        assert_eq!(b.stdout_buffer, at.stdout);
+        let out: ConsoleBuffer = ram.read_pod(at.stdout).unwrap();
+        assert_eq!(out.len, 0);
         assert_eq!(b.magic, BOOT_MAGIC);
         assert_eq!((b.argc, b.envc, b.vcpu_count, b.counter_khz), (2, 1, 1, 7));
         assert_eq!((b.heap_start, b.heap_size), (0x30_0000, 0x40_0000));
-        let s: GuestStr = ram.read_pod(b.argv + 16).unwrap();
+        let s: GuestSlice = ram.read_pod(b.argv + 16).unwrap();
         assert_eq!(
             ram.read_vec(s.addr, s.len, 100).unwrap(),
             "wörld".as_bytes()

@@ -7,6 +7,7 @@
 use object::elf::{self, FileHeader64, ProgramHeader64, SectionHeader64};
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
 use object::{LittleEndian as LE, StringTable};
+use vessel_abi::zerocopy::FromBytes;
 use vessel_abi::{GuestHeader, HEADER_MAGIC, HEADER_SECTION};
 
 use crate::error::{Error, Result};
@@ -219,16 +220,13 @@ fn read_header(hdr: &FileHeader64<LE>, data: &[u8]) -> Result<GuestHeader> {
     let bytes = sec
         .data(e, data)
         .map_err(|err| bad(format!("{HEADER_SECTION}: {err}")))?;
-    let mut h = GuestHeader::default();
     let n = std::mem::size_of::<GuestHeader>();
-    if bytes.len() < n {
+    let Ok((h, _)) = GuestHeader::read_from_prefix(bytes) else {
         return Err(bad(format!(
             "{HEADER_SECTION} is {} bytes, want {n}",
             bytes.len()
         )));
-    }
-    // SAFETY: GuestHeader is Pod (any bytes are valid) and the copy covers exactly it.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&raw mut h).cast::<u8>(), n) };
+    };
     if h.magic != HEADER_MAGIC {
         return Err(bad(format!(
             "{HEADER_SECTION} has bad magic {:#x}",
@@ -308,7 +306,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn put<const N: usize>(v: &mut [u8], at: usize, b: [u8; N]) {
+    fn put<const N: usize>(v: &mut Vec<u8>, at: usize, b: [u8; N]) {
         v[at..at + N].copy_from_slice(&b);
     }
 
@@ -325,7 +323,7 @@ pub(crate) mod tests {
             // Header section data.
             let hdr_off = out.len();
             if let Some(h) = &self.header {
-                out.extend_from_slice(crate::memory::pod_bytes(h));
+                out.extend_from_slice(vessel_abi::zerocopy::IntoBytes::as_bytes(h));
             }
             // .strtab and .symtab.
             let strtab_off = out.len();
@@ -334,7 +332,7 @@ pub(crate) mod tests {
             strtab.extend_from_slice(self.func.2.as_bytes());
             strtab.push(0);
             out.extend_from_slice(&strtab);
-            while !out.len().is_multiple_of(8) {
+            while out.len() % 8 != 0 {
                 out.push(0);
             }
             let symtab_off = out.len();
@@ -350,18 +348,18 @@ pub(crate) mod tests {
             let shstr_off = out.len();
             let shstr = b"\0.vessel.header\0.symtab\0.strtab\0.shstrtab\0";
             out.extend_from_slice(shstr);
-            while !out.len().is_multiple_of(8) {
+            while out.len() % 8 != 0 {
                 out.push(0);
             }
             let sh_off = out.len();
             // Sections: null, header (optional name), symtab, strtab, shstrtab.
-            let sh = |name: u32,
-                      ty: u32,
-                      off: usize,
-                      size: usize,
-                      link: u32,
-                      entsize: u64,
-                      info: u32| {
+            let mut sh = |name: u32,
+                          ty: u32,
+                          off: usize,
+                          size: usize,
+                          link: u32,
+                          entsize: u64,
+                          info: u32| {
                 let mut s = [0u8; 64];
                 s[0..4].copy_from_slice(&name.to_le_bytes());
                 s[4..8].copy_from_slice(&ty.to_le_bytes());

@@ -4,7 +4,7 @@
 //! helpers, which check it against guest memory with overflow-safe
 //! arithmetic and return an error instead of panicking.
 
-use vessel_abi::Pod;
+use vessel_abi::zerocopy::{FromBytes, Immutable, IntoBytes};
 use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap};
 
 use crate::error::{Error, Result};
@@ -108,19 +108,16 @@ impl GuestRam {
         Ok(v)
     }
 
-    pub fn read_pod<T: Pod>(&self, addr: u64) -> Result<T> {
-        let mut v = T::default();
-        // SAFETY: T: Pod is plain integers with no padding, so any bytes are a
-        // valid T and viewing it as bytes is sound; the slice covers exactly v.
-        let bytes = unsafe {
-            std::slice::from_raw_parts_mut((&raw mut v).cast::<u8>(), std::mem::size_of::<T>())
-        };
-        self.read(addr, bytes)?;
+    /// Read an ABI struct (any bytes are a valid `T`: `FromBytes`).
+    pub fn read_pod<T: FromBytes + IntoBytes>(&self, addr: u64) -> Result<T> {
+        let mut v = T::new_zeroed();
+        self.read(addr, v.as_mut_bytes())?;
         Ok(v)
     }
 
-    pub fn write_pod<T: Pod>(&self, addr: u64, v: &T) -> Result<()> {
-        self.write(addr, pod_bytes(v))
+    /// Write an ABI struct (no padding: `IntoBytes`).
+    pub fn write_pod<T: IntoBytes + Immutable>(&self, addr: u64, v: &T) -> Result<()> {
+        self.write(addr, v.as_bytes())
     }
 
     /// Zero `[addr, addr+len)`.
@@ -137,22 +134,10 @@ impl GuestRam {
     }
 }
 
-/// View a Pod value as its bytes.
-pub fn pod_bytes<T: Pod>(v: &T) -> &[u8] {
-    // SAFETY: T: Pod has no padding and no invalid bit patterns; the slice
-    // covers exactly the value and borrows it.
-    unsafe {
-        std::slice::from_raw_parts(
-            std::ptr::from_ref::<T>(v).cast::<u8>(),
-            std::mem::size_of::<T>(),
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vessel_abi::GuestStr;
+    use vessel_abi::GuestSlice;
 
     #[test]
     fn checked_access_refuses_out_of_range_and_overflow() {
@@ -169,16 +154,16 @@ mod tests {
     #[test]
     fn pod_round_trip() {
         let ram = GuestRam::new(0, 0x2000).unwrap();
-        let s = GuestStr {
+        let s = GuestSlice {
             addr: 0x1234,
             len: 99,
         };
         ram.write_pod(0x100, &s).unwrap();
-        assert_eq!(ram.read_pod::<GuestStr>(0x100).unwrap(), s);
+        assert_eq!(ram.read_pod::<GuestSlice>(0x100).unwrap(), s);
         ram.zero(0x100, 16).unwrap();
         assert_eq!(
-            ram.read_pod::<GuestStr>(0x100).unwrap(),
-            GuestStr::default()
+            ram.read_pod::<GuestSlice>(0x100).unwrap(),
+            GuestSlice::default()
         );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use vessel_abi::exit;
+use vessel_abi::exit::{self, OUTPUT_LOST};
 
 /// What kind of crash ended the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,9 +72,6 @@ pub enum Outcome {
     OutputLost(i32),
 }
 
-/// Exit code of an app that exited 0 but whose output was lost (EX_IOERR).
-pub const OUTPUT_LOST: i32 = 74;
-
 /// Guest-supplied text made safe for the host's terminal: control
 /// characters (escape sequences, NUL, newlines) are shown escaped, so a
 /// message stays one line and cannot drive the terminal.
@@ -102,7 +99,7 @@ impl Outcome {
             Outcome::Fault(_) => exit::GUEST_FAULT,
             Outcome::Stopped(StopReason::Timeout, _) => exit::TIMEOUT,
             Outcome::Stopped(StopReason::Signal(s), _) => 128 + s,
-            Outcome::Stopped(StopReason::BrokenPipe, _) => 128 + libc::SIGPIPE,
+            Outcome::Stopped(StopReason::BrokenPipe, _) => exit::BROKEN_PIPE,
         }
     }
 
@@ -160,9 +157,13 @@ mod tests {
         assert_eq!(Outcome::Fault(fault).exit_code(), exit::GUEST_FAULT);
         let stopped = |r| Outcome::Stopped(r, Duration::ZERO);
         assert_eq!(stopped(StopReason::Timeout).exit_code(), exit::TIMEOUT);
-        assert_eq!(stopped(StopReason::Signal(libc::SIGINT)).exit_code(), 130);
-        assert_eq!(stopped(StopReason::Signal(libc::SIGTERM)).exit_code(), 143);
-        assert_eq!(stopped(StopReason::BrokenPipe).exit_code(), 141);
+        let sig = |s| stopped(StopReason::Signal(s)).exit_code();
+        assert_eq!(sig(libc::SIGINT), exit::INTERRUPTED);
+        assert_eq!(sig(libc::SIGTERM), exit::TERMINATED);
+        assert_eq!(
+            stopped(StopReason::BrokenPipe).exit_code(),
+            exit::BROKEN_PIPE
+        );
         assert_eq!(stopped(StopReason::BrokenPipe).message(), None);
         assert_eq!(Outcome::Aborted("m".into()).exit_code(), exit::ABORT);
         assert_eq!(Outcome::OutputLost(0).exit_code(), OUTPUT_LOST);

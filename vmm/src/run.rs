@@ -144,9 +144,7 @@ impl Vm<'_> {
     /// (it crashed or was stopped). Best effort: a corrupt buffer loses
     /// that output.
     fn recover_stdout(&self, io: &mut dyn HostIo) {
-        let Some((addr, _)) = self.image.symbol(vessel_abi::console::STDOUT_SYMBOL) else {
-            return;
-        };
+        let addr = self.stdout_buffer;
         if let Ok(b) = self.ram.read_pod::<vessel_abi::ConsoleBuffer>(addr) {
             if b.len > 0 && b.len as usize <= vessel_abi::console::BUFFER {
                 let _ = io.write_final(1, &b.data[..b.len as usize]);

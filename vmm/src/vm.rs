@@ -98,8 +98,8 @@ impl<'a> Vm<'a> {
             lazy: &lazy_info(&planned),
             console_flags: console_flags(cfg),
         };
-        let boot_addr = boot::write(&ram, &layout, &params)?;
-        arch::setup_vcpu(kvm, cpu, &vcpu, 0, &layout, image, boot_addr, vector_bits)?;
+        let addrs = boot::write(&ram, &layout, &params)?;
+        arch::setup_vcpu(kvm, cpu, &vcpu, 0, &layout, image, addrs.info, vector_bits)?;
         let vm = Arc::new(vm);
         Ok(Vm {
             image,
@@ -113,7 +113,7 @@ impl<'a> Vm<'a> {
             features,
             vector_bits,
             dump_regs: cfg.dump_regs,
-            stdout_buffer: 0,
+            stdout_buffer: addrs.stdout,
             stop: StopHandle::default(),
         })
     }

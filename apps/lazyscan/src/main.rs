@@ -34,30 +34,73 @@ fn arg_after(args: &[&str], flag: &str) -> Option<&'static str> {
     guest_rt::env::args().nth(i + 1)
 }
 
+/// The command line.
+struct Opts {
+    tasks: usize,
+    region: &'static str,
+    storm: bool,
+    sleep_ms: Option<u64>,
+    passes: u32,
+    write: bool,
+}
+
+fn opts(args: &[&str]) -> Opts {
+    Opts {
+        tasks: arg_after(args, "--tasks")
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(16),
+        region: arg_after(args, "--region").unwrap_or("data"),
+        storm: args.contains(&"--storm"),
+        sleep_ms: arg_after(args, "--sleep-ms").and_then(|v| v.parse().ok()),
+        passes: arg_after(args, "--passes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1),
+        write: args.contains(&"--write"),
+    }
+}
+
 async fn main() -> i32 {
     let args: Vec<&str> = guest_rt::env::args().collect();
-    let tasks: usize = arg_after(&args, "--tasks")
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(16);
-    let name = arg_after(&args, "--region").unwrap_or("data");
-    let storm = args.contains(&"--storm");
-    let sleep_ms: Option<u64> = arg_after(&args, "--sleep-ms").and_then(|v| v.parse().ok());
+    let o = opts(&args);
+    let name = o.region;
     let Some(data) = guest_rt::env::lazy_region(name) else {
         guest_rt::eprintln!("lazyscan: no lazy region named `{name}` (give --lazy {name}=FILE)");
         return 2;
     };
-    if args.contains(&"--write") {
+    if o.write {
         let p = data.as_ptr() as *mut u8;
         // SAFETY: deliberately not safe: the region is mapped read-only and
         // this store must raise a (genuine, fatal) page fault.
         unsafe { p.write_volatile(1) };
         return 4;
     }
-    let passes: u32 = arg_after(&args, "--passes")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
     let start = guest_rt::time::Instant::now();
+    let total = match first_pass(data, &o).await {
+        Ok(total) => total,
+        Err(code) => return code,
+    };
+    if o.passes > 1 {
+        let t = guest_rt::time::Instant::now();
+        for _ in 1..o.passes {
+            let again = scan(data, o.tasks).await;
+            if again != total {
+                guest_rt::eprintln!("lazyscan: pass sum {again} != {total}");
+                return 3;
+            }
+        }
+        println!("steady_us={}", t.elapsed().as_micros());
+    }
+    report(data.len(), o.tasks, start);
+    println!("{total}");
+    0
+}
+
+/// The faulting pass: `o.tasks` tasks each sum a page-aligned share (after
+/// touching every page at once with `--storm`), reporting over a channel
+/// and through their join handles, which must agree. Err is the exit code.
+async fn first_pass(data: &'static [u8], o: &Opts) -> Result<u64, i32> {
+    let (tasks, storm) = (o.tasks, o.storm);
     let pages = data.len().div_ceil(PAGE);
     let per = pages.div_ceil(tasks);
     let (tx, mut rx) = task::channel::<(usize, u64)>();
@@ -69,14 +112,7 @@ async fn main() -> i32 {
         let tx = tx.clone();
         handles.push(task::spawn(async move {
             if storm {
-                // Touch one byte per page so each task faults at once.
-                let mut s = 0u8;
-                for p in part.iter().step_by(PAGE) {
-                    // SAFETY: reading a byte of the mapped region; volatile so
-                    // the touch is not optimised away.
-                    s = s.wrapping_add(unsafe { core::ptr::read_volatile(p) });
-                }
-                core::hint::black_box(s);
+                touch_pages(part);
                 task::yield_now().await;
             }
             let sum: u64 = part.iter().map(|&b| b as u64).sum();
@@ -85,7 +121,7 @@ async fn main() -> i32 {
         }));
     }
     drop(tx);
-    if let Some(ms) = sleep_ms {
+    if let Some(ms) = o.sleep_ms {
         handles.push(task::spawn(async move {
             task::sleep(core::time::Duration::from_millis(ms)).await;
             0
@@ -105,19 +141,24 @@ async fn main() -> i32 {
         guest_rt::eprintln!(
             "lazyscan: channel saw {received} sums totalling {via_channel}, joins {total}"
         );
-        return 3;
+        return Err(3);
     }
-    if passes > 1 {
-        let t = guest_rt::time::Instant::now();
-        for _ in 1..passes {
-            let again = scan(data, tasks).await;
-            if again != total {
-                guest_rt::eprintln!("lazyscan: pass sum {again} != {total}");
-                return 3;
-            }
-        }
-        println!("steady_us={}", t.elapsed().as_micros());
+    Ok(total)
+}
+
+/// Touch one byte per page so each task faults at once.
+fn touch_pages(part: &[u8]) {
+    let mut s = 0u8;
+    for p in part.iter().step_by(PAGE) {
+        // SAFETY: reading a byte of the mapped region; volatile so the
+        // touch is not optimised away.
+        s = s.wrapping_add(unsafe { core::ptr::read_volatile(p) });
     }
+    core::hint::black_box(s);
+}
+
+/// The async-PF counters, the one-line verdicts and the size/time line.
+fn report(bytes: usize, tasks: usize, start: guest_rt::time::Instant) {
     let st = guest_rt::apf::stats();
     println!(
         "apf: enabled={} not_present={} ready={} wake_all={} unmatched={} duplicate={} waited_in_place={} max_outstanding={}",
@@ -134,12 +175,10 @@ async fn main() -> i32 {
     );
     println!(
         "bytes={} tasks={} elapsed_ms={}",
-        data.len(),
+        bytes,
         tasks,
         start.elapsed().as_millis()
     );
-    println!("{total}");
-    0
 }
 
 /// One more pass of the same work with `tasks` tasks; returns the total.

@@ -27,65 +27,21 @@ fn main() -> i32 {
             println!("about to index {i}");
             v[i] as i32
         }
-        "fault" => {
-            println!("storing to 0xdead0000");
-            let p = 0xdead_0000u64 as *mut u64;
-            // SAFETY: deliberately not safe: this address is unmapped and the
-            // store raises #PF, which is the behaviour under test.
-            unsafe { p.write_volatile(42) };
-            0
-        }
+        "fault" => fault(),
         "null" => {
             // SAFETY: deliberately reads the guard page at 0 to raise #PF.
             unsafe { core::ptr::without_provenance::<u64>(8).read_volatile() as i32 }
         }
         "ud" => guest_rt::process::trap(),
-        "spin" => {
-            println!("spinning");
-            let mut x = 0u64;
-            loop {
-                x = core::hint::black_box(x.wrapping_add(1));
-            }
-        }
-        "env" => match guest_rt::env::var(arg(2)) {
-            Some(v) => {
-                println!("{}={}", arg(2), v);
-                0
-            }
-            None => {
-                println!("{} unset", arg(2));
-                3
-            }
-        },
+        "spin" => spin(),
+        "env" => env(arg(2)),
         "abort" => guest_rt::process::abort(arg(2)),
-        "heap" => {
-            let mib: usize = arg(2).parse().unwrap_or(1);
-            let mut v: Vec<u8> = Vec::with_capacity(mib << 20);
-            v.resize(mib << 20, 0xa5);
-            let sum: u64 = v.iter().step_by(4096).map(|&b| b as u64).sum();
-            println!("heap ok {} MiB sum {}", mib, sum);
-            0
-        }
+        "heap" => heap(arg(2).parse().unwrap_or(1)),
         "stderr" => {
             eprintln!("{}", arg(2));
             0
         }
-        "clock" => {
-            let t0 = guest_rt::time::host_monotonic_ns();
-            let i = guest_rt::time::Instant::now();
-            let mut x = 0u64;
-            for k in 0..1_000_000u64 {
-                x = core::hint::black_box(x ^ k);
-            }
-            let t1 = guest_rt::time::host_monotonic_ns();
-            println!(
-                "host {} ns guest {} ns realtime {}",
-                t1 - t0,
-                i.elapsed().as_nanos(),
-                guest_rt::time::realtime_ns()
-            );
-            0
-        }
+        "clock" => clock(),
         "hostile" => hostile(arg(2)),
         "lines" => {
             for i in 0..arg(2).parse().unwrap_or(10) {
@@ -93,18 +49,7 @@ fn main() -> i32 {
             }
             0
         }
-        "stdin" => {
-            let mut all = String::new();
-            let mut buf = [0u8; 256];
-            while let Ok(n) = guest_rt::console::read_stdin(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                all.push_str(core::str::from_utf8(&buf[..n]).unwrap_or("?"));
-            }
-            println!("read {} bytes: {}", all.len(), all.trim_end());
-            0
-        }
+        "stdin" => stdin(),
         "sve-pattern" => sve_pattern(),
         "sve" => {
             match guest_rt::arch::sve_vector_bits() {
@@ -118,6 +63,81 @@ fn main() -> i32 {
             2
         }
     }
+}
+
+/// Print, then store to an unmapped address: a diagnosed #PF, with the
+/// printed line recovered from the stdout buffer.
+fn fault() -> i32 {
+    println!("storing to 0xdead0000");
+    let p = 0xdead_0000u64 as *mut u64;
+    // SAFETY: deliberately not safe: this address is unmapped and the
+    // store raises #PF, which is the behaviour under test.
+    unsafe { p.write_volatile(42) };
+    0
+}
+
+/// Print, then never end (for `--timeout`).
+fn spin() -> i32 {
+    println!("spinning");
+    let mut x = 0u64;
+    loop {
+        x = core::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+/// Print `KEY=VALUE`, or `KEY unset` and exit 3.
+fn env(key: &str) -> i32 {
+    match guest_rt::env::var(key) {
+        Some(v) => {
+            println!("{}={}", key, v);
+            0
+        }
+        None => {
+            println!("{} unset", key);
+            3
+        }
+    }
+}
+
+/// Allocate and touch `mib` MiB of heap.
+fn heap(mib: usize) -> i32 {
+    let mut v: Vec<u8> = Vec::with_capacity(mib << 20);
+    v.resize(mib << 20, 0xa5);
+    let sum: u64 = v.iter().step_by(4096).map(|&b| b as u64).sum();
+    println!("heap ok {} MiB sum {}", mib, sum);
+    0
+}
+
+/// Host and guest clocks over the same busy loop, and the realtime clock.
+fn clock() -> i32 {
+    let t0 = guest_rt::time::host_monotonic_ns();
+    let i = guest_rt::time::Instant::now();
+    let mut x = 0u64;
+    for k in 0..1_000_000u64 {
+        x = core::hint::black_box(x ^ k);
+    }
+    let t1 = guest_rt::time::host_monotonic_ns();
+    println!(
+        "host {} ns guest {} ns realtime {}",
+        t1 - t0,
+        i.elapsed().as_nanos(),
+        guest_rt::time::realtime_ns()
+    );
+    0
+}
+
+/// Read stdin to EOF and print its size and text.
+fn stdin() -> i32 {
+    let mut all = String::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = guest_rt::console::read_stdin(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        all.push_str(core::str::from_utf8(&buf[..n]).unwrap_or("?"));
+    }
+    println!("read {} bytes: {}", all.len(), all.trim_end());
+    0
 }
 
 /// Malformed hypercalls: each must get an error code back, never crash the

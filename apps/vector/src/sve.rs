@@ -6,11 +6,11 @@
 //! patterns in w registers, like the x86_64 kernels.
 //!
 //! This module depends on nothing from guest-rt, so it can be compile-checked
-//! alone for aarch64-unknown-none. Checked so far (not yet under Vessel,
-//! whose aarch64 guest-rt is being written): every kernel equal to
-//! `kernels::SCALAR` on a bare-metal EL1 harness under
-//! `qemu-system-aarch64 -M virt -cpu max,sve=on,sveN=on` for N = 128, 512
-//! and 2048 (n = 0, 1, 3, 15, 17, 4099; matmul 67x67x67).
+//! alone for aarch64-unknown-none. The arm64 suite (`cargo xtask test`)
+//! runs the app under Vessel at every SVE length from 128 to 2048 bits
+//! (`vector-sve-N`) and checks every kernel against its scalar reference;
+//! before that, the kernels were checked equal to `kernels::SCALAR` on a
+//! bare-metal EL1 harness for n = 0, 1, 3, 15, 17 and 4099.
 
 use crate::kernels::{check_gather, check_matmul, Kernels};
 

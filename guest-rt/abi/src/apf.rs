@@ -36,7 +36,17 @@ pub const MAX_VECTOR: u32 = 255;
 
 /// The per-vCPU notification area (KVM's `kvm_vcpu_pv_apf_data`).
 #[repr(C, align(64))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+)]
 pub struct ApfArea {
     /// [`PAGE_NOT_PRESENT`] while a "not present" fault is being delivered.
     pub flags: u32,

@@ -5,10 +5,12 @@
 //! `Call` and [`Call::encode`]s it into its per-vCPU [`Frame`]; the host
 //! [`Call::decode`]s the frame and answers in `status`/`ret`.
 
-/// A buffer in guest memory named by guest-physical address and length.
-/// The host must check it against guest memory before touching it.
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+/// A buffer or string in guest memory named by guest-physical address and
+/// length. The host must check it against guest memory before touching it.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct GuestSlice {
     pub addr: u64,
     pub len: u64,
@@ -36,7 +38,7 @@ pub mod clock {
 
 /// The per-vCPU hypercall frame.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct Frame {
     /// Hypercall number, see [`nr`].
     pub nr: u32,

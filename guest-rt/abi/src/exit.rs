@@ -16,6 +16,14 @@ pub const LAUNCHER_ERROR: i32 = 125;
 pub const GUEST_FAULT: i32 = 126;
 /// The app called abort with a message (SIGABRT's shell code).
 pub const ABORT: i32 = 134;
+/// The app exited 0 but some of its output could not be written (EX_IOERR).
+pub const OUTPUT_LOST: i32 = 74;
+/// The launcher got SIGINT: the guest was stopped (128 + SIGINT).
+pub const INTERRUPTED: i32 = 130;
+/// stdout was a pipe whose reader had gone (128 + SIGPIPE).
+pub const BROKEN_PIPE: i32 = 141;
+/// The launcher got SIGTERM: the guest was stopped (128 + SIGTERM).
+pub const TERMINATED: i32 = 143;
 /// What an app exit code in the reserved set is turned into.
 pub const APP_CODE_RESERVED: i32 = 1;
 

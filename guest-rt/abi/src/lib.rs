@@ -11,17 +11,30 @@
 //!
 //! Every `#[repr(C)]` type here has its size and field offsets asserted at
 //! compile time: both sides compile this one crate, so a layout change shows
-//! up as a build error, not as a silent mismatch.
+//! up as a build error, not as a silent mismatch. Each also derives
+//! zerocopy's `FromBytes + IntoBytes + Immutable`, whose derives refuse a
+//! type with padding or with bytes that are not valid for every pattern, so
+//! the host reads and writes them in guest memory without `unsafe`.
 #![no_std]
+
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 pub mod apf;
 pub mod call;
 pub mod exit;
 
 pub use call::{clock, nr, Call, DecodeError, Errno, Frame, GuestSlice};
+/// The byte-safety traits every `#[repr(C)]` type here derives
+/// (`FromBytes`, `IntoBytes`, `Immutable`), re-exported so both sides use
+/// the same version.
+pub use zerocopy;
 
-/// The ABI version. A guest refuses to run on a launcher with another one.
-pub const ABI_VERSION: u32 = 1;
+/// The ABI version. A guest refuses to run on a launcher with another one,
+/// and the launcher refuses a guest built against another one.
+///
+/// 2: the launcher reserves the stdout buffer ([`BootInfo::stdout_buffer`]);
+/// the guest no longer exports it as an ELF symbol.
+pub const ABI_VERSION: u32 = 2;
 
 /// `BootInfo::magic`: "VESSELBI" read as a little-endian u64.
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"VESSELBI");
@@ -38,23 +51,11 @@ pub mod features {
     pub const ASYNC_PF: u64 = 1 << 0;
     /// SVE is enabled for this VM; `BootInfo::vector_bits` is the maximum length.
     pub const SVE: u64 = 1 << 1;
-    /// Hypercalls may use `hvc` in the SMCCC vendor-hypervisor range (arm64).
-    pub const HVC_CALLS: u64 = 1 << 2;
-    /// Every bit this ABI version defines.
-    pub const ALL: u64 = ASYNC_PF | SVE | HVC_CALLS;
-}
-
-/// A string or byte buffer in guest memory: guest-physical address and length.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GuestStr {
-    pub addr: u64,
-    pub len: u64,
 }
 
 /// Per-vCPU data the launcher prepares. One entry per vCPU, indexed by vCPU id.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct VcpuInfo {
     /// vCPU index (0-based).
     pub id: u64,
@@ -68,10 +69,10 @@ pub struct VcpuInfo {
 
 /// A memory region the launcher fills lazily, found by name.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct LazyRegion {
     /// Name given on the command line (`--lazy NAME=FILE`).
-    pub name: GuestStr,
+    pub name: GuestSlice,
     /// Guest address of the first byte.
     pub addr: u64,
     /// Bytes of file data (the region itself is rounded up to whole pages).
@@ -81,7 +82,7 @@ pub struct LazyRegion {
 /// What the launcher tells the guest at boot. Lives in guest memory; its
 /// address arrives in the first argument register.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct BootInfo {
     /// [`BOOT_MAGIC`].
     pub magic: u64,
@@ -97,10 +98,10 @@ pub struct BootInfo {
     pub heap_start: u64,
     /// Heap size in bytes.
     pub heap_size: u64,
-    /// Guest address of `argc` [`GuestStr`]s; argument 0 is the program name.
+    /// Guest address of `argc` [`GuestSlice`]s; argument 0 is the program name.
     pub argv: u64,
     pub argc: u64,
-    /// Guest address of `envc` [`GuestStr`]s, each `KEY=VALUE`.
+    /// Guest address of `envc` [`GuestSlice`]s, each `KEY=VALUE`.
     pub envp: u64,
     pub envc: u64,
     /// Guest address of `vcpu_count` [`VcpuInfo`]s.
@@ -114,8 +115,11 @@ pub struct BootInfo {
     pub counter_khz: u64,
     /// Console behaviour bits, see [`console`].
     pub console_flags: u64,
+    /// Guest address of the zeroed [`ConsoleBuffer`] the launcher reserved
+    /// for the guest's buffered stdout (8-byte aligned, never 0).
+    pub stdout_buffer: u64,
     /// Reserved for later versions; zero.
-    pub reserved: [u64; 7],
+    pub reserved: [u64; 6],
 }
 
 /// The guest's stdout buffer, which the launcher can read when the guest
@@ -124,20 +128,20 @@ pub struct BootInfo {
 /// guest-rt buffers stdout (a write hypercall per [`console::BUFFER`]
 /// bytes, at exit, before idling or reading stdin; per line when
 /// [`console::STDOUT_LINE_BUFFERED`] is set, i.e. stdout is a terminal).
-/// Its buffer is a [`ConsoleBuffer`] at the symbol [`console::STDOUT_SYMBOL`];
-/// after a crash or a timeout the launcher prints what is left in it.
+/// Its buffer is the [`ConsoleBuffer`] the launcher reserved in the boot
+/// area and named in [`BootInfo::stdout_buffer`](crate::BootInfo::stdout_buffer);
+/// after a crash or a timeout the launcher prints what is left in it (it
+/// remembers the address it wrote, it does not read it back from BootInfo).
 pub mod console {
     /// `BootInfo::console_flags`: flush stdout at every newline.
     pub const STDOUT_LINE_BUFFERED: u64 = 1 << 0;
     /// Bytes of stdout guest-rt buffers.
     pub const BUFFER: usize = 4096;
-    /// ELF symbol of the guest's stdout [`ConsoleBuffer`](crate::ConsoleBuffer).
-    pub const STDOUT_SYMBOL: &str = "vessel_stdout_buffer";
 }
 
 /// Pending console output: `len` bytes at the start of `data`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct ConsoleBuffer {
     pub len: u64,
     pub data: [u8; console::BUFFER],
@@ -155,7 +159,7 @@ impl Default for ConsoleBuffer {
 /// Static data the guest image carries in its [`HEADER_SECTION`] section, read
 /// by the launcher before the guest runs.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct GuestHeader {
     /// [`HEADER_MAGIC`].
     pub magic: u64,
@@ -196,6 +200,23 @@ pub mod arch {
         pub const EXCEPTION_VECTORS: u32 = 32;
         /// Bytes between two stubs.
         pub const STUB_STRIDE: u64 = 16;
+
+        /// Model-specific registers the launcher and the guest's ring-0
+        /// stubs both name.
+        pub mod msr {
+            /// x2APIC end of interrupt: the interrupt stub writes 0 here.
+            pub const X2APIC_EOI: u32 = 0x80b;
+            /// x2APIC spurious-interrupt vector: the launcher enables the
+            /// APIC through it.
+            pub const X2APIC_SVR: u32 = 0x80f;
+            /// KVM: async-PF area address and enable bits (launcher).
+            pub const KVM_ASYNC_PF_EN: u32 = 0x4b56_4d02;
+            /// KVM: the "page ready" interrupt vector (launcher).
+            pub const KVM_ASYNC_PF_INT: u32 = 0x4b56_4d06;
+            /// KVM: "page ready" consumed, the next one may come (the
+            /// interrupt stub writes 1 after clearing `ApfArea::token`).
+            pub const KVM_ASYNC_PF_ACK: u32 = 0x4b56_4d07;
+        }
     }
     /// arm64: guest-physical addresses are identity mapped.
     pub mod aarch64 {
@@ -211,13 +232,23 @@ pub mod arch {
         pub const MAX_RAM: u64 = 64 << 30;
         /// Entries of the VBAR_EL1 vector table (`GuestHeader::vector_count`).
         pub const EXCEPTION_VECTORS: u32 = 16;
+        /// Bytes between two VBAR_EL1 entries (`GuestHeader::vector_stride`).
+        pub const VECTOR_STRIDE: u64 = 0x80;
+        /// ESR_EL1.EC of the launcher's async-PF "page not present": a data
+        /// abort taken without a change in exception level.
+        pub const APF_ABORT_EC: u64 = 0x25;
+        /// ESR_EL1.DFSC of that abort: synchronous external abort.
+        pub const APF_ABORT_DFSC: u64 = 0x10;
+
+        // The table is exactly the 2 KiB that VBAR_EL1's alignment asks for.
+        const _: () = assert!(EXCEPTION_VECTORS as u64 * VECTOR_STRIDE == 2048);
     }
 }
 
 /// Fatal exception frame the x86_64 ring-0 stub leaves on its stack, lowest
 /// address first; its address is what the stub stores to `DOORBELL_FAULT`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct X86FaultFrame {
     pub vector: u64,
     pub error_code: u64,
@@ -230,7 +261,7 @@ pub struct X86FaultFrame {
 
 /// Fatal exception record the arm64 vector stub stores before reporting.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct Arm64FaultFrame {
     /// Which of the 16 vector table entries was taken.
     pub kind: u64,
@@ -240,27 +271,6 @@ pub struct Arm64FaultFrame {
     pub spsr: u64,
     pub sp: u64,
 }
-
-/// Byte-level view of the plain-old-data ABI structs, for the host to read
-/// them out of guest memory without `unsafe` at every call site.
-///
-/// # Safety
-/// Implementors are `#[repr(C)]`, made only of integers, with no padding
-/// (their layout assertions show it), so every byte pattern is a valid value.
-pub unsafe trait Pod: Copy + Default {}
-// SAFETY (all impls below): each type is #[repr(C)], made of u32/u64 fields
-// and arrays of them (u8 arrays too), with no padding; `assert_layout!`
-// checks the sizes.
-unsafe impl Pod for BootInfo {}
-unsafe impl Pod for ConsoleBuffer {}
-unsafe impl Pod for GuestStr {}
-unsafe impl Pod for VcpuInfo {}
-unsafe impl Pod for LazyRegion {}
-unsafe impl Pod for GuestHeader {}
-unsafe impl Pod for Frame {}
-unsafe impl Pod for X86FaultFrame {}
-unsafe impl Pod for Arm64FaultFrame {}
-unsafe impl Pod for apf::ApfArea {}
 
 /// Compile-time layout checks: size, then each field's offset.
 macro_rules! assert_layout {
@@ -272,7 +282,7 @@ macro_rules! assert_layout {
     };
 }
 
-assert_layout!(GuestStr, 16, { addr: 0, len: 8 });
+assert_layout!(GuestSlice, 16, { addr: 0, len: 8 });
 assert_layout!(ConsoleBuffer, 8 + console::BUFFER, { len: 0, data: 8 });
 assert_layout!(VcpuInfo, 32, { id: 0, frame: 8, stack_top: 16, stack_size: 24 });
 assert_layout!(LazyRegion, 32, { name: 0, addr: 16, len: 24 });
@@ -280,7 +290,7 @@ assert_layout!(BootInfo, 184, {
     magic: 0, abi_version: 8, vcpu_count: 12, features: 16, mem_size: 24,
     heap_start: 32, heap_size: 40, argv: 48, argc: 56, envp: 64, envc: 72,
     vcpus: 80, lazy: 88, lazy_count: 96, vector_bits: 104, counter_khz: 112,
-    console_flags: 120, reserved: 128,
+    console_flags: 120, stdout_buffer: 128, reserved: 136,
 });
 assert_layout!(GuestHeader, 72, {
     magic: 0, abi_version: 8, vector_count: 12, vector_table: 16,

@@ -6,8 +6,19 @@
 //! only exception code is the vector table below: each of its 16 entries
 //! records an `Arm64FaultFrame` and reports it through the fault doorbell.
 
-use vessel_abi::arch::aarch64::{DOORBELL, DOORBELL_FAULT};
-use vessel_abi::BootInfo;
+use core::mem::{offset_of, size_of};
+
+use vessel_abi::arch::aarch64::{
+    APF_ABORT_DFSC, APF_ABORT_EC, DOORBELL, DOORBELL_FAULT, EXCEPTION_VECTORS,
+};
+use vessel_abi::{Arm64FaultFrame, BootInfo};
+
+/// The vector table entry for a synchronous exception at EL1 with SP_EL1
+/// (entry 4: "current EL, SPx, synchronous"), where the app runs.
+const SYNC_EL1H: u64 = 4;
+/// Bytes `vessel_sync_el1h` saves below the interrupted sp before the
+/// vector registers: x0-x30, ELR, SPSR, FPSR, FPCR, rounded up to 16.
+const GPR_FRAME: u64 = 288;
 
 core::arch::global_asm!(
     // Entry: EL1h, x0 = BootInfo, sp = top of vCPU 0's stack.
@@ -19,18 +30,19 @@ core::arch::global_asm!(
     "    bl {start}",
     "    udf #0",
     ".popsection",
-    // VBAR_EL1 table: 16 entries of 0x80 bytes, 2 KiB aligned. Entry k
+    // VBAR_EL1 table: EXCEPTION_VECTORS entries of VECTOR_STRIDE bytes,
+    // aligned to its own size (2 KiB, as VBAR_EL1 requires). Entry k
     // (k / 4: current EL SP0, current EL SPx, lower EL 64, lower EL 32;
     // k % 4: sync, IRQ, FIQ, SError) records its number in x9.
     ".arch_extension sve",
     ".pushsection .text.vessel_vectors,\"ax\"",
-    ".balign 2048",
+    ".balign {table_size}",
     ".global vessel_vectors",
     "vessel_vectors:",
     ".set vessel_vec, 0",
-    ".rept 16",
-    "    .balign 0x80",
-    "    .if vessel_vec == 4",
+    ".rept {count}",
+    "    .balign {stride}",
+    "    .if vessel_vec == {sync_el1h}",
     "    b vessel_sync_el1h",
     "    .else",
     "    mov x9, #vessel_vec",
@@ -46,11 +58,11 @@ core::arch::global_asm!(
     "    msr tpidr_el1, x9",
     "    mrs x9, esr_el1",
     "    ubfx x9, x9, #26, #6",
-    "    cmp x9, #0x25",
+    "    cmp x9, #{abort_ec}",
     "    b.ne 8f",
     "    mrs x9, esr_el1",
     "    and x9, x9, #0x3f",
-    "    cmp x9, #0x10",
+    "    cmp x9, #{abort_dfsc}",
     "    b.ne 8f",
     "    mrs x9, tpidr_el1",
     // Save the whole interrupted context on its own stack: x0-x30, ELR,
@@ -173,24 +185,24 @@ core::arch::global_asm!(
     // Not a "page not present": report it like any other exception (the
     // reported SP includes the saved frame).
     "8:",
-    "9:  mov x9, #4",
+    "9:  mov x9, #{sync_el1h}",
     "    b vessel_fault_common",
     // Fatal: fill vessel_fault_frame (vessel_abi::Arm64FaultFrame) without
     // touching the stack (it may be what faulted), then report its address.
     "vessel_fault_common:",
     "    adrp x10, vessel_fault_frame",
     "    add x10, x10, :lo12:vessel_fault_frame",
-    "    str x9, [x10, #0]",
+    "    str x9, [x10, #{f_kind}]",
     "    mrs x11, esr_el1",
-    "    str x11, [x10, #8]",
+    "    str x11, [x10, #{f_esr}]",
     "    mrs x11, far_el1",
-    "    str x11, [x10, #16]",
+    "    str x11, [x10, #{f_far}]",
     "    mrs x11, elr_el1",
-    "    str x11, [x10, #24]",
+    "    str x11, [x10, #{f_elr}]",
     "    mrs x11, spsr_el1",
-    "    str x11, [x10, #32]",
+    "    str x11, [x10, #{f_spsr}]",
     "    mov x11, sp",
-    "    str x11, [x10, #40]",
+    "    str x11, [x10, #{f_sp}]",
     "    dsb sy",
     "    movz x12, #{fault_hi}, lsl #16",
     "    movk x12, #{fault_lo}",
@@ -201,40 +213,49 @@ core::arch::global_asm!(
     ".pushsection .bss.vessel_fault_frame,\"aw\",@nobits",
     ".balign 16",
     "vessel_fault_frame:",
-    ".zero 48",
+    ".zero {f_size}",
     ".popsection",
     start = sym crate::boot::vessel_rt_start,
-    gpr = const 288,
+    table_size = const EXCEPTION_VECTORS as u64 * VECTOR_STRIDE,
+    count = const EXCEPTION_VECTORS,
+    stride = const VECTOR_STRIDE,
+    sync_el1h = const SYNC_EL1H,
+    abort_ec = const APF_ABORT_EC,
+    abort_dfsc = const APF_ABORT_DFSC,
+    gpr = const GPR_FRAME,
     apf_fault = sym vessel_apf_fault,
+    f_kind = const offset_of!(Arm64FaultFrame, kind),
+    f_esr = const offset_of!(Arm64FaultFrame, esr),
+    f_far = const offset_of!(Arm64FaultFrame, far),
+    f_elr = const offset_of!(Arm64FaultFrame, elr),
+    f_spsr = const offset_of!(Arm64FaultFrame, spsr),
+    f_sp = const offset_of!(Arm64FaultFrame, sp),
+    f_size = const size_of::<Arm64FaultFrame>(),
     fault_hi = const (DOORBELL_FAULT >> 16) & 0xffff,
     fault_lo = const DOORBELL_FAULT & 0xffff,
 );
 
-const _: () = assert!(DOORBELL_FAULT >> 32 == 0);
-const _: () = assert!(core::mem::size_of::<vessel_abi::Arm64FaultFrame>() == 48);
+const _: () = {
+    // The fault doorbell address fits the movz/movk pair above.
+    assert!(DOORBELL_FAULT >> 32 == 0);
+    // x0-x30, ELR, SPSR, FPSR, FPCR fit the frame, which keeps sp 16-aligned.
+    assert!(35 * 8 <= GPR_FRAME && GPR_FRAME.is_multiple_of(16));
+    // Every field is a u64 the stub stores with `str x`.
+    assert!(size_of::<Arm64FaultFrame>() == 6 * 8);
+    assert!(SYNC_EL1H < EXCEPTION_VECTORS as u64);
+};
 
-/// Emits the guest image's `.vessel.header` (see `vessel_abi::GuestHeader`).
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __vessel_header {
-    ($sve_bits:expr) => {
-        core::arch::global_asm!(
-            ".pushsection .vessel.header,\"a\"",
-            ".balign 8",
-            ".quad {magic}",
-            ".long {version}",
-            ".long {count}",
-            ".quad vessel_vectors",
-            ".quad 128",
-            ".quad {sve}",
-            ".quad 0, 0, 0, 0",
-            ".popsection",
-            magic = const $crate::abi::HEADER_MAGIC,
-            version = const $crate::abi::ABI_VERSION,
-            count = const $crate::abi::arch::aarch64::EXCEPTION_VECTORS,
-            sve = const $sve_bits,
-        );
-    };
+/// `GuestHeader::vector_count` and `vector_stride`.
+pub(crate) const VECTOR_COUNT: u32 = EXCEPTION_VECTORS;
+pub(crate) use vessel_abi::arch::aarch64::VECTOR_STRIDE;
+
+/// `GuestHeader::vector_table` (the VBAR_EL1 table) and `irq_entry` (none:
+/// arm64 takes no interrupts).
+pub(crate) const fn header_entries() -> (*const (), *const ()) {
+    extern "C" {
+        fn vessel_vectors();
+    }
+    (vessel_vectors as *const (), core::ptr::null())
 }
 
 /// Ring the hypercall doorbell with the guest-physical address of a frame.

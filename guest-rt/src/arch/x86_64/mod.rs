@@ -7,9 +7,9 @@
 //!
 //! - exception stubs report fatal exceptions through the fault doorbell;
 //! - the #PF stub first checks the async-PF area: a "page not present"
-//!   (flags == 1, fault taken at CPL3) is *reflected to CPL3* like a signal:
+//!   (flags == PAGE_NOT_PRESENT, fault taken at CPL3) is *reflected to CPL3* like a signal:
 //!   it writes the interrupted rip, rflags, rax and rbx onto the task's own
-//!   stack (below a 128-byte red-zone gap), and `iretq`s to
+//!   stack (below a [`RED_ZONE`]-byte gap), and `iretq`s to
 //!   `vessel_apf_upcall` at CPL3 on that stack with the token in rax;
 //! - the IRQ stub (every vector >= 32) records a "page ready" token in a
 //!   ring the runtime drains, clears the token, writes MSR_KVM_ASYNC_PF_ACK
@@ -21,12 +21,25 @@
 //! to the scheduler with the plain callee-saved switch `vessel_switch`. When
 //! the page is ready the scheduler switches back, the upcall restores the
 //! vector state and GPRs, `popfq` (IF is not changed at CPL3, it is 1) and
-//! `ret $128` returns to the faulting instruction with the original rsp, so
+//! `ret $RED_ZONE` returns to the faulting instruction with the original rsp, so
 //! the access is retried. Why CPL3 and `ret` rather than `iretq` from ring
 //! 0: every ring-0 instruction costs ~1 µs here, and xsave at ring 0 would
 //! need SSE-clean emulation this KVM lacks; the CPL3 path runs natively.
 
+use core::mem::offset_of;
+
+use vessel_abi::apf::{ApfArea, PAGE_NOT_PRESENT};
+use vessel_abi::arch::x86_64::msr::{KVM_ASYNC_PF_ACK, X2APIC_EOI};
 use vessel_abi::arch::x86_64::{DOORBELL, DOORBELL_FAULT, EXCEPTION_VECTORS, STUB_STRIDE};
+
+use crate::apf::ApfShared;
+
+/// The System V red zone: 128 bytes below rsp that interrupted code may be
+/// using, which the async-PF reflection must not overwrite.
+const RED_ZONE: u64 = 128;
+/// What the #PF stub writes below the red zone for `vessel_apf_upcall`:
+/// rbx, rax, rflags, rip of the interrupted code.
+const UPCALL_FRAME: u64 = RED_ZONE + 4 * 8;
 
 core::arch::global_asm!(
     // Entry: CPL3, rdi = BootInfo, rsp = top of vCPU 0's stack.
@@ -66,16 +79,16 @@ core::arch::global_asm!(
     // #PF (ring 0). Stack: error code, rip, cs, rflags, rsp, ss.
     "vessel_pf_entry:",
     "    push %rax",
-    "    mov {apf}(%rip), %eax",
-    "    cmp $1, %eax",
+    "    mov {apf}+{flags}(%rip), %eax",
+    "    cmp ${not_present}, %eax",
     "    jne 2f",
     "    testb $3, 24(%rsp)",
     "    jz 2f",
-    "    movl $0, {apf}(%rip)",
+    "    movl $0, {apf}+{flags}(%rip)",
     "    push %rbx",
     // 0 rbx, 8 rax, 16 err, 24 rip, 32 cs, 40 rflags, 48 rsp, 56 ss
     "    mov 48(%rsp), %rbx",
-    "    sub $160, %rbx",
+    "    sub ${upcall_frame}, %rbx",
     "    mov 24(%rsp), %rax",
     "    mov %rax, 24(%rbx)",
     "    mov 40(%rsp), %rax",
@@ -100,24 +113,24 @@ core::arch::global_asm!(
     "    push %rax",
     "    push %rcx",
     "    push %rdx",
-    "    mov {apf}+4(%rip), %eax",
+    "    mov {apf}+{token}(%rip), %eax",
     "    test %eax, %eax",
     "    jz 3f",
-    "    movl $0, {apf}+4(%rip)",
-    "    mov {apf}+64(%rip), %rcx",
+    "    movl $0, {apf}+{token}(%rip)",
+    "    mov {apf}+{head}(%rip), %rcx",
     "    mov %ecx, %edx",
     "    and ${ringmask}, %edx",
     "    push %rsi",
-    "    lea {apf}+72(%rip), %rsi",
+    "    lea {apf}+{ring}(%rip), %rsi",
     "    mov %eax, (%rsi,%rdx,4)",
     "    pop %rsi",
     "    inc %rcx",
-    "    mov %rcx, {apf}+64(%rip)",
-    "    mov $0x4b564d07, %ecx",
+    "    mov %rcx, {apf}+{head}(%rip)",
+    "    mov ${apf_ack}, %ecx",
     "    mov $1, %eax",
     "    xor %edx, %edx",
     "    wrmsr",
-    "3:  mov $0x80b, %ecx",
+    "3:  mov ${eoi}, %ecx",
     "    xor %eax, %eax",
     "    xor %edx, %edx",
     "    wrmsr",
@@ -129,7 +142,7 @@ core::arch::global_asm!(
     // CPL3 from here on.
     ".pushsection .text.vessel_upcall,\"ax\"",
     // Entered by iretq from vessel_pf_entry: rax = token, rsp -> [rbx, rax,
-    // rflags, rip] of the interrupted code, whose rsp was this + 160.
+    // rflags, rip] of the interrupted code, whose rsp was this + UPCALL_FRAME.
     "vessel_apf_upcall:",
     "    push %rcx",
     "    push %rdx",
@@ -192,7 +205,7 @@ core::arch::global_asm!(
     "    pop %rbx",
     "    pop %rax",
     "    popfq",
-    "    ret $128",
+    "    ret ${red_zone}",
     // vessel_switch(save: *mut u64, to: u64): callee-saved switch.
     ".global vessel_switch",
     "vessel_switch:",
@@ -218,7 +231,16 @@ core::arch::global_asm!(
     "    ud2",
     ".popsection",
     apf = sym crate::apf::VESSEL_APF_SHARED,
+    flags = const offset_of!(ApfShared, area) + offset_of!(ApfArea, flags),
+    token = const offset_of!(ApfShared, area) + offset_of!(ApfArea, token),
+    head = const offset_of!(ApfShared, head),
+    ring = const offset_of!(ApfShared, ring),
     ringmask = const crate::apf::RING - 1,
+    not_present = const PAGE_NOT_PRESENT,
+    apf_ack = const KVM_ASYNC_PF_ACK,
+    eoi = const X2APIC_EOI,
+    upcall_frame = const UPCALL_FRAME,
+    red_zone = const RED_ZONE,
     xsize = sym XSAVE_SIZE,
     park = sym crate::apf::vessel_apf_park,
     task_main = sym crate::task::vessel_task_main,
@@ -229,30 +251,17 @@ core::arch::global_asm!(
     options(att_syntax)
 );
 
-/// Emits the guest image's `.vessel.header` (see `vessel_abi::GuestHeader`).
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __vessel_header {
-    ($sve_bits:expr) => {
-        core::arch::global_asm!(
-            ".pushsection .vessel.header,\"a\"",
-            ".balign 8",
-            ".quad {magic}",
-            ".long {version}",
-            ".long {count}",
-            ".quad vessel_vectors",
-            ".quad {stride}",
-            ".quad {sve}",
-            ".quad vessel_irq_entry",
-            ".quad 0, 0, 0",
-            ".popsection",
-            magic = const $crate::abi::HEADER_MAGIC,
-            version = const $crate::abi::ABI_VERSION,
-            count = const $crate::abi::arch::x86_64::EXCEPTION_VECTORS,
-            stride = const $crate::abi::arch::x86_64::STUB_STRIDE,
-            sve = const $sve_bits,
-        );
-    };
+/// `GuestHeader::vector_count` and `vector_stride`.
+pub(crate) const VECTOR_COUNT: u32 = EXCEPTION_VECTORS;
+pub(crate) const VECTOR_STRIDE: u64 = STUB_STRIDE;
+
+/// `GuestHeader::vector_table` and `irq_entry`: the stubs above.
+pub(crate) const fn header_entries() -> (*const (), *const ()) {
+    extern "C" {
+        fn vessel_vectors();
+        fn vessel_irq_entry();
+    }
+    (vessel_vectors as *const (), vessel_irq_entry as *const ())
 }
 
 /// Ring the hypercall doorbell with the guest-physical address of a frame.

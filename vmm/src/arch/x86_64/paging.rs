@@ -197,7 +197,7 @@ mod tests {
         let mut pt = PageTables::new(0x1000, 0x10000);
         pt.map(0x10_0000, 0x20_0000, WRITABLE | USER).unwrap();
         pt.write(&ram).unwrap();
-        let pml4e: u64 = ram.read_pod::<vessel_abi::GuestStr>(0x1000).unwrap().addr;
+        let pml4e: u64 = ram.read_pod::<vessel_abi::GuestSlice>(0x1000).unwrap().addr;
         assert_eq!(pml4e & PRESENT, PRESENT);
         let pdpt = pml4e & ADDR_MASK;
         assert!((0x2000..0x10000).contains(&pdpt));

@@ -4,9 +4,9 @@ use kvm_ioctls::VcpuFd;
 
 use crate::error::{Error, KvmContext, Result};
 
-pub const X2APIC_SVR: u32 = 0x80f;
-pub const MSR_KVM_ASYNC_PF_EN: u32 = 0x4b56_4d02;
-pub const MSR_KVM_ASYNC_PF_INT: u32 = 0x4b56_4d06;
+pub use vessel_abi::arch::x86_64::msr::{
+    KVM_ASYNC_PF_EN as MSR_KVM_ASYNC_PF_EN, KVM_ASYNC_PF_INT as MSR_KVM_ASYNC_PF_INT, X2APIC_SVR,
+};
 pub const KVM_ASYNC_PF_ENABLED: u64 = 1 << 0;
 pub const KVM_ASYNC_PF_DELIVERY_AS_INT: u64 = 1 << 3;
 pub const KVM_CPUID_FEATURES: u32 = 0x4000_0001;
