@@ -137,7 +137,7 @@ pub(crate) fn head() -> u64 {
     // (x86_64) or the launcher (aarch64). Acquire: the ring entries below
     // it were written first.
     unsafe {
-        (*(core::ptr::addr_of!((*shared()).head) as *const core::sync::atomic::AtomicU64))
+        (*core::ptr::addr_of!((*shared()).head).cast::<core::sync::atomic::AtomicU64>())
             .load(core::sync::atomic::Ordering::Acquire)
     }
 }

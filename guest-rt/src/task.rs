@@ -198,7 +198,7 @@ where
 fn to_scheduler(id: u64) {
     let (save, to) = with(|e| {
         let t = e.tasks.get_mut(&id).expect("running task exists");
-        (&mut t.sp as *mut u64, e.sched_sp)
+        (&raw mut t.sp, e.sched_sp)
     });
     // SAFETY: `save` points into the task's Box, alive until the scheduler
     // frees it after Done (and a Done task is never resumed); `to` is the
@@ -325,7 +325,7 @@ where
                 if left == 0 {
                     continue;
                 }
-                ((left as u128 * div as u128) / khz as u128).max(1) as u64
+                ((u128::from(left) * u128::from(div)) / u128::from(khz)).max(1) as u64
             }
             None => u64::MAX,
         };
@@ -341,7 +341,7 @@ where
 
 fn run(id: u64) {
     let Some((save, to)) = with(|e| {
-        let sched = &mut e.sched_sp as *mut u64;
+        let sched = &raw mut e.sched_sp;
         let t = e.tasks.get_mut(&id)?;
         if t.state != State::Queued {
             return None;
@@ -385,8 +385,8 @@ pub async fn yield_now() {
 /// the vCPU halts until the deadline.
 pub async fn sleep(d: Duration) {
     let (khz, div) = cycles_per_ns();
-    let deadline =
-        crate::arch::cycles().saturating_add((d.as_nanos() * khz as u128 / div as u128) as u64);
+    let deadline = crate::arch::cycles()
+        .saturating_add((d.as_nanos() * u128::from(khz) / u128::from(div)) as u64);
     core::future::poll_fn(move |cx| {
         if crate::arch::cycles() >= deadline {
             Poll::Ready(())

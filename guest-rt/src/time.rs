@@ -16,8 +16,8 @@ impl Instant {
     /// Time since `earlier`.
     pub fn duration_since(&self, earlier: Instant) -> Duration {
         let khz = crate::boot::info().counter_khz.max(1);
-        let cycles = self.0.saturating_sub(earlier.0) as u128;
-        Duration::from_nanos((cycles * 1_000_000 / khz as u128) as u64)
+        let cycles = u128::from(self.0.saturating_sub(earlier.0));
+        Duration::from_nanos((cycles * 1_000_000 / u128::from(khz)) as u64)
     }
     pub fn elapsed(&self) -> Duration {
         Instant::now().duration_since(*self)

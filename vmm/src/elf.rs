@@ -306,7 +306,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn put<const N: usize>(v: &mut Vec<u8>, at: usize, b: [u8; N]) {
+    fn put<const N: usize>(v: &mut [u8], at: usize, b: [u8; N]) {
         v[at..at + N].copy_from_slice(&b);
     }
 
@@ -332,7 +332,7 @@ pub(crate) mod tests {
             strtab.extend_from_slice(self.func.2.as_bytes());
             strtab.push(0);
             out.extend_from_slice(&strtab);
-            while out.len() % 8 != 0 {
+            while !out.len().is_multiple_of(8) {
                 out.push(0);
             }
             let symtab_off = out.len();
@@ -348,18 +348,18 @@ pub(crate) mod tests {
             let shstr_off = out.len();
             let shstr = b"\0.vessel.header\0.symtab\0.strtab\0.shstrtab\0";
             out.extend_from_slice(shstr);
-            while out.len() % 8 != 0 {
+            while !out.len().is_multiple_of(8) {
                 out.push(0);
             }
             let sh_off = out.len();
             // Sections: null, header (optional name), symtab, strtab, shstrtab.
-            let mut sh = |name: u32,
-                          ty: u32,
-                          off: usize,
-                          size: usize,
-                          link: u32,
-                          entsize: u64,
-                          info: u32| {
+            let sh = |name: u32,
+                      ty: u32,
+                      off: usize,
+                      size: usize,
+                      link: u32,
+                      entsize: u64,
+                      info: u32| {
                 let mut s = [0u8; 64];
                 s[0..4].copy_from_slice(&name.to_le_bytes());
                 s[4..8].copy_from_slice(&ty.to_le_bytes());

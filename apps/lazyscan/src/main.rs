@@ -69,7 +69,7 @@ async fn main() -> i32 {
         return 2;
     };
     if o.write {
-        let p = data.as_ptr() as *mut u8;
+        let p = data.as_ptr().cast_mut();
         // SAFETY: deliberately not safe: the region is mapped read-only and
         // this store must raise a (genuine, fatal) page fault.
         unsafe { p.write_volatile(1) };
@@ -115,7 +115,7 @@ async fn first_pass(data: &'static [u8], o: &Opts) -> Result<u64, i32> {
                 touch_pages(part);
                 task::yield_now().await;
             }
-            let sum: u64 = part.iter().map(|&b| b as u64).sum();
+            let sum: u64 = part.iter().map(|&b| u64::from(b)).sum();
             tx.send((i, sum));
             sum
         }));
@@ -187,7 +187,7 @@ async fn scan(data: &'static [u8], tasks: usize) -> u64 {
     let handles: Vec<_> = (0..tasks)
         .map(|i| {
             let part = &data[(i * per).min(data.len())..((i + 1) * per).min(data.len())];
-            task::spawn(async move { part.iter().map(|&b| b as u64).sum::<u64>() })
+            task::spawn(async move { part.iter().map(|&b| u64::from(b)).sum::<u64>() })
         })
         .collect();
     let mut total = 0;

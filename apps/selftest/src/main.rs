@@ -25,7 +25,7 @@ fn main() -> i32 {
             let v: Vec<u32> = Vec::new();
             let i = args.len() + 7;
             println!("about to index {i}");
-            v[i] as i32
+            v[i].cast_signed()
         }
         "fault" => fault(),
         "null" => {
@@ -103,7 +103,7 @@ fn env(key: &str) -> i32 {
 fn heap(mib: usize) -> i32 {
     let mut v: Vec<u8> = Vec::with_capacity(mib << 20);
     v.resize(mib << 20, 0xa5);
-    let sum: u64 = v.iter().step_by(4096).map(|&b| b as u64).sum();
+    let sum: u64 = v.iter().step_by(4096).map(|&b| u64::from(b)).sum();
     println!("heap ok {} MiB sum {}", mib, sum);
     0
 }

@@ -1,5 +1,8 @@
 //! The kernel table every ISA fills in, and the plain-Rust `scalar` ISA.
 
+/// `matmul(a, b, c, m, k, n)`: c (m x n) = a (m x k) * b (k x n), row-major.
+pub type Matmul = fn(&[f32], &[f32], &mut [f32], usize, usize, usize);
+
 /// One ISA's implementation of every kernel. All are safe functions: a table
 /// is only handed out (by `x86::kernels` / `sve::kernels`) for an ISA the CPU
 /// and the OS-enabled register state support, and each function checks its
@@ -16,7 +19,7 @@ pub struct Kernels {
     /// Wrapping sum of all elements (exact in every order).
     pub sum: fn(&[i32]) -> i32,
     /// c (m x n) = a (m x k) * b (k x n), row-major: `matmul(a, b, c, m, k, n)`.
-    pub matmul: fn(&[f32], &[f32], &mut [f32], usize, usize, usize),
+    pub matmul: Matmul,
     /// out[i] = table[idx[i]]. Panics unless idx.len() == out.len() and
     /// every index is in range.
     pub gather: fn(&[i32], &[u32], &mut [i32]),

@@ -86,12 +86,15 @@ impl Rng {
 // ------------------------------------------------------------ references ---
 
 fn ref_dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| f64::from(x) * f64::from(y))
+        .sum()
 }
 fn ref_saxpy(alpha: f32, x: &[f32], y: &[f32]) -> Vec<f64> {
     x.iter()
         .zip(y)
-        .map(|(&x, &y)| alpha as f64 * x as f64 + y as f64)
+        .map(|(&x, &y)| f64::from(alpha) * f64::from(x) + f64::from(y))
         .collect()
 }
 fn ref_sum(a: &[i32]) -> i32 {
@@ -102,7 +105,7 @@ fn ref_matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
     for i in 0..m {
         for j in 0..n {
             c[i * n + j] = (0..k)
-                .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
+                .map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j]))
                 .sum();
         }
     }
@@ -119,8 +122,8 @@ fn check_f32(got: &[f32], want: &[f64]) -> Result<(), String> {
     }
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let tol = F32_REL_TOL * if w.abs() > 1.0 { w.abs() } else { 1.0 };
-        let d = g as f64 - w;
-        if !(d.abs() <= tol) {
+        let d = f64::from(g) - w;
+        if d.is_nan() || d.abs() > tol {
             return Err(alloc::format!("[{i}]: got {g} want {w}"));
         }
     }
@@ -145,13 +148,13 @@ fn time(reps: u32, mut f: impl FnMut()) -> u64 {
 
 /// Runs every kernel of `k`; returns the number of failures.
 fn run_isa(k: &Kernels) -> u32 {
-    let mut rng = Rng(0x5eed_0f_7e55e1);
+    let mut rng = Rng(0x5eed_0f7e_55e1);
     let mut failures = 0;
     // Scalar on x86_64-unknown-none is soft-float: fewer repetitions.
     let reps: u32 = if k.isa == "scalar" { 3 } else { 50 };
     let mut report =
         |name: &str, n: usize, res: Result<(), String>, ops: u64, ns: u64, unit: &str| {
-            let rate = ops as f64 * reps as f64 * 1e3 / ns as f64;
+            let rate = ops as f64 * f64::from(reps) * 1e3 / ns as f64;
             match res {
                 Ok(()) => println!(
                     "{name:<7} isa={} vl={} n={n} ok {rate:.1} {unit}",
@@ -221,8 +224,8 @@ fn case_matmul(k: &Kernels, rng: &mut Rng, reps: u32) -> (Result<(), String>, u6
     let mreps = if k.isa == "scalar" { 1 } else { reps };
     let ns = time(mreps, || {
         (k.matmul)(core::hint::black_box(&ma), &mb, &mut mc, MM, MM, MM)
-    }) * reps as u64
-        / mreps as u64;
+    }) * u64::from(reps)
+        / u64::from(mreps);
     (res, ns)
 }
 

@@ -54,7 +54,7 @@ const SVE: Kernels = Kernels {
         unsafe { vector_sve_saxpy(alpha.to_bits(), x.as_ptr(), y.as_mut_ptr(), x.len()) }
     },
     // SAFETY: reads a[..n].
-    sum: |a| unsafe { vector_sve_sum(a.as_ptr(), a.len()) as i32 },
+    sum: |a| unsafe { vector_sve_sum(a.as_ptr(), a.len()).cast_signed() },
     matmul: |a, b, c, m, k, n| {
         check_matmul(a, b, c, m, k, n);
         for i in 0..m {

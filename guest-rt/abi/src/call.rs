@@ -154,21 +154,25 @@ impl Call {
     pub fn encode(&self) -> Frame {
         let mut args = [0u64; 6];
         match *self {
-            Call::Exit { code, stdout } => {
-                args[..3].copy_from_slice(&[code as u32 as u64, stdout.addr, stdout.len])
-            }
+            Call::Exit { code, stdout } => args[..3].copy_from_slice(&[
+                u64::from(code.cast_unsigned()),
+                stdout.addr,
+                stdout.len,
+            ]),
             Call::Abort { msg } => args[..2].copy_from_slice(&[msg.addr, msg.len]),
             Call::Write { fd, buf } | Call::Read { fd, buf } => {
-                args[..3].copy_from_slice(&[fd as u64, buf.addr, buf.len])
+                args[..3].copy_from_slice(&[u64::from(fd), buf.addr, buf.len])
             }
-            Call::Clock { clock } => args[0] = clock as u64,
+            Call::Clock { clock } => args[0] = u64::from(clock),
             Call::Random { buf } => args[..2].copy_from_slice(&[buf.addr, buf.len]),
             Call::Wait {
                 timeout_ns,
                 watch,
                 expect,
             } => args[..3].copy_from_slice(&[timeout_ns, watch, expect]),
-            Call::ApfEnable { area, vector } => args[..2].copy_from_slice(&[area, vector as u64]),
+            Call::ApfEnable { area, vector } => {
+                args[..2].copy_from_slice(&[area, u64::from(vector)])
+            }
         }
         Frame {
             nr: self.nr(),
@@ -185,7 +189,7 @@ impl Call {
         let a = f.args;
         Ok(match f.nr {
             nr::EXIT => Call::Exit {
-                code: narrow(f.nr, 0, a[0])? as i32,
+                code: narrow(f.nr, 0, a[0])?.cast_signed(),
                 stdout: slice(a[1], a[2]),
             },
             nr::ABORT => Call::Abort {

@@ -302,6 +302,20 @@ assert_layout!(X86FaultFrame, 56, {
 assert_layout!(Arm64FaultFrame, 48, { kind: 0, esr: 8, far: 16, elr: 24, spsr: 32, sp: 40 });
 assert_layout!(Frame, 72, { nr: 0, status: 4, args: 8, ret: 56, ret2: 64 });
 
+// The memory maps, checked when the crate compiles.
+const _: () = {
+    use arch::x86_64 as x;
+    assert!(x::IMAGE_BASE < x::MAX_RAM);
+    assert!(x::DOORBELL >= x::MAX_RAM);
+    assert!(x::DOORBELL.is_multiple_of(4096));
+    assert!(x::STUB_STRIDE.is_power_of_two());
+};
+const _: () = {
+    use arch::aarch64 as a;
+    assert!(a::DOORBELL + 4096 <= a::RAM_BASE);
+    assert!(a::IMAGE_BASE > a::RAM_BASE);
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,21 +324,5 @@ mod tests {
     fn magics_spell_their_names() {
         assert_eq!(&BOOT_MAGIC.to_le_bytes(), b"VESSELBI");
         assert_eq!(&HEADER_MAGIC.to_le_bytes(), b"VESSELHD");
-    }
-
-    #[test]
-    fn x86_doorbell_is_outside_ram_and_image_inside() {
-        use arch::x86_64::*;
-        assert!(IMAGE_BASE < MAX_RAM);
-        assert!(DOORBELL >= MAX_RAM);
-        assert_eq!(DOORBELL % 4096, 0);
-        assert!(STUB_STRIDE.is_power_of_two());
-    }
-
-    #[test]
-    fn aarch64_doorbell_is_below_ram() {
-        use arch::aarch64::*;
-        assert!(DOORBELL + 4096 <= RAM_BASE);
-        assert!(IMAGE_BASE > RAM_BASE);
     }
 }

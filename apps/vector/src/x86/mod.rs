@@ -137,7 +137,7 @@ macro_rules! isa_table {
                 unsafe { $saxpy(alpha.to_bits(), x.as_ptr(), y.as_mut_ptr(), x.len()) }
             },
             // SAFETY: reads a[..n]; ISA checked.
-            sum: |a| unsafe { $sum(a.as_ptr(), a.len()) as i32 },
+            sum: |a| unsafe { $sum(a.as_ptr(), a.len()).cast_signed() },
             matmul: |a, b, c, m, k, n| {
                 crate::kernels::check_matmul(a, b, c, m, k, n);
                 for i in 0..m {

@@ -308,7 +308,7 @@ pub fn init_apf_state() {
     let osxsave = core::arch::x86_64::__cpuid(1).ecx & (1 << 27) != 0;
     if osxsave {
         // Leaf 0xd exists when XSAVE is enabled; ebx = size for XCR0 now.
-        let size = core::arch::x86_64::__cpuid_count(0xd, 0).ebx as u64;
+        let size = u64::from(core::arch::x86_64::__cpuid_count(0xd, 0).ebx);
         // SAFETY: single vCPU, written at boot before the upcall can run.
         unsafe { XSAVE_SIZE = size + 64 }
     }
