@@ -24,13 +24,15 @@ use crate::wake::WakeTimer;
 /// A VM built for one guest image, ready to run.
 pub struct Vm<'a> {
     // Field order is drop order: vCPU, wake-up thread, then VM, then the
-    // RAM and lazy regions KVM maps.
+    // RAM, page tables and lazy regions KVM maps.
     pub(crate) vcpu: VcpuFd,
     pub(crate) waker: WakeTimer,
     /// Launcher-served async page faults (aarch64), once the guest registers.
     pub(crate) soft: Option<SoftApf>,
     _vm: Arc<VmFd>,
     pub(crate) ram: GuestRam,
+    /// The page tables' own memory (`arch::PAGE_TABLES`), unmapped in the guest.
+    _tables: GuestRam,
     pub(crate) lazy: LazyMemory,
     pub(crate) image: &'a GuestImage,
     pub(crate) timeout: Option<Duration>,
@@ -66,6 +68,7 @@ impl<'a> Vm<'a> {
         let layout = Layout::plan(cfg, image.end())?;
         check_segments(image, &layout)?;
         let ram = GuestRam::new(layout.ram_base, cfg.mem_size)?;
+        let tables = GuestRam::new(arch::PAGE_TABLES, arch::PAGE_TABLE_SIZE)?;
         let planned = crate::lazy::plan(
             &cfg.lazy,
             arch::LAZY_BASE,
@@ -79,12 +82,12 @@ impl<'a> Vm<'a> {
             .fold(layout.ram_end, u64::max);
         let vm = arch::create_vm(kvm, top)?;
         let lazy = LazyMemory::new(&planned, cfg.lazy_latency)?;
-        add_memslots(&vm, &ram, &lazy)?;
+        add_memslots(kvm, &vm, &[&ram, &tables], &lazy)?;
         // After every memslot: see arch::create_devices.
         arch::create_devices(&vm)?;
         image.load(&ram)?;
         let lazy_map: Vec<(u64, u64)> = planned.iter().map(|p| (p.gpa, p.mapped)).collect();
-        arch::setup_memory(&ram, &layout, image, &lazy_map)?;
+        arch::setup_memory(&ram, &tables, &layout, image, &lazy_map)?;
         let vcpu = vm.create_vcpu(0).kvm("KVM_CREATE_VCPU")?;
         let granted = arch::init_vcpu(kvm, &vm, &vcpu, sve_request(cfg, image))?;
         let vector_bits = granted.map(|g| g.0).unwrap_or(0);
@@ -104,6 +107,7 @@ impl<'a> Vm<'a> {
         Ok(Vm {
             image,
             ram,
+            _tables: tables,
             lazy,
             waker: WakeTimer::new(vm.clone()),
             soft: None,
@@ -163,21 +167,33 @@ fn sve_request(cfg: &VmConfig, image: &GuestImage) -> Option<SveRequest> {
     }
 }
 
-/// RAM as slot 0, each lazy region as its own slot after it.
-fn add_memslots(vm: &VmFd, ram: &GuestRam, lazy: &LazyMemory) -> Result<()> {
-    let region = kvm_userspace_memory_region {
-        slot: 0,
-        flags: 0,
-        guest_phys_addr: ram.base(),
-        memory_size: ram.size(),
-        userspace_addr: ram.host_addr(),
-    };
-    // SAFETY: the region is exactly ram's mapping; Vm drops the VM fd
-    // before the RAM (field order), so KVM never sees it unmapped.
-    unsafe { vm.set_user_memory_region(region) }.kvm("KVM_SET_USER_MEMORY_REGION")?;
+/// `fixed` (RAM, the page tables) as slots 0.., each lazy region as its own
+/// slot after them; refused before any slot exists if KVM has too few.
+fn add_memslots(kvm: &Kvm, vm: &VmFd, fixed: &[&GuestRam], lazy: &LazyMemory) -> Result<()> {
+    let n = lazy.regions().len();
+    let slots = kvm.get_nr_memslots();
+    if fixed.len() + n > slots {
+        return Err(Error::Config(format!(
+            "--lazy given {n} times: this host's KVM has {slots} memslots, so at most {} lazy regions here",
+            slots.saturating_sub(fixed.len())
+        )));
+    }
+    for (i, ram) in fixed.iter().enumerate() {
+        let region = kvm_userspace_memory_region {
+            slot: i as u32,
+            flags: 0,
+            guest_phys_addr: ram.base(),
+            memory_size: ram.size(),
+            userspace_addr: ram.host_addr(),
+        };
+        // SAFETY: the region is exactly this GuestRam's mapping; Vm drops
+        // the VM fd before its RAM and tables (field order), so KVM never
+        // sees it unmapped.
+        unsafe { vm.set_user_memory_region(region) }.kvm("KVM_SET_USER_MEMORY_REGION")?;
+    }
     for (i, b) in lazy.regions().iter().enumerate() {
         let region = kvm_userspace_memory_region {
-            slot: 1 + i as u32,
+            slot: (fixed.len() + i) as u32,
             flags: 0,
             guest_phys_addr: b.gpa,
             memory_size: b.mapped,

@@ -24,7 +24,7 @@ use std::time::Duration;
 use vm_memory::MmapRegion;
 use vmm_sys_util::eventfd::EventFd;
 
-pub use spec::{open_nonblocking, plan, round_up, LazySpec, PlannedRegion};
+pub use spec::{open_nonblocking, plan, round_up, LazySpec, PlannedRegion, MAX_REGIONS};
 use uffd::{Uffd, UFFD_FEATURE_SIGBUS};
 
 use crate::error::{Error, Result};

@@ -83,6 +83,13 @@ pub struct PlannedRegion {
     pub mapped: u64,
 }
 
+/// The most `--lazy` regions one VM takes. Each region is a KVM memslot
+/// (besides RAM and the page tables), and 500 stays below the smallest
+/// memslot limit KVM has had (509 user slots on x86_64, 512 on arm64; new
+/// kernels offer 32764). Each page-table area is sized for this many regions
+/// of any size (a const assertion in each `arch::*::layout`).
+pub const MAX_REGIONS: usize = 500;
+
 /// Round up to a multiple of `align` (a power of two), None on overflow.
 pub fn round_up(v: u64, align: u64) -> Option<u64> {
     Some(v.checked_add(align - 1)? & !(align - 1))
@@ -90,6 +97,12 @@ pub fn round_up(v: u64, align: u64) -> Option<u64> {
 
 /// Open each file and place the regions from `base` on, `align` apart, below `limit`.
 pub fn plan(specs: &[LazySpec], base: u64, align: u64, limit: u64) -> Result<Vec<PlannedRegion>> {
+    if specs.len() > MAX_REGIONS {
+        return Err(Error::Config(format!(
+            "--lazy given {} times: at most {MAX_REGIONS} lazy regions",
+            specs.len()
+        )));
+    }
     let mut out: Vec<PlannedRegion> = Vec::new();
     let mut at = base;
     for s in specs {
@@ -244,6 +257,38 @@ mod tests {
         assert!(err(&[spec("s", &f, Some(10))]).contains("smaller"));
         assert!(err(&[spec("a", &f, None), spec("a", &f, None)]).contains("twice"));
         assert!(err(&[spec("d", &dir, None)]).contains("not a regular file"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn plan_takes_up_to_max_regions_and_names_the_limit_past_it() {
+        let dir = std::env::temp_dir().join(format!("vessel-lazy-max-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("f");
+        std::fs::write(&f, vec![1u8; 1 << 20]).unwrap();
+        let specs: Vec<LazySpec> = (0..=MAX_REGIONS)
+            .map(|i| LazySpec {
+                name: format!("r{i}"),
+                path: f.clone(),
+                size: None,
+            })
+            .collect();
+        let (base, align, limit) = (1 << 32, 1 << 21, (1 << 32) + (64 << 30));
+        let r = plan(&specs[..300], base, align, limit).unwrap();
+        assert_eq!(r.len(), 300);
+        assert_eq!((r[299].gpa, r[299].mapped), (base + 299 * align, 1 << 20));
+        assert_eq!(
+            plan(&specs[..MAX_REGIONS], base, align, limit)
+                .unwrap()
+                .len(),
+            MAX_REGIONS
+        );
+        let e = plan(&specs, base, align, limit).err().unwrap().to_string();
+        assert!(
+            e.contains(&format!("at most {MAX_REGIONS} lazy regions")),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

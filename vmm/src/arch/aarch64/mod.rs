@@ -28,7 +28,7 @@ use crate::error::{Error, KvmContext, Result};
 
 pub use caps::{async_pf_supported, CAPS};
 pub use fault::{crash_report, fault_report, fault_report_trusted};
-pub use layout::{LAZY_ALIGN, LAZY_BASE, LAZY_LIMIT, RAM_BASE};
+pub use layout::{LAZY_ALIGN, LAZY_BASE, LAZY_LIMIT, PAGE_TABLES, PAGE_TABLE_SIZE, RAM_BASE};
 pub use memory::setup_memory;
 pub use vcpu::*;
 

@@ -60,9 +60,10 @@ impl PageTables {
             return Ok(e & ADDR_MASK);
         }
         if self.next >= self.limit {
-            return Err(Error::Config(
-                "guest memory map needs more page tables than the layout reserves".into(),
-            ));
+            return Err(Error::Config(format!(
+                "page tables for this memory map need more than the {} KiB reserved for them",
+                (self.limit - self.root) / 1024
+            )));
         }
         let t = self.next;
         self.next += PAGE;
@@ -100,6 +101,32 @@ impl PageTables {
             a += PAGE;
         }
         Ok(())
+    }
+
+    /// Number of table pages used.
+    #[cfg(test)]
+    pub fn pages(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Walk the tables for `va`: the physical address and the leaf's
+    /// attributes (without the address and the valid/page bits).
+    #[cfg(test)]
+    pub fn translate(&self, va: u64) -> Option<(u64, u64)> {
+        let mut table = self.root;
+        for (level, shift) in [30u32, 21, 12].into_iter().enumerate() {
+            let e = self.tables.get(&table)?[((va >> shift) & 511) as usize];
+            if e & VALID == 0 {
+                return None;
+            }
+            let size = 1u64 << shift;
+            if level == 2 || e & TABLE == 0 {
+                let pa = (e & ADDR_MASK & !(size - 1)) | (va & (size - 1));
+                return Some((pa, e & !ADDR_MASK & !(TABLE | VALID)));
+            }
+            table = e & ADDR_MASK;
+        }
+        None
     }
 
     pub fn write(&self, ram: &GuestRam) -> Result<()> {

@@ -11,10 +11,12 @@ use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::memory::{GuestRam, PAGE};
 
-/// Write GDT, TSSs, IDT and page tables into guest memory. `lazy` lists the
-/// `(guest address, bytes)` of each lazy region, mapped read-only.
+/// Write GDT, TSSs and IDT into `ram` and the page tables into `tables`
+/// (the memslot at [`PAGE_TABLES`]). `lazy` lists the `(guest address,
+/// bytes)` of each lazy region, mapped read-only.
 pub fn setup_memory(
     ram: &GuestRam,
+    tables: &GuestRam,
     l: &Layout,
     image: &GuestImage,
     lazy: &[(u64, u64)],
@@ -58,8 +60,12 @@ pub fn setup_memory(
         }
     }
     ram.write(IDT, &words(&idt))?;
+    page_tables(l, lazy)?.write(tables)
+}
 
-    let mut pt = PageTables::new(PAGE_TABLES, BOOT_AREA);
+/// The identity map of `l` and the lazy regions.
+fn page_tables(l: &Layout, lazy: &[(u64, u64)]) -> Result<PageTables> {
+    let mut pt = PageTables::new(PAGE_TABLES, PAGE_TABLES + PAGE_TABLE_SIZE);
     pt.map(0x1000, SYSTEM_END, WRITABLE)?;
     // User memory, with an unmapped guard page below each vCPU stack.
     let mut at = SYSTEM_END;
@@ -73,10 +79,62 @@ pub fn setup_memory(
     for &(gpa, len) in lazy {
         pt.map(gpa, gpa + len, USER)?;
     }
-    pt.write(ram)?;
-    Ok(())
+    Ok(pt)
 }
 
 fn words(w: &[u64]) -> Vec<u8> {
     w.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::VmConfig;
+    use crate::lazy::MAX_REGIONS;
+
+    /// The worst case for table space: the most RAM, not 2 MiB aligned at
+    /// its end, the most vCPUs with each guard page in its own 2 MiB block,
+    /// and the most lazy regions, each ending inside a block, touching
+    /// every GiB of the lazy area.
+    #[test]
+    fn the_largest_memory_map_fits_the_table_area() {
+        let cfg = VmConfig {
+            mem_size: super::super::MAX_RAM - PAGE,
+            vcpus: MAX_VCPUS,
+            stack_size: LAZY_ALIGN + 3 * PAGE,
+            ..Default::default()
+        };
+        let l = Layout::plan(&cfg, 0x30_0000).unwrap();
+        let mut lazy: Vec<(u64, u64)> = (0..MAX_REGIONS as u64 - 1)
+            .map(|i| (LAZY_BASE + i * LAZY_ALIGN, 1 << 20))
+            .collect();
+        let last = LAZY_BASE + (MAX_REGIONS as u64 - 1) * LAZY_ALIGN;
+        lazy.push((last, LAZY_LIMIT - PAGE - last));
+        let pt = page_tables(&l, &lazy).unwrap();
+        assert_eq!(pt.pages() as u64, max_table_pages(MAX_REGIONS as u64));
+        assert!(pt.pages() as u64 * PAGE <= PAGE_TABLE_SIZE);
+        // The ends are mapped, what lies past them is not.
+        assert!(pt.translate(LAZY_LIMIT - PAGE - 1).is_some());
+        assert_eq!(pt.translate(LAZY_LIMIT - PAGE), None);
+        assert!(pt.translate(LAZY_BASE + (1 << 20) - 1).is_some());
+        assert_eq!(pt.translate(LAZY_BASE + (1 << 20)), None);
+    }
+
+    #[test]
+    fn hundreds_of_small_lazy_regions_fit() {
+        let l = Layout::plan(&VmConfig::default(), 0x30_0000).unwrap();
+        let lazy: Vec<(u64, u64)> = (0..300)
+            .map(|i| (LAZY_BASE + i * LAZY_ALIGN, 1 << 20))
+            .collect();
+        let pt = page_tables(&l, &lazy).unwrap();
+        for &(gpa, len) in &lazy {
+            assert_eq!(
+                pt.translate(gpa + len - 1).map(|t| t.0),
+                Some(gpa + len - 1)
+            );
+            assert_eq!(pt.translate(gpa + len), None, "past the end of {gpa:#x}");
+        }
+        // The page tables themselves are out of the guest's reach.
+        assert_eq!(pt.translate(PAGE_TABLES), None);
+    }
 }

@@ -22,7 +22,7 @@ use crate::error::{KvmContext, Result};
 
 pub use caps::{async_pf_supported, CAPS};
 pub use fault::{crash_report, fault_report, fault_report_trusted};
-pub use layout::{LAZY_ALIGN, LAZY_BASE, LAZY_LIMIT};
+pub use layout::{LAZY_ALIGN, LAZY_BASE, LAZY_LIMIT, PAGE_TABLES, PAGE_TABLE_SIZE};
 pub use memory::setup_memory;
 pub use vcpu::*;
 

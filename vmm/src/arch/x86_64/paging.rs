@@ -48,7 +48,7 @@ impl PageTables {
     fn alloc(&mut self) -> Result<u64> {
         if self.next + PAGE > self.limit {
             return Err(Error::Config(format!(
-                "page tables need more than the {} KiB reserved for them (map less memory)",
+                "page tables for this memory map need more than the {} KiB reserved for them",
                 (self.limit - self.root) / 1024
             )));
         }
