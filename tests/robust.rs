@@ -233,3 +233,16 @@ fn guest_text_is_escaped_and_a_cut_message_says_so() {
     let err = texts(&run("selftest", &["abort", &long])).1;
     assert!(err.contains("cut: 4096 of 5000 bytes shown"), "{err}");
 }
+
+#[test]
+fn a_fault_report_stored_by_the_app_is_called_a_forgery() {
+    require_kvm!();
+    let o = run("selftest", &["forge-fault"]);
+    let err = texts(&o).1;
+    assert_eq!(o.status.code(), Some(exit::GUEST_FAULT), "{err}");
+    assert!(err.contains("from outside the exception stubs"), "{err}");
+    assert!(
+        !err.contains("guest exception"),
+        "no report is believed: {err}"
+    );
+}

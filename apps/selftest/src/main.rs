@@ -33,6 +33,7 @@ fn main() -> i32 {
             unsafe { core::ptr::without_provenance::<u64>(8).read_volatile() as i32 }
         }
         "ud" => guest_rt::process::trap(),
+        "forge-fault" => forge_fault(),
         "spin" => spin(),
         "env" => env(arg(2)),
         "abort" => guest_rt::process::abort(arg(2)),
@@ -224,4 +225,18 @@ fn sve_pattern() -> i32 {
 fn sve_pattern() -> i32 {
     eprintln!("sve-pattern: SVE is an arm64 extension");
     2
+}
+
+/// Store a made-up fault report to the fault doorbell from app code, as
+/// only the exception stubs may: the launcher must call it a forgery.
+fn forge_fault() -> i32 {
+    #[cfg(target_arch = "aarch64")]
+    use guest_rt::abi::arch::aarch64::DOORBELL_FAULT;
+    #[cfg(target_arch = "x86_64")]
+    use guest_rt::abi::arch::x86_64::DOORBELL_FAULT;
+    let frame = [0u64; 8];
+    // SAFETY: the doorbell page has no memory behind it: the store exits to
+    // the launcher and writes nothing.
+    unsafe { core::ptr::write_volatile(DOORBELL_FAULT as *mut u64, frame.as_ptr() as u64) };
+    0
 }
