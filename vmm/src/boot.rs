@@ -37,6 +37,8 @@ pub struct BootParams<'a> {
 /// A bump writer over `[at, end)`.
 struct Area<'a> {
     ram: &'a GuestRam,
+    /// Where the strings begin: the space they have is `first..end`.
+    first: u64,
     at: u64,
     end: u64,
 }
@@ -47,8 +49,9 @@ impl Area<'_> {
         let len = bytes.len() as u64;
         if start.checked_add(len).is_none_or(|e| e > self.end) {
             return Err(Error::Config(format!(
-                "arguments, environment and region names do not fit in the {} KiB boot area",
-                (self.end - (self.at.min(self.end))) / 1024
+                "arguments, environment and region names do not fit in the {} KiB the boot area has for them (a {len}-byte item did not fit in the {} bytes left)",
+                (self.end - self.first) / 1024,
+                self.end.saturating_sub(self.at)
             )));
         }
         self.ram.write(start, bytes)?;
@@ -86,6 +89,7 @@ pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<BootAddrs> {
     let (start, end) = l.boot_area;
     let mut area = Area {
         ram,
+        first: start + STRINGS_OFF,
         at: start + STRINGS_OFF,
         end,
     };
@@ -224,5 +228,11 @@ mod tests {
         };
         let e = write(&ram, &layout(), &p).unwrap_err().to_string();
         assert!(e.contains("do not fit"), "{e}");
+        let room = (0x4000 - STRINGS_OFF) / 1024;
+        assert!(
+            e.contains(&format!("the {room} KiB the boot area has")),
+            "{e}"
+        );
+        assert!(e.contains("a 12288-byte item"), "what did not fit: {e}");
     }
 }

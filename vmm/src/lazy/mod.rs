@@ -283,3 +283,38 @@ impl Filler {
         fetch::serve_page(&self.uffd, &self.shared, r, offset, &mut page);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Teardown wakes the fetch threads itself: they wait for events with no
+    /// timeout and sleep an hour of emulated latency here, so only the stop
+    /// eventfd and condvar can end them (the bound only turns a hang into a
+    /// failure; without the wake-up each drop would never return).
+    #[test]
+    fn teardown_does_not_wait_for_sleeping_or_polling_fetch_threads() {
+        let dir = std::env::temp_dir().join(format!("vessel-teardown-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("f");
+        std::fs::write(&f, vec![1u8; 8192]).unwrap();
+        let spec = LazySpec {
+            name: "d".into(),
+            path: f,
+            size: None,
+        };
+        let planned = plan(&[spec], 1 << 32, 1 << 21, 1 << 40).unwrap();
+        let start = std::time::Instant::now();
+        for _ in 0..20 {
+            let lazy = LazyMemory::new(&planned, Duration::from_secs(3600)).unwrap();
+            assert_eq!(lazy.threads.len(), FETCH_WORKERS);
+            drop(lazy);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "20 teardowns took {:?}",
+            start.elapsed()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
