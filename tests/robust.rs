@@ -246,3 +246,36 @@ fn a_fault_report_stored_by_the_app_is_called_a_forgery() {
         "no report is believed: {err}"
     );
 }
+
+/// Send `sig` to `child` after half a second.
+fn signal_later(child: &Child, sig: libc::c_int) {
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+#[test]
+fn a_signal_reaches_the_guest_through_a_blocked_write_and_past_fetch_threads() {
+    require_kvm!();
+    // The vCPU thread is blocked writing to a pipe nobody reads.
+    let child = spawn(
+        &app("selftest"),
+        &[os("lines"), os("100000000")],
+        Stdio::piped(),
+    );
+    signal_later(&child, libc::SIGTERM);
+    let (status, err) = wait_bounded(child, Duration::from_secs(30), "SIGTERM, blocked stdout");
+    assert_eq!(status.code(), Some(exit::TERMINATED), "{err}");
+    // 64 fetch threads exist and block SIGINT: it must reach the vCPU.
+    let dir = scratch("signal-lazy");
+    let file = dir.join("data");
+    std::fs::write(&file, lazy_test_bytes(1 << 20).0).expect("write data");
+    let spec = format!("data={}", file.display());
+    let args = [os("--lazy"), os(&spec), os("--lazy-latency"), os("1000000")];
+    let child = spawn(&app("lazyscan"), &args, Stdio::null());
+    signal_later(&child, libc::SIGINT);
+    let (status, err) = wait_bounded(child, Duration::from_secs(30), "SIGINT, sleeping fetches");
+    assert_eq!(status.code(), Some(exit::INTERRUPTED), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -87,6 +87,7 @@ impl SoftApf {
         let (tx, rx) = mpsc::channel::<u64>();
         let rx = Arc::new(Mutex::new(rx));
         let mut threads = Vec::new();
+        let _quiet = crate::stop::quiet();
         for i in 0..workers.max(1) {
             let (rx, shared, filler) = (rx.clone(), shared.clone(), filler.clone());
             let t = std::thread::Builder::new()

@@ -1,16 +1,22 @@
-//! Stopping a running vCPU from another thread: `--timeout`, SIGINT and
-//! SIGTERM, or an embedding program that wants its guest ended.
+//! Stopping a running vCPU: `--timeout`, SIGINT and SIGTERM, a closed
+//! stdout, or an embedding program that wants its guest ended.
 //!
-//! [`StopHandle::stop`] records the reason, sets `immediate_exit` in the
-//! vCPU's `kvm_run` and sends the vCPU thread one kick signal. A vCPU inside
-//! KVM_RUN leaves it with EINTR; one outside it (serving a hypercall) finds
-//! `immediate_exit` at its next KVM_RUN, which then returns at once. The
-//! signal handler also marks the thread as kicked, so a host write blocked
-//! on a full pipe (the signal interrupts it: no SA_RESTART) gives up instead
-//! of retrying; see [`kicked`].
+//! One signal handler does the work on the vCPU's own thread: it sets that
+//! thread's `kvm_run.immediate_exit` (so a KVM_RUN about to start returns at
+//! once with EINTR; one already running is interrupted by the signal itself)
+//! and marks the thread as kicked, so a host write blocked on a full pipe
+//! (interrupted: no SA_RESTART) gives up instead of retrying ([`kicked`]).
+//!
+//! - [`StopHandle::stop`] records a reason and sends the attached vCPU
+//!   thread the kick signal (SIGRTMIN).
+//! - [`handle_stop_signals`] installs the same handler for SIGINT and
+//!   SIGTERM: the process's signal reaches the vCPU thread because every
+//!   thread the launcher starts blocks them ([`quiet`]); the run then ends
+//!   as [`StopReason::Signal`]. No thread waits for signals, so a boot pays
+//!   for none.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +28,12 @@ use crate::outcome::StopReason;
 
 thread_local! {
     static KICKED: Cell<bool> = const { Cell::new(false) };
+    /// Address of this thread's attached `kvm_run.immediate_exit`, or 0.
+    static IMMEDIATE_EXIT: Cell<usize> = const { Cell::new(0) };
 }
+
+/// SIGINT or SIGTERM, once received (0: none).
+static SIGNALLED: AtomicI32 = AtomicI32::new(0);
 
 /// Whether this thread was kicked since it attached a vCPU: a host write
 /// that got EINTR should give up rather than retry.
@@ -30,28 +41,92 @@ pub fn kicked() -> bool {
     KICKED.with(Cell::get)
 }
 
-extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    // A const-initialised thread-local Cell without a destructor: a plain
-    // store to this thread's TLS block, safe in a signal handler.
+/// The SIGINT or SIGTERM the process received, if any (after
+/// [`handle_stop_signals`]).
+pub fn signalled() -> Option<i32> {
+    match SIGNALLED.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+extern "C" fn on_kick(sig: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    if sig == libc::SIGINT || sig == libc::SIGTERM {
+        let _ = SIGNALLED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    // Const-initialised thread-locals without destructors: plain accesses
+    // to this thread's TLS block, safe in a signal handler.
     KICKED.with(|k| k.set(true));
+    let at = IMMEDIATE_EXIT.with(Cell::get);
+    if at != 0 {
+        // SAFETY: `at` is this thread's attached vCPU's kvm_run byte; the
+        // mapping lives until `Attached` is dropped on this same thread,
+        // which clears IMMEDIATE_EXIT first. KVM reads it at KVM_RUN entry.
+        unsafe { AtomicU8::from_ptr(at as *mut u8) }.store(1, Ordering::SeqCst);
+    }
 }
 
 fn kick_signal() -> libc::c_int {
     vmm_sys_util::signal::SIGRTMIN()
 }
 
-/// The running vCPU: its thread and its `kvm_run.immediate_exit` byte, as
-/// integers (a `pthread_t` is a pointer on musl and not `Send`).
-#[derive(Default)]
-struct Target {
-    thread: usize,
-    immediate_exit: usize,
+fn install(sig: libc::c_int) -> Result<()> {
+    vmm_sys_util::signal::register_signal_handler(sig, on_kick)
+        .map_err(|e| Error::Other(format!("cannot install the handler for signal {sig}: {e}")))
+}
+
+/// End a running guest on SIGINT or SIGTERM the way `--timeout` ends it
+/// (its buffered output is written; the outcome is
+/// [`StopReason::Signal`]). For programs that own the process's signals,
+/// like the `vessel` launcher.
+pub fn handle_stop_signals() -> Result<()> {
+    install(libc::SIGINT)?;
+    install(libc::SIGTERM)
+}
+
+/// While alive, threads this thread starts block SIGINT and SIGTERM (they
+/// inherit the mask), so those signals reach the vCPU thread. Take one
+/// around every `spawn` of a launcher thread.
+pub struct Quiet {
+    old: libc::sigset_t,
+    /// The mask belongs to the thread that took the guard: not `Send`.
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+/// Block SIGINT and SIGTERM in the calling thread until the guard drops.
+pub fn quiet() -> Quiet {
+    // SAFETY: zeroed sigset_t values are valid arguments to sigemptyset and
+    // pthread_sigmask, which write only to them and this thread's mask.
+    let (mut set, mut old): (libc::sigset_t, libc::sigset_t) = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: live sigsets, the calling thread's own mask.
+    unsafe {
+        libc::sigemptyset(&raw mut set);
+        libc::sigaddset(&raw mut set, libc::SIGINT);
+        libc::sigaddset(&raw mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, &raw mut old);
+    }
+    Quiet {
+        old,
+        _thread: std::marker::PhantomData,
+    }
+}
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask `quiet` saved, on the same thread (the
+        // guard is not Send).
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &raw const self.old, std::ptr::null_mut())
+        };
+    }
 }
 
 #[derive(Default)]
 struct Inner {
     reason: Option<StopReason>,
-    target: Option<Target>,
+    /// The attached vCPU thread, as an integer (a `pthread_t` is a pointer
+    /// on musl and not `Send`).
+    thread: Option<usize>,
 }
 
 /// Ends a guest's run from any thread. Clones share the state.
@@ -61,36 +136,29 @@ pub struct StopHandle {
 }
 
 impl StopHandle {
-    /// Install the kick signal's handler (idempotent).
-    fn install() -> Result<()> {
+    /// Install the kick signal's handler (once per process).
+    fn install_kick() -> Result<()> {
         static INSTALLED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
         INSTALLED
-            .get_or_init(|| {
-                vmm_sys_util::signal::register_signal_handler(kick_signal(), on_kick)
-                    .map_err(|e| e.to_string())
-            })
+            .get_or_init(|| install(kick_signal()).map_err(|e| e.to_string()))
             .clone()
-            .map_err(|e| Error::Other(format!("cannot install the vCPU kick handler: {e}")))
+            .map_err(Error::Other)
     }
 
     /// Attach the calling thread's `vcpu`; stops from now on reach it.
     /// Returns a guard that detaches it when dropped (before the vCPU goes).
     pub fn attach<'a>(&'a self, vcpu: &mut VcpuFd) -> Result<Attached<'a>> {
-        Self::install()?;
-        KICKED.with(|k| k.set(false));
+        Self::install_kick()?;
         vcpu.set_kvm_immediate_exit(0);
         let run = vcpu.get_kvm_run();
-        let immediate_exit = std::ptr::addr_of_mut!(run.immediate_exit) as usize;
+        let at = std::ptr::addr_of_mut!(run.immediate_exit) as usize;
+        KICKED.with(|k| k.set(false));
+        IMMEDIATE_EXIT.with(|c| c.set(at));
         // SAFETY: pthread_self has no preconditions.
         let thread = unsafe { libc::pthread_self() } as usize;
         let mut g = self.lock();
-        g.target = Some(Target {
-            thread,
-            immediate_exit,
-        });
-        let already = g.reason.is_some();
-        drop(g);
-        if already {
+        g.thread = Some(thread);
+        if g.reason.is_some() {
             vcpu.set_kvm_immediate_exit(1);
         }
         Ok(Attached { handle: self })
@@ -104,22 +172,16 @@ impl StopHandle {
     pub fn stop(&self, why: StopReason) {
         let mut g = self.lock();
         g.reason.get_or_insert(why);
-        if let Some(t) = &g.target {
-            // SAFETY: `immediate_exit` points into the attached vCPU's
-            // kvm_run mapping, which lives until `Attached` is dropped; that
-            // takes this lock first, so the mapping is alive here. KVM reads
-            // the byte at every KVM_RUN entry.
-            let flag = unsafe { AtomicU8::from_ptr(t.immediate_exit as *mut u8) };
-            flag.store(1, Ordering::SeqCst);
+        if let Some(t) = g.thread {
             // SAFETY: the target thread is alive while attached (it detaches
             // under this lock before it ends).
-            unsafe { libc::pthread_kill(t.thread as libc::pthread_t, kick_signal()) };
+            unsafe { libc::pthread_kill(t as libc::pthread_t, kick_signal()) };
         }
     }
 
     /// Whether a vCPU is attached (running).
     pub fn is_attached(&self) -> bool {
-        self.lock().target.is_some()
+        self.lock().thread.is_some()
     }
 
     /// Stop for `why`, then kick again every 100 ms while the vCPU is still
@@ -134,9 +196,12 @@ impl StopHandle {
         }
     }
 
-    /// Why the guest was stopped, if it was.
+    /// Why the guest was stopped, if it was: a reason given to this handle,
+    /// or a SIGINT/SIGTERM the process received.
     pub fn reason(&self) -> Option<StopReason> {
-        self.lock().reason
+        self.lock()
+            .reason
+            .or_else(|| signalled().map(StopReason::Signal))
     }
 }
 
@@ -147,9 +212,10 @@ pub struct Attached<'a> {
 
 impl Drop for Attached<'_> {
     fn drop(&mut self) {
-        self.handle.lock().target = None;
+        self.handle.lock().thread = None;
         // No kick reaches this thread any more; later writes (the output a
         // stopped guest left behind) may block again, with their own bound.
+        IMMEDIATE_EXIT.with(|c| c.set(0));
         KICKED.with(|k| k.set(false));
     }
 }
@@ -170,6 +236,7 @@ impl Watchdog {
         };
         let (tx, rx) = mpsc::channel::<()>();
         let handle = handle.clone();
+        let _quiet = quiet();
         let thread = std::thread::Builder::new()
             .name("vessel-watchdog".into())
             .stack_size(64 << 10)

@@ -26,6 +26,7 @@ impl WakeTimer {
     fn start(&mut self) -> Result<()> {
         let (tx, rx) = mpsc::channel::<Instant>();
         let vm = self.vm.clone();
+        let _quiet = crate::stop::quiet();
         let thread = std::thread::Builder::new()
             .name("vessel-wake".into())
             .stack_size(64 << 10)

@@ -65,8 +65,9 @@ pub struct Shared {
     regions: Vec<Backing>,
     /// First fetch error; the vCPU loop turns it into a guest fault.
     error: Mutex<Option<String>>,
-    /// Readable once teardown starts: wakes threads blocked in poll.
-    stop: EventFd,
+    /// Readable once teardown starts: wakes threads blocked in poll (only
+    /// made when there are regions, so a VM without pays nothing).
+    stop: Option<EventFd>,
     /// True once teardown starts: wakes threads sleeping the latency.
     stopping: Mutex<bool>,
     stopped: Condvar,
@@ -82,7 +83,11 @@ impl Shared {
 
     fn stop_pollfd(&self) -> libc::pollfd {
         libc::pollfd {
-            fd: std::os::fd::AsRawFd::as_raw_fd(&self.stop),
+            // poll ignores a negative fd.
+            fd: self
+                .stop
+                .as_ref()
+                .map_or(-1, std::os::fd::AsRawFd::as_raw_fd),
             events: libc::POLLIN,
             revents: 0,
         }
@@ -144,8 +149,13 @@ impl LazyMemory {
     /// sleep `latency` per page.
     pub fn new(planned: &[PlannedRegion], latency: Duration) -> Result<LazyMemory> {
         let regions = planned.iter().map(map_region).collect::<Result<Vec<_>>>()?;
-        let stop = EventFd::new(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)
-            .map_err(|e| Error::Memory(format!("eventfd for lazy regions: {e}")))?;
+        let stop = if planned.is_empty() {
+            None
+        } else {
+            let fd = EventFd::new(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)
+                .map_err(|e| Error::Memory(format!("eventfd for lazy regions: {e}")))?;
+            Some(fd)
+        };
         let shared = Arc::new(Shared {
             regions,
             error: Mutex::new(None),
@@ -171,6 +181,7 @@ impl LazyMemory {
                 Error::Memory(format!("UFFDIO_REGISTER for lazy region {}: {e}", r.name))
             })?;
         }
+        let _quiet = crate::stop::quiet();
         for i in 0..FETCH_WORKERS {
             let (uffd, shared) = (uffd.clone(), lazy.shared.clone());
             let t = std::thread::Builder::new()
@@ -229,7 +240,9 @@ impl LazyMemory {
             *s = true;
         }
         self.shared.stopped.notify_all();
-        let _ = self.shared.stop.write(1);
+        if let Some(fd) = &self.shared.stop {
+            let _ = fd.write(1);
+        }
     }
 }
 

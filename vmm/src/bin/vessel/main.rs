@@ -4,7 +4,7 @@
 //! Packed (`target/vessel/APP`): `APP [LAUNCHER FLAGS] [--] [APP ARGS]`.
 
 mod cli;
-mod signals;
+mod crash;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -44,9 +44,8 @@ fn run_guest(
     opts: LaunchOpts,
     args: Vec<OsString>,
 ) -> Result<i32, Error> {
-    // Before any thread starts, so every launcher thread inherits the mask
-    // and only the signal thread takes SIGINT/SIGTERM.
-    let signals = signals::StopSignals::block()?;
+    // SIGINT/SIGTERM stop the guest like --timeout (buffered output kept).
+    vmm::stop::handle_stop_signals()?;
     let image = vmm::load_image(bytes, opts.mem)?;
     let mut host = host?;
     let all_args = guest_args(name, args);
@@ -64,9 +63,7 @@ fn run_guest(
         async_pf: !opts.no_async_pf,
         stdout_line_buffered: vmm::console::stdout_is_terminal(),
     };
-    let mut vm = vmm::Vm::new(&mut host, &image, &cfg)?;
-    let _watch = signals.forward_to(vm.stop_handle())?;
-    let outcome = vm.run(&mut vmm::StdIo)?;
+    let outcome = vmm::run(&mut host, &image, &cfg, &mut vmm::StdIo)?;
     if let Some(msg) = outcome.message() {
         eprintln!("vessel: {msg}");
     }
@@ -175,7 +172,7 @@ fn main_inner() -> Result<i32, Error> {
 }
 
 fn main() -> ExitCode {
-    signals::install_crash_report();
+    crash::install_crash_report();
     let code = match main_inner() {
         Ok(c) => c,
         Err(e) => {
