@@ -120,6 +120,13 @@ fn runtime_tests() -> Vec<T> {
             "/apps/selftest fault",
         ),
         t(
+            "forged-fault-report",
+            126,
+            &[],
+            &["from outside the exception stubs"],
+            "/apps/selftest forge-fault",
+        ),
+        t(
             "exception-null",
             126,
             &[],
