@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{OsStringValueParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use vmm::sve::SveRequest;
 
@@ -44,7 +45,7 @@ pub struct LaunchOpts {
     /// the guest finds it by NAME. SIZE (optional, >= the file's size) makes
     /// the region larger; bytes past the end of the file read as zero.
     /// Repeatable.
-    #[arg(long = "lazy", value_name = "NAME=FILE[:SIZE]", value_parser = { use clap::builder::TypedValueParser; clap::builder::OsStringValueParser::new().try_map(parse_lazy) })]
+    #[arg(long = "lazy", value_name = "NAME=FILE[:SIZE]", value_parser = lazy_parser())]
     pub lazy: Vec<vmm::lazy::LazySpec>,
     /// Sleep this many milliseconds per fetched page of a lazy region
     /// (emulates remote storage).
@@ -56,8 +57,8 @@ pub struct LaunchOpts {
 }
 
 /// `--lazy` takes the OS string as given: FILE is used byte for byte.
-fn parse_lazy(s: OsString) -> Result<vmm::lazy::LazySpec, String> {
-    vmm::lazy::LazySpec::parse(&s, parse_size)
+fn lazy_parser() -> impl TypedValueParser<Value = vmm::lazy::LazySpec> {
+    OsStringValueParser::new().try_map(|s| vmm::lazy::LazySpec::parse(&s, parse_size))
 }
 
 fn parse_ms(s: &str) -> Result<f64, String> {
