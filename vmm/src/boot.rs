@@ -4,8 +4,8 @@
 use vessel_abi::zerocopy::IntoBytes;
 use vessel_abi::{BootInfo, ConsoleBuffer, GuestSlice, VcpuInfo, ABI_VERSION, BOOT_MAGIC};
 
-use crate::error::{Error, Result};
-use crate::layout::Layout;
+use crate::error::Result;
+use crate::layout::{Layout, LayoutError};
 use crate::memory::GuestRam;
 
 /// Offsets inside the boot area.
@@ -48,11 +48,12 @@ impl Area<'_> {
         let start = self.at.next_multiple_of(align);
         let len = bytes.len() as u64;
         if start.checked_add(len).is_none_or(|e| e > self.end) {
-            return Err(Error::Config(format!(
-                "arguments, environment and region names do not fit in the {} KiB the boot area has for them (a {len}-byte item did not fit in the {} bytes left)",
-                (self.end - self.first) / 1024,
-                self.end.saturating_sub(self.at)
-            )));
+            return Err(LayoutError::BootAreaFull {
+                room: self.end - self.first,
+                item: len,
+                left: self.end.saturating_sub(self.at),
+            }
+            .into());
         }
         self.ram.write(start, bytes)?;
         self.at = start + len;

@@ -1,5 +1,6 @@
 //! How to build and run a VM.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::lazy::LazySpec;
@@ -52,4 +53,24 @@ impl Default for VmConfig {
             stdout_line_buffered: false,
         }
     }
+}
+
+/// A flag, an environment entry or a guest image file the launcher refuses
+/// before building anything ("invalid configuration: ...").
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--cpus {0}: this version runs guests on exactly 1 vCPU")]
+    OneVcpuOnly(u32),
+    #[error("--env `{0}` has an empty name")]
+    EnvEmptyName(String),
+    #[error("--env {0}: the launcher's environment has no {0}")]
+    EnvUnset(String),
+    #[error("VESSEL_KVM `{0}` contains a NUL byte")]
+    KvmPathNul(String),
+    #[error("guest image {} is not a regular file", .0.display())]
+    ImageNotAFile(PathBuf),
+    #[error("guest image {} is {} MiB; the limit is {} MiB", path.display(), len >> 20, crate::MAX_IMAGE_BYTES >> 20)]
+    ImageTooLarge { path: PathBuf, len: u64 },
+    #[error("guest image {} grew past {} MiB while being read", .0.display(), crate::MAX_IMAGE_BYTES >> 20)]
+    ImageGrew(PathBuf),
 }

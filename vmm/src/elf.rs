@@ -10,7 +10,8 @@ use object::{LittleEndian as LE, StringTable};
 use vessel_abi::zerocopy::FromBytes;
 use vessel_abi::{GuestHeader, HEADER_MAGIC, HEADER_SECTION};
 
-use crate::error::{Error, Result};
+pub use crate::error::ElfError;
+use crate::error::Result;
 use crate::memory::GuestRam;
 
 /// The architecture an image is built for.
@@ -64,54 +65,45 @@ pub struct GuestImage {
     pub header: GuestHeader,
 }
 
-fn bad(msg: impl Into<String>) -> Error {
-    Error::Elf(msg.into())
-}
-
 impl GuestImage {
     /// Parse and check an image whose segments must lie in `[lo, hi)`.
     pub fn parse(data: Vec<u8>, expect: Machine, lo: u64, hi: u64) -> Result<GuestImage> {
-        let hdr = FileHeader64::<LE>::parse(data.as_slice())
-            .map_err(|e| bad(format!("not a 64-bit little-endian ELF ({e})")))?;
+        let hdr = FileHeader64::<LE>::parse(data.as_slice()).map_err(ElfError::NotElf64)?;
         let e = LE;
-        let machine = Machine::from_elf(hdr.e_machine(e)).ok_or_else(|| {
-            bad(format!(
-                "unsupported machine {} (want {})",
-                hdr.e_machine(e),
-                expect.name()
-            ))
+        let machine = Machine::from_elf(hdr.e_machine(e)).ok_or(ElfError::UnsupportedMachine {
+            machine: hdr.e_machine(e),
+            want: expect,
         })?;
         if machine != expect {
-            return Err(bad(format!(
-                "built for {}, but this launcher runs {} guests",
-                machine.name(),
-                expect.name()
-            )));
+            return Err(ElfError::WrongMachine {
+                built: machine,
+                runs: expect,
+            }
+            .into());
         }
         if hdr.e_type(e) != elf::ET_EXEC {
-            return Err(bad(format!(
-                "ELF type {} is not ET_EXEC (guests are linked at fixed addresses)",
-                hdr.e_type(e)
-            )));
+            return Err(ElfError::NotExec(hdr.e_type(e)).into());
         }
         let phdrs = hdr
             .program_headers(e, data.as_slice())
-            .map_err(|err| bad(format!("program headers: {err}")))?;
+            .map_err(ElfError::ProgramHeaders)?;
         let mut segments = Vec::new();
         for ph in phdrs.iter().filter(|p| p.p_type(e) == elf::PT_LOAD) {
             segments.push(check_segment(ph, data.len() as u64, lo, hi)?);
         }
         if segments.is_empty() {
-            return Err(bad("no PT_LOAD segments"));
+            return Err(ElfError::NoLoadSegments.into());
         }
         segments.sort_by_key(|s| s.vaddr);
         for w in segments.windows(2) {
             // Checked in check_segment: vaddr + memsz does not overflow.
             if w[0].vaddr + w[0].memsz > w[1].vaddr {
-                return Err(bad(format!(
-                    "segments overlap: {:#x}+{:#x} and {:#x}",
-                    w[0].vaddr, w[0].memsz, w[1].vaddr
-                )));
+                return Err(ElfError::Overlap {
+                    vaddr: w[0].vaddr,
+                    memsz: w[0].memsz,
+                    next: w[1].vaddr,
+                }
+                .into());
             }
         }
         let entry = hdr.e_entry(e);
@@ -119,9 +111,7 @@ impl GuestImage {
             .iter()
             .any(|s| s.flags & elf::PF_X != 0 && entry >= s.vaddr && entry - s.vaddr < s.memsz);
         if !in_exec {
-            return Err(bad(format!(
-                "entry point {entry:#x} is not in an executable segment"
-            )));
+            return Err(ElfError::EntryNotExecutable(entry).into());
         }
         let header = read_header(hdr, &data)?;
         Ok(GuestImage {
@@ -165,7 +155,8 @@ impl GuestImage {
 
     /// Address and size of the data object or function named `name`
     /// (unmangled, e.g. an `export_name`), if the image has a symbol table.
-    pub fn symbol(&self, name: &str) -> Option<(u64, u64)> {
+    #[cfg(test)]
+    fn symbol(&self, name: &str) -> Option<(u64, u64)> {
         symbols(&self.data)
             .ok()?
             .into_iter()
@@ -174,7 +165,12 @@ impl GuestImage {
     }
 }
 
-fn check_segment(ph: &ProgramHeader64<LE>, file_len: u64, lo: u64, hi: u64) -> Result<Segment> {
+fn check_segment(
+    ph: &ProgramHeader64<LE>,
+    file_len: u64,
+    lo: u64,
+    hi: u64,
+) -> Result<Segment, ElfError> {
     let e = LE;
     let s = Segment {
         vaddr: ph.p_vaddr(e),
@@ -184,72 +180,66 @@ fn check_segment(ph: &ProgramHeader64<LE>, file_len: u64, lo: u64, hi: u64) -> R
         flags: ph.p_flags(e),
     };
     if s.filesz > s.memsz {
-        return Err(bad(format!(
-            "segment at {:#x}: file size {:#x} exceeds memory size {:#x}",
-            s.vaddr, s.filesz, s.memsz
-        )));
+        return Err(ElfError::FileSizeOverMemSize {
+            vaddr: s.vaddr,
+            filesz: s.filesz,
+            memsz: s.memsz,
+        });
     }
     match s.offset.checked_add(s.filesz) {
         Some(end) if end <= file_len => {}
-        _ => return Err(bad(format!("segment at {:#x}: file range {:#x}+{:#x} is past the end of the file ({file_len} bytes)", s.vaddr, s.offset, s.filesz))),
+        _ => {
+            return Err(ElfError::PastEndOfFile {
+                vaddr: s.vaddr,
+                offset: s.offset,
+                filesz: s.filesz,
+                file_len,
+            })
+        }
     }
     match s.vaddr.checked_add(s.memsz) {
         Some(end) if s.vaddr >= lo && end <= hi => {}
         _ => {
-            return Err(bad(format!(
-                "segment {:#x}+{:#x} is outside the guest image window {lo:#x}..{hi:#x}",
-                s.vaddr, s.memsz
-            )))
+            return Err(ElfError::OutsideWindow {
+                vaddr: s.vaddr,
+                memsz: s.memsz,
+                lo,
+                hi,
+            })
         }
     }
     Ok(s)
 }
 
-fn read_header(hdr: &FileHeader64<LE>, data: &[u8]) -> Result<GuestHeader> {
+fn read_header(hdr: &FileHeader64<LE>, data: &[u8]) -> Result<GuestHeader, ElfError> {
     let e = LE;
-    let sections = hdr
-        .sections(e, data)
-        .map_err(|err| bad(format!("section headers: {err}")))?;
+    let sections = hdr.sections(e, data).map_err(ElfError::SectionHeaders)?;
     let (_, sec): (_, &SectionHeader64<LE>) = sections
         .section_by_name(e, HEADER_SECTION.as_bytes())
-        .ok_or_else(|| {
-            bad(format!(
-                "no {HEADER_SECTION} section: not a Vessel guest (link it with guest-rt)"
-            ))
-        })?;
-    let bytes = sec
-        .data(e, data)
-        .map_err(|err| bad(format!("{HEADER_SECTION}: {err}")))?;
-    let n = std::mem::size_of::<GuestHeader>();
+        .ok_or(ElfError::NoHeader)?;
+    let bytes = sec.data(e, data).map_err(ElfError::HeaderData)?;
     let Ok((h, _)) = GuestHeader::read_from_prefix(bytes) else {
-        return Err(bad(format!(
-            "{HEADER_SECTION} is {} bytes, want {n}",
-            bytes.len()
-        )));
+        return Err(ElfError::HeaderSize {
+            len: bytes.len(),
+            want: std::mem::size_of::<GuestHeader>(),
+        });
     };
     if h.magic != HEADER_MAGIC {
-        return Err(bad(format!(
-            "{HEADER_SECTION} has bad magic {:#x}",
-            h.magic
-        )));
+        return Err(ElfError::BadMagic(h.magic));
     }
     if h.abi_version != vessel_abi::ABI_VERSION {
-        return Err(bad(format!(
-            "guest speaks Vessel ABI {}, this launcher speaks {}: rebuild the app",
-            h.abi_version,
-            vessel_abi::ABI_VERSION
-        )));
+        return Err(ElfError::AbiVersion {
+            guest: h.abi_version,
+        });
     }
     Ok(h)
 }
 
-fn symbols(data: &[u8]) -> Result<Vec<Symbol>> {
+fn symbols(data: &[u8]) -> Result<Vec<Symbol>, object::read::Error> {
     let e = LE;
-    let hdr = FileHeader64::<LE>::parse(data).map_err(|err| bad(err.to_string()))?;
-    let sections = hdr.sections(e, data).map_err(|err| bad(err.to_string()))?;
-    let table = sections
-        .symbols(e, data, elf::SHT_SYMTAB)
-        .map_err(|err| bad(err.to_string()))?;
+    let hdr = FileHeader64::<LE>::parse(data)?;
+    let sections = hdr.sections(e, data)?;
+    let table = sections.symbols(e, data, elf::SHT_SYMTAB)?;
     let strings: StringTable = table.strings();
     let mut out = Vec::new();
     for sym in table.iter() {

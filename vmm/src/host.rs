@@ -3,6 +3,7 @@
 use kvm_ioctls::Kvm;
 
 use crate::arch;
+use crate::config::ConfigError;
 use crate::error::{Error, Result};
 
 /// Open /dev/kvm with a message that names the fix when it fails.
@@ -13,7 +14,7 @@ pub fn open_kvm() -> Result<Kvm> {
     let path = std::env::var_os("VESSEL_KVM").unwrap_or_else(|| "/dev/kvm".into());
     let shown = path.to_string_lossy().into_owned();
     let cpath = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()))
-        .map_err(|_| Error::Config(format!("VESSEL_KVM `{shown}` contains a NUL byte")))?;
+        .map_err(|_| ConfigError::KvmPathNul(shown.clone()))?;
     let kvm = Kvm::new_with_path(&cpath).map_err(|e| Error::KvmOpen {
         path: shown,
         source: std::io::Error::from_raw_os_error(e.errno()),
@@ -50,12 +51,10 @@ impl Host {
 
     /// KVM and the CPU model, asked for at the first call.
     pub(crate) fn parts(&mut self) -> Result<(&Kvm, &arch::HostCpu)> {
-        if self.cpu.is_none() {
-            self.cpu = Some(arch::host_cpu(&self.kvm)?);
-        }
-        match &self.cpu {
-            Some(cpu) => Ok((&self.kvm, cpu)),
-            None => Err(Error::Other("the host CPU model is missing".into())),
-        }
+        let cpu = match &mut self.cpu {
+            Some(cpu) => cpu,
+            empty => empty.insert(arch::host_cpu(&self.kvm)?),
+        };
+        Ok((&self.kvm, cpu))
     }
 }

@@ -330,7 +330,10 @@ mod tests {
     impl Vcpu for FakeVcpu {
         fn enable_apf(&mut self, area: u64, vector: u32) -> crate::Result<()> {
             if self.fail_apf {
-                return Err(crate::Error::Other("refused".into()));
+                return Err(crate::Error::Kvm {
+                    what: "KVM_SET_MSRS (async page faults)".into(),
+                    source: kvm_ioctls::Error::new(libc::EINVAL),
+                });
             }
             self.apf.push((area, vector));
             Ok(())

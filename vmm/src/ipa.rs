@@ -2,6 +2,8 @@
 //!
 //! Free of `cfg(target_arch)` so it is unit-tested on every host.
 
+use crate::layout::LayoutError;
+
 /// The IPA size KVM uses for VM type 0 (and the only one without
 /// `KVM_CAP_ARM_VM_IPA_SIZE`).
 pub const DEFAULT_IPA_BITS: u32 = 40;
@@ -22,21 +24,25 @@ pub fn bits_for(end: u64) -> u32 {
 /// Choose `(KVM_CREATE_VM type, IPA bits)` for memory ending at `end`, given
 /// the host's `KVM_CAP_ARM_VM_IPA_SIZE` answer (0: cap absent, 40 bits only).
 /// Errors (one line) when the layout does not fit the host.
-pub fn choose(end: u64, host_limit: i32) -> Result<(u64, u32), String> {
+pub fn choose(end: u64, host_limit: i32) -> Result<(u64, u32), LayoutError> {
     let need = bits_for(end).max(32);
     if host_limit <= 0 {
         if need > DEFAULT_IPA_BITS {
-            return Err(format!(
-                "guest memory ends at {end:#x}, which needs a {need}-bit IPA; this host offers only {DEFAULT_IPA_BITS} bits (no KVM_CAP_ARM_VM_IPA_SIZE)"
-            ));
+            return Err(LayoutError::IpaTooSmall {
+                end,
+                need,
+                limit: None,
+            });
         }
         return Ok((0, DEFAULT_IPA_BITS));
     }
     let limit = host_limit.cast_unsigned();
     if need > limit {
-        return Err(format!(
-            "guest memory ends at {end:#x}, which needs a {need}-bit IPA; this host's KVM_CAP_ARM_VM_IPA_SIZE is {limit}"
-        ));
+        return Err(LayoutError::IpaTooSmall {
+            end,
+            need,
+            limit: Some(limit),
+        });
     }
     // Ask for the default when it suffices (what every VMM does), else the
     // smallest size that holds the layout.
@@ -58,6 +64,6 @@ mod tests {
         assert_eq!(choose(0x4800_0000, 36), Ok((36, 36)));
         assert_eq!(choose(1 << 44, 48), Ok((44, 44)));
         assert!(choose((1 << 40) + 4096, 0).is_err());
-        assert!(choose(1 << 37, 36).unwrap_err().contains("36"));
+        assert!(choose(1 << 37, 36).unwrap_err().to_string().contains("36"));
     }
 }

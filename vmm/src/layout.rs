@@ -3,7 +3,7 @@
 
 use crate::arch;
 use crate::config::VmConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::memory::PAGE;
 
 /// Where things are in guest memory.
@@ -22,32 +22,91 @@ pub struct Layout {
 
 const MIN_HEAP: u64 = 64 << 10;
 
-/// `--mem` within the documented bounds and a whole number of pages.
-pub fn check_mem_size(mem: u64) -> Result<()> {
-    let mib = |b: u64| b >> 20;
-    let side = if mem < arch::MIN_RAM {
-        "below the minimum"
-    } else if mem > arch::MAX_RAM {
-        "above the maximum"
+/// A memory map that cannot be built ("invalid configuration: ...").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    #[error("--mem {shown} is outside {min}..={max} MiB ({side})", shown = shown_mem(*.0), min = arch::MIN_RAM >> 20, max = arch::MAX_RAM >> 20, side = side(*.0))]
+    MemOutOfRange(u64),
+    #[error("--mem {0} is not a multiple of 4 KiB")]
+    MemNotPages(u64),
+    #[error("--cpus {0} is outside 1..={max}", max = arch::MAX_VCPUS)]
+    CpusOutOfRange(u32),
+    #[error("stack size {0} must be a multiple of 4 KiB, at least 64 KiB")]
+    StackSize(u64),
+    #[error("stacks exceed RAM")]
+    StacksExceedRam,
+    #[error("--mem {} MiB leaves no room for a heap after the image ({} KiB) and {vcpus} stack(s) of {} KiB", mem >> 20, image >> 10, stack >> 10)]
+    NoRoomForHeap {
+        mem: u64,
+        /// Bytes from the start of RAM to the end of the image.
+        image: u64,
+        vcpus: u32,
+        stack: u64,
+    },
+    /// The boot area's strings: `room` bytes in all, `left` of them free
+    /// when an `item`-byte string came.
+    #[error("arguments, environment and region names do not fit in the {} KiB the boot area has for them (a {item}-byte item did not fit in the {left} bytes left)", room / 1024)]
+    BootAreaFull { room: u64, item: u64, left: u64 },
+    /// The page tables outgrew the `reserved` bytes set aside for them.
+    #[error("page tables for this memory map need more than the {} KiB reserved for them", reserved / 1024)]
+    PageTableSpace { reserved: u64 },
+    /// arm64: the memory map needs a wider IPA than the host offers
+    /// (`limit` None: the host has no KVM_CAP_ARM_VM_IPA_SIZE).
+    #[error("guest memory ends at {end:#x}, which needs a {need}-bit IPA; {}", ipa_offer(*limit))]
+    IpaTooSmall {
+        end: u64,
+        need: u32,
+        limit: Option<u32>,
+    },
+}
+
+fn shown_mem(mem: u64) -> String {
+    if mem < 1 << 20 {
+        format!("{mem} bytes")
     } else {
-        ""
-    };
-    if !side.is_empty() {
-        let shown = if mem < 1 << 20 {
-            format!("{mem} bytes")
-        } else {
-            format!("{} MiB", mib(mem))
-        };
-        return Err(Error::Config(format!(
-            "--mem {shown} is outside {}..={} MiB ({side})",
-            mib(arch::MIN_RAM),
-            mib(arch::MAX_RAM)
-        )));
+        format!("{} MiB", mem >> 20)
+    }
+}
+
+fn side(mem: u64) -> &'static str {
+    if mem < arch::MIN_RAM {
+        "below the minimum"
+    } else {
+        "above the maximum"
+    }
+}
+
+fn ipa_offer(limit: Option<u32>) -> String {
+    match limit {
+        None => format!(
+            "this host offers only {} bits (no KVM_CAP_ARM_VM_IPA_SIZE)",
+            crate::ipa::DEFAULT_IPA_BITS
+        ),
+        Some(l) => format!("this host's KVM_CAP_ARM_VM_IPA_SIZE is {l}"),
+    }
+}
+
+/// Page-table requests the builder cannot honour: a bug in the memory map
+/// rather than a configuration ("page tables: ...").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PagingError {
+    #[error("cannot map {start:#x}..{end:#x}")]
+    BadRange { start: u64, end: u64 },
+    /// x86_64: a 2 MiB page covers what a finer mapping needs.
+    #[error("mapping conflicts with a huge page at table {table:#x}[{index}]")]
+    HugePageInTheWay { table: u64, index: usize },
+    /// arm64: a block covers what a finer mapping needs.
+    #[error("a block is in the way of a finer mapping")]
+    BlockInTheWay,
+}
+
+/// `--mem` within the documented bounds and a whole number of pages.
+pub fn check_mem_size(mem: u64) -> Result<(), LayoutError> {
+    if !(arch::MIN_RAM..=arch::MAX_RAM).contains(&mem) {
+        return Err(LayoutError::MemOutOfRange(mem));
     }
     if !mem.is_multiple_of(PAGE) {
-        return Err(Error::Config(format!(
-            "--mem {mem} is not a multiple of 4 KiB"
-        )));
+        return Err(LayoutError::MemNotPages(mem));
     }
     Ok(())
 }
@@ -55,20 +114,12 @@ pub fn check_mem_size(mem: u64) -> Result<()> {
 impl Layout {
     /// Plan memory for `cfg` and an image ending at `image_end`.
     pub fn plan(cfg: &VmConfig, image_end: u64) -> Result<Layout> {
-        let mib = |b: u64| b >> 20;
         check_mem_size(cfg.mem_size)?;
         if cfg.vcpus == 0 || cfg.vcpus > arch::MAX_VCPUS {
-            return Err(Error::Config(format!(
-                "--cpus {} is outside 1..={}",
-                cfg.vcpus,
-                arch::MAX_VCPUS
-            )));
+            return Err(LayoutError::CpusOutOfRange(cfg.vcpus).into());
         }
         if cfg.stack_size < 16 * PAGE || !cfg.stack_size.is_multiple_of(PAGE) {
-            return Err(Error::Config(format!(
-                "stack size {} must be a multiple of 4 KiB, at least 64 KiB",
-                cfg.stack_size
-            )));
+            return Err(LayoutError::StackSize(cfg.stack_size).into());
         }
         let ram_base = arch::RAM_BASE;
         let ram_end = ram_base + cfg.mem_size;
@@ -77,20 +128,20 @@ impl Layout {
         for _ in 0..cfg.vcpus {
             let bottom = top
                 .checked_sub(cfg.stack_size)
-                .ok_or_else(|| Error::Config("stacks exceed RAM".into()))?;
+                .ok_or(LayoutError::StacksExceedRam)?;
             stacks.push((bottom, top));
             top = bottom.saturating_sub(PAGE); // guard page
         }
         let heap_start = image_end.next_multiple_of(PAGE);
         let heap_end = top;
         if heap_end < heap_start + MIN_HEAP {
-            return Err(Error::Config(format!(
-                "--mem {} MiB leaves no room for a heap after the image ({} KiB) and {} stack(s) of {} KiB",
-                mib(cfg.mem_size),
-                (image_end - ram_base) >> 10,
-                cfg.vcpus,
-                cfg.stack_size >> 10
-            )));
+            return Err(LayoutError::NoRoomForHeap {
+                mem: cfg.mem_size,
+                image: image_end - ram_base,
+                vcpus: cfg.vcpus,
+                stack: cfg.stack_size,
+            }
+            .into());
         }
         Ok(Layout {
             ram_base,
@@ -152,7 +203,7 @@ mod tests {
             },
         ] {
             assert!(
-                matches!(Layout::plan(&cfg, 0x21_0000), Err(Error::Config(_))),
+                matches!(Layout::plan(&cfg, 0x21_0000), Err(crate::Error::Layout(_))),
                 "{cfg:?}"
             );
         }

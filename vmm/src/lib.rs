@@ -59,6 +59,7 @@ pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
 /// Read a guest image file: opened without blocking (a FIFO is refused, not
 /// waited on), checked to be a regular file, read with a size cap.
 pub fn read_image(path: &std::path::Path) -> Result<Vec<u8>> {
+    use config::ConfigError;
     use std::io::Read;
     let err = |source: std::io::Error| Error::ReadImage {
         path: path.to_path_buf(),
@@ -67,18 +68,14 @@ pub fn read_image(path: &std::path::Path) -> Result<Vec<u8>> {
     let file = lazy::open_nonblocking(path).map_err(err)?;
     let meta = file.metadata().map_err(err)?;
     if !meta.is_file() {
-        return Err(Error::Config(format!(
-            "guest image {} is not a regular file",
-            path.display()
-        )));
+        return Err(ConfigError::ImageNotAFile(path.to_path_buf()).into());
     }
     if meta.len() > MAX_IMAGE_BYTES {
-        return Err(Error::Config(format!(
-            "guest image {} is {} MiB; the limit is {} MiB",
-            path.display(),
-            meta.len() >> 20,
-            MAX_IMAGE_BYTES >> 20
-        )));
+        return Err(ConfigError::ImageTooLarge {
+            path: path.to_path_buf(),
+            len: meta.len(),
+        }
+        .into());
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // The cap holds even if the file grows while it is read.
@@ -86,11 +83,7 @@ pub fn read_image(path: &std::path::Path) -> Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .map_err(err)?;
     if bytes.len() as u64 > MAX_IMAGE_BYTES {
-        return Err(Error::Config(format!(
-            "guest image {} grew past {} MiB while being read",
-            path.display(),
-            MAX_IMAGE_BYTES >> 20
-        )));
+        return Err(ConfigError::ImageGrew(path.to_path_buf()).into());
     }
     Ok(bytes)
 }
@@ -115,15 +108,12 @@ pub fn check_image_for(bytes: Vec<u8>, machine: elf::Machine) -> Result<elf::Gue
 }
 
 /// The machine a launcher executable runs on, from its ELF header.
-pub fn launcher_machine(launcher: &[u8]) -> Result<elf::Machine> {
+pub fn launcher_machine(launcher: &[u8]) -> Result<elf::Machine, pack::PackError> {
     use object::Object;
-    let f = object::File::parse(launcher)
-        .map_err(|e| Error::Other(format!("the launcher is not an ELF executable: {e}")))?;
+    let f = object::File::parse(launcher).map_err(pack::PackError::NotElf)?;
     match f.architecture() {
         object::Architecture::X86_64 => Ok(elf::Machine::X86_64),
         object::Architecture::Aarch64 => Ok(elf::Machine::Aarch64),
-        other => Err(Error::Other(format!(
-            "the launcher is built for {other:?}; Vessel launchers are x86_64 or aarch64"
-        ))),
+        other => Err(pack::PackError::Architecture(other)),
     }
 }

@@ -7,10 +7,40 @@
 use vessel_abi::zerocopy::{FromBytes, Immutable, IntoBytes};
 use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The page size Vessel maps guests with (4 KiB on both architectures).
 pub const PAGE: u64 = 0x1000;
+
+/// A guest RAM access or mapping that failed ("guest memory: ...").
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    #[error("size {0:#x} too large")]
+    SizeTooLarge(u64),
+    #[error("cannot map {size} bytes of guest RAM: {source}")]
+    Map {
+        size: u64,
+        source: vm_memory::mmap::FromRangesError,
+    },
+    #[error("range {addr:#x}+{len:#x} is outside guest RAM")]
+    OutOfRange { addr: u64, len: u64 },
+    #[error("unaligned u64 store at {0:#x}")]
+    Unaligned(u64),
+    #[error("length {len} exceeds the limit of {max}")]
+    TooLong { len: u64, max: u64 },
+    /// vm-memory refused an access that passed the range check (`op`:
+    /// "read", "write", "store").
+    #[error("{op} at {addr:#x}: {source}")]
+    Access {
+        op: &'static str,
+        addr: u64,
+        source: vm_memory::GuestMemoryError,
+    },
+}
+
+fn access(op: &'static str, addr: u64) -> impl FnOnce(vm_memory::GuestMemoryError) -> MemoryError {
+    move |source| MemoryError::Access { op, addr, source }
+}
 
 /// Guest RAM: one contiguous region. Clones share the mapping, which lives
 /// until the last clone is dropped.
@@ -24,10 +54,9 @@ pub struct GuestRam {
 impl GuestRam {
     /// Map `size` bytes of anonymous memory for guest-physical `[base, base+size)`.
     pub fn new(base: u64, size: u64) -> Result<GuestRam> {
-        let len = usize::try_from(size)
-            .map_err(|_| Error::Memory(format!("size {size:#x} too large")))?;
+        let len = usize::try_from(size).map_err(|_| MemoryError::SizeTooLarge(size))?;
         let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(base), len)])
-            .map_err(|e| Error::Memory(format!("cannot map {size} bytes of guest RAM: {e}")))?;
+            .map_err(|source| MemoryError::Map { size, source })?;
         Ok(GuestRam { mem, base, size })
     }
 
@@ -60,13 +89,11 @@ impl GuestRam {
         }
     }
 
-    fn check(&self, addr: u64, len: u64) -> Result<()> {
+    fn check(&self, addr: u64, len: u64) -> Result<(), MemoryError> {
         if self.contains(addr, len) {
             Ok(())
         } else {
-            Err(Error::Memory(format!(
-                "range {addr:#x}+{len:#x} is outside guest RAM"
-            )))
+            Err(MemoryError::OutOfRange { addr, len })
         }
     }
 
@@ -74,7 +101,8 @@ impl GuestRam {
         self.check(addr, data.len() as u64)?;
         self.mem
             .write_slice(data, GuestAddress(addr))
-            .map_err(|e| Error::Memory(format!("write at {addr:#x}: {e}")))
+            .map_err(access("write", addr))?;
+        Ok(())
     }
 
     /// Store an aligned u64 with release order: everything written before
@@ -82,26 +110,26 @@ impl GuestRam {
     pub fn store_u64_release(&self, addr: u64, v: u64) -> Result<()> {
         self.check(addr, 8)?;
         if !addr.is_multiple_of(8) {
-            return Err(Error::Memory(format!("unaligned u64 store at {addr:#x}")));
+            return Err(MemoryError::Unaligned(addr).into());
         }
         self.mem
             .store(v, GuestAddress(addr), std::sync::atomic::Ordering::Release)
-            .map_err(|e| Error::Memory(format!("store at {addr:#x}: {e}")))
+            .map_err(access("store", addr))?;
+        Ok(())
     }
 
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         self.check(addr, buf.len() as u64)?;
         self.mem
             .read_slice(buf, GuestAddress(addr))
-            .map_err(|e| Error::Memory(format!("read at {addr:#x}: {e}")))
+            .map_err(access("read", addr))?;
+        Ok(())
     }
 
     /// Read `len` bytes into a new buffer, refusing more than `max`.
     pub fn read_vec(&self, addr: u64, len: u64, max: u64) -> Result<Vec<u8>> {
         if len > max {
-            return Err(Error::Memory(format!(
-                "length {len} exceeds the limit of {max}"
-            )));
+            return Err(MemoryError::TooLong { len, max }.into());
         }
         let mut v = vec![0u8; len as usize];
         self.read(addr, &mut v)?;

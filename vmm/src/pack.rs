@@ -6,7 +6,7 @@
 //! reads its own section table and the guest bytes, not the whole executable.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use std::os::unix::fs::FileExt;
 
@@ -19,10 +19,24 @@ use crate::error::{Error, Result};
 /// Name of the section that carries the guest image.
 pub const GUEST_SECTION: &str = ".vessel.guest";
 
+/// A launcher executable that cannot carry or give up a guest.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("the launcher is not an ELF executable: {0}")]
+    NotElf(object::read::Error),
+    #[error("the launcher is built for {0:?}; Vessel launchers are x86_64 or aarch64")]
+    Architecture(object::Architecture),
+    #[error("cannot read the launcher executable as ELF: {0}")]
+    Read(object::build::Error),
+    #[error("cannot write the packed executable: {0}")]
+    Write(object::build::Error),
+    #[error("the embedded guest in {} is truncated", .0.display())]
+    Truncated(PathBuf),
+}
+
 /// A copy of the launcher ELF `launcher` with `guest` embedded.
 pub fn pack(launcher: &[u8], guest: &[u8]) -> Result<Vec<u8>> {
-    let mut b = object::build::elf::Builder::read(launcher)
-        .map_err(|e| Error::Other(format!("cannot read the launcher executable as ELF: {e}")))?;
+    let mut b = object::build::elf::Builder::read(launcher).map_err(PackError::Read)?;
     for s in b.sections.iter_mut() {
         if s.name.as_slice() == GUEST_SECTION.as_bytes() {
             s.delete = true; // re-packing replaces the old guest
@@ -35,8 +49,7 @@ pub fn pack(launcher: &[u8], guest: &[u8]) -> Result<Vec<u8>> {
     s.sh_addralign = 16;
     s.data = object::build::elf::SectionData::Data(guest.to_vec().into());
     let mut out = Vec::with_capacity(launcher.len() + guest.len() + 4096);
-    b.write(&mut out)
-        .map_err(|e| Error::Other(format!("cannot write the packed executable: {e}")))?;
+    b.write(&mut out).map_err(PackError::Write)?;
     Ok(out)
 }
 
@@ -46,8 +59,14 @@ pub fn pack(launcher: &[u8], guest: &[u8]) -> Result<Vec<u8>> {
 /// four positioned reads: the ELF header, the section table, the section
 /// names and the guest section.
 pub fn embedded_guest(exe: &Path) -> Result<Option<Vec<u8>>> {
-    let file =
-        File::open(exe).map_err(|e| Error::Io(format!("cannot open {}: {e}", exe.display())))?;
+    let io = |what: &'static str| {
+        move |source| Error::HostIo {
+            what,
+            path: exe.to_path_buf(),
+            source,
+        }
+    };
+    let file = File::open(exe).map_err(io("open"))?;
     let read = |off: u64, len: u64| -> Result<Option<Vec<u8>>> {
         if len > MAX_READ {
             return Ok(None);
@@ -56,7 +75,7 @@ pub fn embedded_guest(exe: &Path) -> Result<Option<Vec<u8>>> {
         match file.read_exact_at(&mut buf, off) {
             Ok(()) => Ok(Some(buf)),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-            Err(e) => Err(Error::Io(format!("cannot read {}: {e}", exe.display()))),
+            Err(e) => Err(io("read")(e)),
         }
     };
     let e = LittleEndian;
@@ -89,10 +108,7 @@ pub fn embedded_guest(exe: &Path) -> Result<Option<Vec<u8>>> {
         if name.is_some_and(|n| &n[..wanted.len()] == wanted && n[wanted.len()] == 0) {
             return match read(s.sh_offset(e), s.sh_size(e))? {
                 Some(data) => Ok(Some(data)),
-                None => Err(Error::Io(format!(
-                    "the embedded guest in {} is truncated",
-                    exe.display()
-                ))),
+                None => Err(PackError::Truncated(exe.to_path_buf()).into()),
             };
         }
     }

@@ -28,6 +28,20 @@ use crate::error::{Error, Result};
 use crate::lazy::{Filler, LazyMemory};
 use crate::memory::{GuestRam, PAGE};
 
+/// Launcher-served async page faults that cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApfError {
+    #[error("async-PF area {area:#x}+{bytes:#x} (with its ready ring) is outside guest RAM")]
+    AreaOutside { area: u64, bytes: u64 },
+    #[error("async-PF state poisoned")]
+    Poisoned,
+    #[error("async-PF fetch threads are gone")]
+    FetchThreadsGone,
+    /// x86_64: KVM serves async page faults; the launcher never does.
+    #[error("launcher-served page faults are not used on x86_64")]
+    NotThisArch,
+}
+
 struct State {
     area: u64,
     next: u32,
@@ -110,7 +124,7 @@ impl SoftApf {
                         shared.push_ready(&mut s, t);
                     }
                 })
-                .map_err(|e| Error::Other(format!("cannot start an async-PF fetch thread: {e}")))?;
+                .map_err(Error::thread("an async-PF fetch thread"))?;
             threads.push(t);
         }
         Ok(SoftApf {
@@ -138,11 +152,7 @@ impl SoftApf {
     /// token.
     pub fn fault(&self, gpa: u64) -> Result<u32> {
         let page = gpa & !(PAGE - 1);
-        let mut s = self
-            .shared
-            .state
-            .lock()
-            .map_err(|_| Error::Other("async-PF state poisoned".into()))?;
+        let mut s = self.shared.state.lock().map_err(|_| ApfError::Poisoned)?;
         let token = s.next;
         s.next = match s.next.wrapping_add(1) {
             0 | WAKE_ALL => 1,
@@ -164,8 +174,7 @@ impl SoftApf {
         } else {
             s.pending.insert(page, vec![token]);
             if let Some(tx) = &self.tx {
-                tx.send(page)
-                    .map_err(|_| Error::Other("async-PF fetch threads are gone".into()))?;
+                tx.send(page).map_err(|_| ApfError::FetchThreadsGone)?;
             }
         }
         Ok(token)
@@ -231,9 +240,7 @@ pub fn enable(
 ) -> Result<()> {
     let bytes = vessel_abi::apf::READY_AREA_BYTES;
     if !ram.contains(area, bytes) {
-        return Err(Error::Other(format!(
-            "async-PF area {area:#x}+{bytes:#x} (with its ready ring) is outside guest RAM"
-        )));
+        return Err(ApfError::AreaOutside { area, bytes }.into());
     }
     match soft {
         Some(s) => s.set_area(area),

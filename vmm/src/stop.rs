@@ -71,8 +71,12 @@ fn kick_signal() -> libc::c_int {
 }
 
 fn install(sig: libc::c_int) -> Result<()> {
-    vmm_sys_util::signal::register_signal_handler(sig, on_kick)
-        .map_err(|e| Error::Other(format!("cannot install the handler for signal {sig}: {e}")))
+    vmm_sys_util::signal::register_signal_handler(sig, on_kick).map_err(|source| {
+        Error::SignalHandler {
+            signal: sig,
+            source,
+        }
+    })
 }
 
 /// End a running guest on SIGINT or SIGTERM the way `--timeout` ends it
@@ -138,11 +142,12 @@ pub struct StopHandle {
 impl StopHandle {
     /// Install the kick signal's handler (once per process).
     fn install_kick() -> Result<()> {
-        static INSTALLED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+        static INSTALLED: OnceLock<std::result::Result<(), vmm_sys_util::errno::Error>> =
+            OnceLock::new();
+        let signal = kick_signal();
         INSTALLED
-            .get_or_init(|| install(kick_signal()).map_err(|e| e.to_string()))
-            .clone()
-            .map_err(Error::Other)
+            .get_or_init(|| vmm_sys_util::signal::register_signal_handler(signal, on_kick))
+            .map_err(|source| Error::SignalHandler { signal, source })
     }
 
     /// Attach the calling thread's `vcpu`; stops from now on reach it.
@@ -245,7 +250,7 @@ impl Watchdog {
                     handle.stop_until_detached(StopReason::Timeout, &rx);
                 }
             })
-            .map_err(|e| Error::Other(format!("cannot start the watchdog thread: {e}")))?;
+            .map_err(Error::thread("the watchdog thread"))?;
         Ok(Watchdog {
             done: Some(tx),
             thread: Some(thread),

@@ -85,7 +85,7 @@ impl SveRequest {
     /// Parse `--sve-vl BITS` / `--sve max|off` values. Any number parses: its
     /// range is checked against the host's lengths at launch ([`VlSet::clip`]),
     /// so the error can name what the host offers.
-    pub fn parse(s: &str) -> Result<SveRequest, String> {
+    pub fn parse(s: &str) -> Result<SveRequest, SveError> {
         match s {
             "max" => return Ok(SveRequest::Max),
             "off" => return Ok(SveRequest::Off),
@@ -93,7 +93,7 @@ impl SveRequest {
         }
         s.parse::<u32>()
             .map(SveRequest::Bits)
-            .map_err(|_| format!("`{s}` is not a vector length in bits (e.g. 256) or `max`"))
+            .map_err(|_| SveError::NotALength(s.to_string()))
     }
 
     /// From `GuestHeader::sve_bits` (u64::MAX = max; 0 means none and is
@@ -119,6 +119,28 @@ impl fmt::Display for SveRequest {
             SveRequest::Bits(b) => write!(f, "{b} bits"),
         }
     }
+}
+
+/// An SVE request this host or this launcher cannot grant ("invalid
+/// configuration: ...").
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SveError {
+    #[error("`{0}` is not a vector length in bits (e.g. 256) or `max`")]
+    NotALength(String),
+    #[error("SVE requested but the host offers no SVE vector lengths")]
+    HostHasNone,
+    #[error("SVE is off; nothing to choose")]
+    Off,
+    #[error("SVE vector length {bits} bits is not a multiple of 128 in {}..={} (the host offers {} bits)", MIN_BITS, MAX_BITS, host.describe())]
+    NotArchitectural { bits: u32, host: Box<VlSet> },
+    #[error("SVE vector length {bits} bits is not one the host offers (it offers {} bits)", host.describe())]
+    NotOffered { bits: u32, host: Box<VlSet> },
+    /// arm64 host without KVM_CAP_ARM_SVE.
+    #[error("SVE ({0}) requested but this host has no KVM_CAP_ARM_SVE (it offers no SVE vector lengths)")]
+    NoKvmCap(SveRequest),
+    /// An x86_64 launcher asked for SVE.
+    #[error("SVE ({0}) is an arm64 feature; --sve-vl/--sve cannot be used on x86_64")]
+    NotThisArch(SveRequest),
 }
 
 /// The set of vector lengths, as KVM's VLS register holds it: bit (vq-1).
@@ -191,82 +213,32 @@ impl VlSet {
     /// the maximum (the set below it must equal the host's), so the request
     /// must itself be a length the host offers. Returns the set and its
     /// maximum in bits, or a one-line error naming what the host offers.
-    pub fn clip(&self, req: SveRequest) -> Result<(VlSet, u32), String> {
+    pub fn clip(&self, req: SveRequest) -> Result<(VlSet, u32), SveError> {
         let Some(host_max) = self.max_vq() else {
-            return Err("SVE requested but the host offers no SVE vector lengths".into());
+            return Err(SveError::HostHasNone);
         };
         let max_vq = match req {
-            SveRequest::Off => return Err("SVE is off; nothing to choose".into()),
+            SveRequest::Off => return Err(SveError::Off),
             SveRequest::Max => host_max,
             SveRequest::Bits(bits) if !valid_bits(bits) => {
-                return Err(format!(
-                    "SVE vector length {bits} bits is not a multiple of 128 in {MIN_BITS}..={MAX_BITS} (the host offers {} bits)",
-                    self.describe()
-                ));
+                return Err(SveError::NotArchitectural {
+                    bits,
+                    host: Box::new(*self),
+                });
             }
             SveRequest::Bits(bits) => {
                 let vq = bits_to_vq(bits);
                 if !self.contains_vq(vq) {
-                    return Err(format!(
-                        "SVE vector length {bits} bits is not one the host offers (it offers {} bits)",
-                        self.describe()
-                    ));
+                    return Err(SveError::NotOffered {
+                        bits,
+                        host: Box::new(*self),
+                    });
                 }
                 vq
             }
         };
         let keep: Vec<u32> = self.vqs().into_iter().filter(|&v| v <= max_vq).collect();
         Ok((VlSet::from_vqs(&keep), vq_to_bits(max_vq)))
-    }
-}
-
-/// Where a vCPU is in KVM's SVE set-up order, so that a step out of order
-/// is a one-line error here rather than an EPERM/EINVAL from KVM: read the
-/// host's lengths, write the chosen set (repeatable), finalize. Once
-/// finalized the lengths are fixed for the vCPU's life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SveStage {
-    /// After KVM_ARM_VCPU_INIT with the SVE feature.
-    Init,
-    /// KVM_REG_ARM64_SVE_VLS read: the host's set.
-    Read(VlSet),
-    /// The chosen set written (the host's set, and what was written).
-    Written(VlSet, VlSet),
-    /// KVM_ARM_VCPU_FINALIZE(SVE) done with this set.
-    Finalized(VlSet),
-}
-
-const FIXED: &str = "SVE vector lengths are fixed once the vCPU is finalized (KVM_ARM_VCPU_FINALIZE); start a new VM to change them";
-
-impl SveStage {
-    /// Record the host's set, read from KVM_REG_ARM64_SVE_VLS.
-    pub fn read(self, host: VlSet) -> Result<SveStage, String> {
-        match self {
-            SveStage::Init => Ok(SveStage::Read(host)),
-            SveStage::Finalized(_) => Err(FIXED.into()),
-            _ => Err("the SVE lengths were already read".into()),
-        }
-    }
-
-    /// Choose the set for `req` (see [`VlSet::clip`]): returns the next
-    /// stage, the set to write and its maximum in bits.
-    pub fn choose(self, req: SveRequest) -> Result<(SveStage, VlSet, u32), String> {
-        let host = match self {
-            SveStage::Read(h) | SveStage::Written(h, _) => h,
-            SveStage::Init => return Err("read the host's SVE lengths before choosing".into()),
-            SveStage::Finalized(_) => return Err(FIXED.into()),
-        };
-        let (set, bits) = host.clip(req)?;
-        Ok((SveStage::Written(host, set), set, bits))
-    }
-
-    /// Finalize: the written set is now fixed.
-    pub fn finalize(self) -> Result<SveStage, String> {
-        match self {
-            SveStage::Written(_, set) => Ok(SveStage::Finalized(set)),
-            SveStage::Finalized(_) => Err("the vCPU's SVE set-up is already finalized".into()),
-            _ => Err("choose the SVE lengths before finalizing".into()),
-        }
     }
 }
 
@@ -320,13 +292,13 @@ mod tests {
         assert_eq!((s.vqs(), bits), (vec![1, 2, 4], 512));
         let (s, bits) = host.clip(SveRequest::Max).unwrap();
         assert_eq!((s, bits), (host, 1024));
-        let e = host.clip(SveRequest::Bits(384)).unwrap_err();
+        let e = host.clip(SveRequest::Bits(384)).unwrap_err().to_string();
         assert!(e.contains("128, 256, 512, 1024"), "{e}");
-        let e = host.clip(SveRequest::Bits(2048)).unwrap_err();
+        let e = host.clip(SveRequest::Bits(2048)).unwrap_err().to_string();
         assert!(e.contains("not one the host offers"), "{e}");
         assert!(VlSet::default().clip(SveRequest::Max).is_err());
         for bad in [0, 100, 2176, 64, u32::MAX] {
-            let e = host.clip(SveRequest::Bits(bad)).unwrap_err();
+            let e = host.clip(SveRequest::Bits(bad)).unwrap_err().to_string();
             assert!(
                 e.contains("not a multiple of 128") && e.contains("1024"),
                 "{e}"
@@ -345,29 +317,5 @@ mod tests {
         assert_eq!(SveRequest::from_header(u64::MAX), SveRequest::Max);
         assert_eq!(SveRequest::from_header(1 << 40), SveRequest::Bits(u32::MAX));
         assert!(valid_bits(2048) && valid_bits(128) && !valid_bits(2176) && !valid_bits(192));
-    }
-
-    #[test]
-    fn sve_setup_steps_must_come_in_kvm_order() {
-        let host = VlSet::from_vqs(&[1, 2, 3, 4]);
-        let stage = SveStage::Init;
-        assert!(stage.choose(SveRequest::Max).is_err(), "choose before read");
-        assert!(stage.finalize().is_err(), "finalize before choose");
-        let stage = stage.read(host).unwrap();
-        assert!(stage.read(host).is_err(), "read twice");
-        let (stage, set, bits) = stage.choose(SveRequest::Bits(256)).unwrap();
-        assert_eq!((set.vqs(), bits), (vec![1, 2], 256));
-        // Choosing again before finalize is allowed: only the maximum matters.
-        let (stage, set, bits) = stage.choose(SveRequest::Max).unwrap();
-        assert_eq!((set, bits), (host, 512));
-        let done = stage.finalize().unwrap();
-        assert_eq!(done, SveStage::Finalized(host));
-        for e in [
-            done.choose(SveRequest::Bits(128)).unwrap_err(),
-            done.read(host).unwrap_err(),
-        ] {
-            assert!(e.contains("fixed once the vCPU is finalized"), "{e}");
-        }
-        assert!(done.finalize().is_err(), "finalize twice");
     }
 }

@@ -9,12 +9,12 @@ use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 
 use crate::arch;
 use crate::boot::{self, BootParams};
-use crate::config::VmConfig;
-use crate::elf::GuestImage;
-use crate::error::{Error, KvmContext, Result};
+use crate::config::{ConfigError, VmConfig};
+use crate::elf::{ElfError, GuestImage};
+use crate::error::{KvmContext, Result};
 use crate::host::Host;
 use crate::layout::Layout;
-use crate::lazy::{LazyMemory, PlannedRegion};
+use crate::lazy::{LazyMemory, LazySpecError, PlannedRegion};
 use crate::memory::GuestRam;
 use crate::softapf::SoftApf;
 use crate::stop::StopHandle;
@@ -60,10 +60,7 @@ impl<'a> Vm<'a> {
     ) -> Result<Vm<'a>> {
         crate::caps::check_required(kvm)?;
         if cfg.vcpus != 1 {
-            return Err(Error::Config(format!(
-                "--cpus {}: this version runs guests on exactly 1 vCPU",
-                cfg.vcpus
-            )));
+            return Err(ConfigError::OneVcpuOnly(cfg.vcpus).into());
         }
         let layout = Layout::plan(cfg, image.end())?;
         check_segments(image, &layout)?;
@@ -147,10 +144,11 @@ fn check_segments(image: &GuestImage, layout: &Layout) -> Result<()> {
     let (lo, hi) = arch::image_window(layout.ram_end);
     for s in &image.segments {
         if s.vaddr < lo || s.vaddr + s.memsz > hi.min(layout.heap.1) {
-            return Err(Error::Elf(format!(
-                "segment {:#x}+{:#x} does not fit in guest memory",
-                s.vaddr, s.memsz
-            )));
+            return Err(ElfError::DoesNotFit {
+                vaddr: s.vaddr,
+                memsz: s.memsz,
+            }
+            .into());
         }
     }
     Ok(())
@@ -173,10 +171,12 @@ fn add_memslots(kvm: &Kvm, vm: &VmFd, fixed: &[&GuestRam], lazy: &LazyMemory) ->
     let n = lazy.regions().len();
     let slots = kvm.get_nr_memslots();
     if fixed.len() + n > slots {
-        return Err(Error::Config(format!(
-            "--lazy given {n} times: this host's KVM has {slots} memslots, so at most {} lazy regions here",
-            slots.saturating_sub(fixed.len())
-        )));
+        return Err(LazySpecError::TooManyForHost {
+            given: n,
+            slots,
+            room: slots.saturating_sub(fixed.len()),
+        }
+        .into());
     }
     for (i, ram) in fixed.iter().enumerate() {
         let region = kvm_userspace_memory_region {

@@ -48,7 +48,7 @@ impl WakeTimer {
                     }
                 }
             })
-            .map_err(|e| Error::Other(format!("cannot start the wake-up thread: {e}")))?;
+            .map_err(Error::thread("the wake-up thread"))?;
         self.tx = Some(tx);
         self.thread = Some(thread);
         Ok(())

@@ -24,10 +24,40 @@ use std::time::Duration;
 use vm_memory::MmapRegion;
 use vmm_sys_util::eventfd::EventFd;
 
-pub use spec::{open_nonblocking, plan, round_up, LazySpec, PlannedRegion, MAX_REGIONS};
+pub use spec::{
+    open_nonblocking, plan, round_up, LazySpec, LazySpecError, PlannedRegion, MAX_REGIONS,
+};
 use uffd::{Uffd, UFFD_FEATURE_SIGBUS};
 
 use crate::error::{Error, Result};
+
+/// Lazy-region memory or userfaultfd set-up that failed ("guest memory: ...").
+#[derive(Debug, thiserror::Error)]
+pub enum LazyError {
+    #[error("lazy region {name} too large")]
+    TooLarge { name: String, mapped: u64 },
+    #[error("cannot map {mapped} bytes for lazy region {name}: {source}")]
+    Map {
+        name: String,
+        mapped: u64,
+        source: vm_memory::mmap::MmapRegionError,
+    },
+    #[error("eventfd for lazy regions: {0}")]
+    EventFd(std::io::Error),
+    #[error("userfaultfd for lazy regions: {0}")]
+    Userfaultfd(std::io::Error),
+    #[error("userfaultfd (SIGBUS mode): {0}")]
+    UserfaultfdSigbus(std::io::Error),
+    /// A UFFDIO_REGISTER or UFFDIO_UNREGISTER (`op`, with its mode) of a region.
+    #[error("{op} for lazy region {name}: {source}")]
+    Register {
+        op: &'static str,
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("no lazy regions to serve")]
+    NoRegions,
+}
 use crate::memory::PAGE;
 
 /// Fetch threads per VM with lazy regions: how many page fetches overlap.
@@ -44,6 +74,15 @@ pub struct Backing {
 }
 
 impl Backing {
+    /// The error for a failed userfaultfd `op` on this region.
+    fn register_error(&self, op: &'static str) -> impl FnOnce(std::io::Error) -> LazyError + '_ {
+        move |source| LazyError::Register {
+            op,
+            name: self.name.clone(),
+            source,
+        }
+    }
+
     /// Host address of the mapping (for KVM_SET_USER_MEMORY_REGION).
     pub fn host_addr(&self) -> u64 {
         self.map.as_ptr() as u64
@@ -124,16 +163,18 @@ pub struct LazyMemory {
 }
 
 fn map_region(p: &PlannedRegion) -> Result<Backing> {
-    let len = usize::try_from(p.mapped)
-        .map_err(|_| Error::Memory(format!("lazy region {} too large", p.name)))?;
+    let len = usize::try_from(p.mapped).map_err(|_| LazyError::TooLarge {
+        name: p.name.clone(),
+        mapped: p.mapped,
+    })?;
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
-    let map =
-        MmapRegion::build(None, len, libc::PROT_READ | libc::PROT_WRITE, flags).map_err(|e| {
-            Error::Memory(format!(
-                "cannot map {} bytes for lazy region {}: {e}",
-                p.mapped, p.name
-            ))
-        })?;
+    let map = MmapRegion::build(None, len, libc::PROT_READ | libc::PROT_WRITE, flags).map_err(
+        |source| LazyError::Map {
+            name: p.name.clone(),
+            mapped: p.mapped,
+            source,
+        },
+    )?;
     Ok(Backing {
         name: p.name.clone(),
         gpa: p.gpa,
@@ -152,8 +193,8 @@ impl LazyMemory {
         let stop = if planned.is_empty() {
             None
         } else {
-            let fd = EventFd::new(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK)
-                .map_err(|e| Error::Memory(format!("eventfd for lazy regions: {e}")))?;
+            let fd =
+                EventFd::new(libc::EFD_CLOEXEC | libc::EFD_NONBLOCK).map_err(LazyError::EventFd)?;
             Some(fd)
         };
         let shared = Arc::new(Shared {
@@ -172,14 +213,10 @@ impl LazyMemory {
         if planned.is_empty() {
             return Ok(lazy);
         }
-        let uffd = Arc::new(
-            Uffd::new(0)
-                .map_err(|e| Error::Memory(format!("userfaultfd for lazy regions: {e}")))?,
-        );
+        let uffd = Arc::new(Uffd::new(0).map_err(LazyError::Userfaultfd)?);
         for r in &lazy.shared.regions {
-            uffd.register(&r.map).map_err(|e| {
-                Error::Memory(format!("UFFDIO_REGISTER for lazy region {}: {e}", r.name))
-            })?;
+            uffd.register(&r.map)
+                .map_err(r.register_error("UFFDIO_REGISTER"))?;
         }
         let _quiet = crate::stop::quiet();
         for i in 0..FETCH_WORKERS {
@@ -188,7 +225,7 @@ impl LazyMemory {
                 .name(format!("vessel-fetch-{i}"))
                 .stack_size(64 << 10)
                 .spawn(move || fetch::fetch_loop(&uffd, &shared))
-                .map_err(|e| Error::Other(format!("cannot start a fetch thread: {e}")))?;
+                .map_err(Error::thread("a fetch thread"))?;
             lazy.threads.push(t);
         }
         lazy.uffd = Some(uffd);
@@ -205,22 +242,13 @@ impl LazyMemory {
     /// already filled stay. Used by a launcher that serves page faults
     /// itself (aarch64 async page faults).
     pub fn switch_to_sigbus(&self) -> Result<Filler> {
-        let old = self
-            .uffd
-            .as_ref()
-            .ok_or_else(|| Error::Memory("no lazy regions to serve".into()))?;
-        let uffd = Uffd::new(UFFD_FEATURE_SIGBUS)
-            .map_err(|e| Error::Memory(format!("userfaultfd (SIGBUS mode): {e}")))?;
+        let old = self.uffd.as_ref().ok_or(LazyError::NoRegions)?;
+        let uffd = Uffd::new(UFFD_FEATURE_SIGBUS).map_err(LazyError::UserfaultfdSigbus)?;
         for r in &self.shared.regions {
-            old.unregister(&r.map).map_err(|e| {
-                Error::Memory(format!("UFFDIO_UNREGISTER for lazy region {}: {e}", r.name))
-            })?;
-            uffd.register(&r.map).map_err(|e| {
-                Error::Memory(format!(
-                    "UFFDIO_REGISTER (SIGBUS mode) for lazy region {}: {e}",
-                    r.name
-                ))
-            })?;
+            old.unregister(&r.map)
+                .map_err(r.register_error("UFFDIO_UNREGISTER"))?;
+            uffd.register(&r.map)
+                .map_err(r.register_error("UFFDIO_REGISTER (SIGBUS mode)"))?;
         }
         Ok(Filler {
             uffd: Arc::new(uffd),

@@ -8,7 +8,6 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
 use crate::memory::PAGE;
 
 /// Open `path` for reading without blocking: a FIFO opens at once (and is
@@ -95,85 +94,112 @@ pub fn round_up(v: u64, align: u64) -> Option<u64> {
     Some(v.checked_add(align - 1)? & !(align - 1))
 }
 
+/// A `--lazy` region that cannot be set up as given ("invalid configuration: ...").
+#[derive(Debug, thiserror::Error)]
+pub enum LazySpecError {
+    #[error("--lazy given {0} times: at most {MAX_REGIONS} lazy regions")]
+    TooMany(usize),
+    /// Fewer memslots than regions on this host: `room` regions fit.
+    #[error("--lazy given {given} times: this host's KVM has {slots} memslots, so at most {room} lazy regions here")]
+    TooManyForHost {
+        given: usize,
+        slots: usize,
+        room: usize,
+    },
+    #[error("--lazy {0}: region name given twice")]
+    NameTwice(String),
+    /// The file could not be opened, stat'ed or read (`op`).
+    #[error("--lazy {name}: cannot {op} {}: {source}", path.display())]
+    File {
+        name: String,
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--lazy {name}: {} is not a regular file", path.display())]
+    NotAFile { name: String, path: PathBuf },
+    #[error("--lazy {name}: size {size} is smaller than {} ({file_len} bytes)", path.display())]
+    SmallerThanFile {
+        name: String,
+        size: u64,
+        path: PathBuf,
+        file_len: u64,
+    },
+    #[error("--lazy {name}: {} is empty (give a size with NAME=FILE:SIZE for a zero-filled region)", path.display())]
+    Empty { name: String, path: PathBuf },
+    #[error("--lazy {name}: size {len} too large")]
+    TooLarge { name: String, len: u64 },
+    #[error("--lazy {name}: {len} bytes do not fit in the guest address space for lazy regions")]
+    DoesNotFit { name: String, len: u64 },
+}
+
 /// Open each file and place the regions from `base` on, `align` apart, below `limit`.
-pub fn plan(specs: &[LazySpec], base: u64, align: u64, limit: u64) -> Result<Vec<PlannedRegion>> {
+pub fn plan(
+    specs: &[LazySpec],
+    base: u64,
+    align: u64,
+    limit: u64,
+) -> Result<Vec<PlannedRegion>, LazySpecError> {
     if specs.len() > MAX_REGIONS {
-        return Err(Error::Config(format!(
-            "--lazy given {} times: at most {MAX_REGIONS} lazy regions",
-            specs.len()
-        )));
+        return Err(LazySpecError::TooMany(specs.len()));
     }
     let mut out: Vec<PlannedRegion> = Vec::new();
     let mut at = base;
     for s in specs {
         if out.iter().any(|r| r.name == s.name) {
-            return Err(Error::Config(format!(
-                "--lazy {}: region name given twice",
-                s.name
-            )));
+            return Err(LazySpecError::NameTwice(s.name.clone()));
         }
-        let file = open_nonblocking(&s.path).map_err(|e| {
-            Error::Config(format!(
-                "--lazy {}: cannot open {}: {e}",
-                s.name,
-                s.path.display()
-            ))
-        })?;
-        let meta = file.metadata().map_err(|e| {
-            Error::Config(format!(
-                "--lazy {}: cannot stat {}: {e}",
-                s.name,
-                s.path.display()
-            ))
-        })?;
+        let io = |op: &'static str| {
+            move |source| LazySpecError::File {
+                name: s.name.clone(),
+                op,
+                path: s.path.clone(),
+                source,
+            }
+        };
+        let file = open_nonblocking(&s.path).map_err(io("open"))?;
+        let meta = file.metadata().map_err(io("stat"))?;
         if !meta.is_file() {
-            return Err(Error::Config(format!(
-                "--lazy {}: {} is not a regular file",
-                s.name,
-                s.path.display()
-            )));
+            return Err(LazySpecError::NotAFile {
+                name: s.name.clone(),
+                path: s.path.clone(),
+            });
         }
         let file_len = meta.len();
         // Reading one byte now turns "exists but unreadable" (a directory
         // handle, EIO, permissions on some filesystems) into an error before boot.
         if file_len > 0 {
             let mut b = [0u8; 1];
-            file.read_at(&mut b, 0).map_err(|e| {
-                Error::Config(format!(
-                    "--lazy {}: cannot read {}: {e}",
-                    s.name,
-                    s.path.display()
-                ))
-            })?;
+            file.read_at(&mut b, 0).map_err(io("read"))?;
         }
         let len = match s.size {
-            Some(sz) if sz < file_len => {
-                return Err(Error::Config(format!(
-                    "--lazy {}: size {sz} is smaller than {} ({file_len} bytes)",
-                    s.name,
-                    s.path.display()
-                )))
+            Some(size) if size < file_len => {
+                return Err(LazySpecError::SmallerThanFile {
+                    name: s.name.clone(),
+                    size,
+                    path: s.path.clone(),
+                    file_len,
+                })
             }
             Some(sz) => sz,
             None => file_len,
         };
         if len == 0 {
-            return Err(Error::Config(format!(
-                "--lazy {}: {} is empty (give a size with NAME=FILE:SIZE for a zero-filled region)",
-                s.name,
-                s.path.display()
-            )));
+            return Err(LazySpecError::Empty {
+                name: s.name.clone(),
+                path: s.path.clone(),
+            });
         }
-        let mapped = round_up(len, PAGE)
-            .ok_or_else(|| Error::Config(format!("--lazy {}: size {len} too large", s.name)))?;
+        let mapped = round_up(len, PAGE).ok_or_else(|| LazySpecError::TooLarge {
+            name: s.name.clone(),
+            len,
+        })?;
         let end = at
             .checked_add(mapped)
             .filter(|e| *e <= limit)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "--lazy {}: {len} bytes do not fit in the guest address space for lazy regions",
-                    s.name
-                ))
+            .ok_or_else(|| LazySpecError::DoesNotFit {
+                name: s.name.clone(),
+                len,
             })?;
         out.push(PlannedRegion {
             name: s.name.clone(),

@@ -5,8 +5,8 @@ use vessel_abi::arch::aarch64 as abi;
 
 use super::layout::*;
 use super::paging;
-use crate::elf::GuestImage;
-use crate::error::{Error, Result};
+use crate::elf::{ElfError, GuestImage};
+use crate::error::Result;
 use crate::layout::Layout;
 use crate::memory::{GuestRam, PAGE};
 
@@ -26,10 +26,12 @@ pub fn setup_memory(
         || h.vector_table < abi::IMAGE_BASE
         || h.vector_table.saturating_add(VECTOR_ALIGN) > image.end()
     {
-        return Err(Error::Elf(format!(
-            "guest header declares {} vectors at {:#x}; want {VECTOR_ENTRIES} at a 2 KiB-aligned address inside the image",
-            h.vector_count, h.vector_table
-        )));
+        return Err(ElfError::VectorTable {
+            count: h.vector_count,
+            at: h.vector_table,
+            want: VECTOR_ENTRIES,
+        }
+        .into());
     }
     page_tables(l, lazy)?.write(tables)
 }

@@ -24,7 +24,7 @@ use kvm_ioctls::{Kvm, VmFd};
 use vessel_abi::arch::aarch64 as abi;
 
 use crate::elf::Machine;
-use crate::error::{Error, KvmContext, Result};
+use crate::error::{KvmContext, Result};
 
 pub use caps::{async_pf_supported, CAPS};
 pub use fault::{crash_report, fault_report, fault_report_trusted};
@@ -54,8 +54,7 @@ pub use abi::{DOORBELL, DOORBELL_FAULT};
 /// Create a VM whose IPA size holds every guest-physical address below
 /// `top`; refuse before creating it when the host cannot.
 pub fn create_vm(kvm: &Kvm, top: u64) -> Result<VmFd> {
-    let (vm_type, _bits) =
-        crate::ipa::choose(top, kvm.get_host_ipa_limit()).map_err(Error::Config)?;
+    let (vm_type, _bits) = crate::ipa::choose(top, kvm.get_host_ipa_limit())?;
     let vm = kvm
         .create_vm_with_type(vm_type)
         .kvm(format!("KVM_CREATE_VM(type {vm_type})"))?;

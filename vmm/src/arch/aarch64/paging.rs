@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::layout::{LayoutError, PagingError};
 use crate::memory::GuestRam;
 
 pub const VA_BITS: u32 = 39;
@@ -53,17 +54,15 @@ impl PageTables {
         let e = self.tables[&table][index];
         if e & VALID != 0 {
             if e & TABLE == 0 {
-                return Err(Error::Other(
-                    "page tables: a block is in the way of a finer mapping".into(),
-                ));
+                return Err(PagingError::BlockInTheWay.into());
             }
             return Ok(e & ADDR_MASK);
         }
         if self.next >= self.limit {
-            return Err(Error::Config(format!(
-                "page tables for this memory map need more than the {} KiB reserved for them",
-                (self.limit - self.root) / 1024
-            )));
+            return Err(LayoutError::PageTableSpace {
+                reserved: self.limit - self.root,
+            }
+            .into());
         }
         let t = self.next;
         self.next += PAGE;
@@ -77,9 +76,7 @@ impl PageTables {
     /// Identity-map `[start, end)` (page aligned) with `attrs`.
     pub fn map(&mut self, start: u64, end: u64, attrs: u64) -> Result<()> {
         if !start.is_multiple_of(PAGE) || !end.is_multiple_of(PAGE) || end > 1 << VA_BITS {
-            return Err(Error::Other(format!(
-                "page tables: cannot map {start:#x}..{end:#x}"
-            )));
+            return Err(PagingError::BadRange { start, end }.into());
         }
         let mut a = start;
         while a < end {

@@ -10,7 +10,7 @@ use super::regs::*;
 use crate::elf::GuestImage;
 use crate::error::{Error, KvmContext, Result};
 use crate::layout::Layout;
-use crate::sve::{self, SveRequest, SveStage, VlSet};
+use crate::sve::{self, SveError, SveRequest, VlSet};
 
 /// KVM_ARM_VCPU_INIT, and with `sve` the SVE sequence: read VLS, write it
 /// clipped to the requested maximum, finalize, read it back. Returns the
@@ -29,9 +29,7 @@ pub fn init_vcpu(
     init.features[0] = 1 << KVM_ARM_VCPU_PSCI_0_2;
     if let Some(req) = sve_req {
         if kvm.check_extension_raw(kvm_bindings::KVM_CAP_ARM_SVE.into()) <= 0 {
-            return Err(Error::Config(format!(
-                "SVE ({req}) requested but this host has no KVM_CAP_ARM_SVE (it offers no SVE vector lengths)"
-            )));
+            return Err(SveError::NoKvmCap(req).into());
         }
         init.features[0] |= 1 << KVM_ARM_VCPU_SVE;
     }
@@ -42,10 +40,7 @@ pub fn init_vcpu(
     let mut raw = [0u8; 64];
     vcpu.get_one_reg(sve::VLS_ID, &mut raw)
         .kvm("KVM_GET_ONE_REG(SVE_VLS)")?;
-    let stage = SveStage::Init
-        .read(VlSet::from_bytes(&raw))
-        .map_err(Error::Config)?;
-    let (stage, set, bits) = stage.choose(req).map_err(Error::Config)?;
+    let (set, bits) = VlSet::from_bytes(&raw).clip(req)?;
     vcpu.set_one_reg(sve::VLS_ID, &set.to_bytes()).kvm(format!(
         "KVM_SET_ONE_REG(SVE_VLS = {} bits)",
         set.describe()
@@ -53,21 +48,15 @@ pub fn init_vcpu(
     let feature = std::os::raw::c_int::try_from(KVM_ARM_VCPU_SVE).unwrap_or(i32::MAX);
     vcpu.vcpu_finalize(&feature)
         .kvm("KVM_ARM_VCPU_FINALIZE(SVE)")?;
-    let SveStage::Finalized(set) = stage.finalize().map_err(Error::Config)? else {
-        return Err(Error::Other(
-            "SVE set-up did not reach the finalized stage".into(),
-        ));
-    };
     let mut back = [0u8; 64];
     vcpu.get_one_reg(sve::VLS_ID, &mut back)
         .kvm("KVM_GET_ONE_REG(SVE_VLS) after finalize")?;
     let got = VlSet::from_bytes(&back);
     if got != set {
-        return Err(Error::Other(format!(
-            "KVM kept SVE lengths {} bits, not the {} bits written",
-            got.describe(),
-            set.describe()
-        )));
+        return Err(Error::SveNotKept {
+            got: Box::new(got),
+            written: Box::new(set),
+        });
     }
     Ok(Some((bits, set)))
 }
@@ -175,8 +164,10 @@ pub fn inject_lazy_fault(vcpu: &VcpuFd) -> Result<u64> {
     ev.exception.ext_dabt_pending = 1;
     vcpu.set_vcpu_events(&ev)
         .kvm("KVM_SET_VCPU_EVENTS(ext_dabt_pending)")?;
-    get(vcpu, FAR_EL1)
-        .ok_or_else(|| Error::Other("KVM_GET_ONE_REG(FAR_EL1) failed after the injection".into()))
+    let mut far = [0u8; 8];
+    vcpu.get_one_reg(FAR_EL1, &mut far)
+        .kvm("KVM_GET_ONE_REG(FAR_EL1) after the injection")?;
+    Ok(u64::from_le_bytes(far))
 }
 
 /// Wake a halted vCPU: nothing to do while `halt` does not halt.

@@ -6,8 +6,8 @@ use vessel_abi::arch::x86_64 as abi;
 use super::descriptors::{gdt_fixed, interrupt_gate, tss, tss_descriptor};
 use super::layout::*;
 use super::paging::{PageTables, USER, WRITABLE};
-use crate::elf::GuestImage;
-use crate::error::{Error, Result};
+use crate::elf::{ElfError, GuestImage};
+use crate::error::Result;
 use crate::layout::Layout;
 use crate::memory::{GuestRam, PAGE};
 
@@ -35,13 +35,13 @@ pub fn setup_memory(
 
     let h = &image.header;
     if h.vector_count != abi::EXCEPTION_VECTORS || h.vector_stride != abi::STUB_STRIDE {
-        return Err(Error::Elf(format!(
-            "guest header declares {} exception stubs {} bytes apart, want {} and {}",
-            h.vector_count,
-            h.vector_stride,
-            abi::EXCEPTION_VECTORS,
-            abi::STUB_STRIDE
-        )));
+        return Err(ElfError::ExceptionStubs {
+            count: h.vector_count,
+            stride: h.vector_stride,
+            want_count: abi::EXCEPTION_VECTORS,
+            want_stride: abi::STUB_STRIDE,
+        }
+        .into());
     }
     let mut idt = Vec::with_capacity(512);
     for v in 0..256u64 {

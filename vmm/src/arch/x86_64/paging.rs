@@ -7,7 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::layout::{LayoutError, PagingError};
 use crate::memory::GuestRam;
 
 pub const PRESENT: u64 = 1 << 0;
@@ -47,10 +48,10 @@ impl PageTables {
 
     fn alloc(&mut self) -> Result<u64> {
         if self.next + PAGE > self.limit {
-            return Err(Error::Config(format!(
-                "page tables for this memory map need more than the {} KiB reserved for them",
-                (self.limit - self.root) / 1024
-            )));
+            return Err(LayoutError::PageTableSpace {
+                reserved: self.limit - self.root,
+            }
+            .into());
         }
         let at = self.next;
         self.next += PAGE;
@@ -63,9 +64,7 @@ impl PageTables {
         let e = self.tables[&table][index];
         if e & PRESENT != 0 {
             if e & HUGE != 0 {
-                return Err(Error::Config(format!(
-                    "mapping conflicts with a huge page at table {table:#x}[{index}]"
-                )));
+                return Err(PagingError::HugePageInTheWay { table, index }.into());
             }
             return Ok(e & ADDR_MASK);
         }
@@ -79,7 +78,7 @@ impl PageTables {
     pub fn map(&mut self, start: u64, end: u64, flags: u64) -> Result<()> {
         if !start.is_multiple_of(PAGE) || !end.is_multiple_of(PAGE) || end < start || end > 1 << 47
         {
-            return Err(Error::Config(format!("cannot map {start:#x}..{end:#x}")));
+            return Err(PagingError::BadRange { start, end }.into());
         }
         let mut va = start;
         while va < end {

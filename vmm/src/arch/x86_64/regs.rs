@@ -14,7 +14,7 @@ pub const KVM_FEATURE_ASYNC_PF: u32 = 1 << 4;
 pub const KVM_FEATURE_ASYNC_PF_INT: u32 = 1 << 14;
 
 /// Set `msrs` (index, value) on the vCPU; `what` names them in errors.
-pub fn set_msrs(vcpu: &VcpuFd, msrs: &[(u32, u64)], what: &str) -> Result<()> {
+pub fn set_msrs(vcpu: &VcpuFd, msrs: &[(u32, u64)], what: &'static str) -> Result<()> {
     let entries: Vec<kvm_bindings::kvm_msr_entry> = msrs
         .iter()
         .map(|&(index, data)| kvm_bindings::kvm_msr_entry {
@@ -24,14 +24,15 @@ pub fn set_msrs(vcpu: &VcpuFd, msrs: &[(u32, u64)], what: &str) -> Result<()> {
         })
         .collect();
     let m = kvm_bindings::Msrs::from_entries(&entries)
-        .map_err(|e| Error::Other(format!("building KVM_SET_MSRS for {what}: {e:?}")))?;
+        .map_err(|source| Error::MsrList { what, source })?;
     let n = vcpu.set_msrs(&m).kvm(format!("KVM_SET_MSRS ({what})"))?;
     if n != msrs.len() {
-        return Err(Error::Other(format!(
-            "KVM_SET_MSRS ({what}) set {n} of {} MSRs (first refused: {:#x})",
-            msrs.len(),
-            msrs[n].0
-        )));
+        return Err(Error::MsrsRefused {
+            what,
+            set: n,
+            total: msrs.len(),
+            first: msrs[n].0,
+        });
     }
     Ok(())
 }

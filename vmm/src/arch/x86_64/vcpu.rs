@@ -8,9 +8,10 @@ use super::descriptors::{gdt_fixed, segment, task_register, USER_CS, USER_DS};
 use super::layout::{GDT, IDT, PAGE_TABLES, TSS, TSS_STRIDE, WAKE_VECTOR};
 use super::regs::*;
 use crate::elf::GuestImage;
-use crate::error::{Error, KvmContext, Result};
+use crate::error::{KvmContext, Result};
 use crate::layout::Layout;
-use crate::sve::{SveRequest, VlSet};
+use crate::softapf::ApfError;
+use crate::sve::{SveError, SveRequest, VlSet};
 
 /// Bits of XCR0 Vessel enables when the host has them: x87, SSE, AVX,
 /// AVX-512 opmask/ZMM_Hi256/Hi16_ZMM.
@@ -113,9 +114,7 @@ pub fn init_vcpu(
     sve: Option<SveRequest>,
 ) -> Result<Option<(u32, VlSet)>> {
     match sve {
-        Some(req) => Err(Error::Config(format!(
-            "SVE ({req}) is an arm64 feature; --sve-vl/--sve cannot be used on x86_64"
-        ))),
+        Some(req) => Err(SveError::NotThisArch(req).into()),
         None => Ok(None),
     }
 }
@@ -175,7 +174,5 @@ pub const SOFT_APF: bool = false;
 
 /// Never reached: lazy regions stay in MISSING mode on x86_64.
 pub fn inject_lazy_fault(_vcpu: &VcpuFd) -> Result<u64> {
-    Err(Error::Other(
-        "launcher-served page faults are not used on x86_64".into(),
-    ))
+    Err(ApfError::NotThisArch.into())
 }

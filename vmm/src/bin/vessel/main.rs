@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Cmd, LaunchOpts, PackedCli};
 use vessel_abi::exit;
+use vmm::config::ConfigError;
 use vmm::{Error, VmConfig};
 
 fn guest_env(entries: &[String]) -> Result<Vec<String>, Error> {
@@ -21,10 +22,10 @@ fn guest_env(entries: &[String]) -> Result<Vec<String>, Error> {
         .iter()
         .map(|e| match e.split_once('=') {
             Some((k, _)) if !k.is_empty() => Ok(e.clone()),
-            Some(_) => Err(Error::Config(format!("--env `{e}` has an empty name"))),
-            None => std::env::var(e).map(|v| format!("{e}={v}")).map_err(|_| {
-                Error::Config(format!("--env {e}: the launcher's environment has no {e}"))
-            }),
+            Some(_) => Err(ConfigError::EnvEmptyName(e.clone()).into()),
+            None => std::env::var(e)
+                .map(|v| format!("{e}={v}"))
+                .map_err(|_| ConfigError::EnvUnset(e.clone()).into()),
         })
         .collect()
 }
@@ -90,15 +91,19 @@ fn pack(guest: &Path, output: &Path, launcher: Option<&Path>) -> Result<i32, Err
     let bytes = vmm::read_image(guest)?;
     let me = match launcher {
         Some(p) => p.to_path_buf(),
-        None => std::env::current_exe()
-            .map_err(|e| Error::Io(format!("cannot find the launcher executable: {e}")))?,
+        None => std::env::current_exe().map_err(Error::CurrentExe)?,
     };
-    let launcher =
-        std::fs::read(&me).map_err(|e| Error::Io(format!("cannot read {}: {e}", me.display())))?;
+    let launcher = std::fs::read(&me).map_err(|source| Error::HostIo {
+        what: "read",
+        path: me.clone(),
+        source,
+    })?;
     // Check the guest now, against the launcher's machine (not the host's),
     // rather than at its first run.
-    let machine = vmm::launcher_machine(&launcher)
-        .map_err(|e| Error::Other(format!("{}: {e}", me.display())))?;
+    let machine = vmm::launcher_machine(&launcher).map_err(|source| Error::Launcher {
+        path: me.clone(),
+        source,
+    })?;
     vmm::check_image_for(bytes.clone(), machine)?;
     let packed = vmm::pack::pack(&launcher, &bytes)?;
     let tmp = output.with_extension("tmp");
@@ -108,7 +113,11 @@ fn pack(guest: &Path, output: &Path, launcher: Option<&Path>) -> Result<i32, Err
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
         })
         .and_then(|_| std::fs::rename(&tmp, output))
-        .map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display())))?;
+        .map_err(|source| Error::HostIo {
+            what: "write",
+            path: output.to_path_buf(),
+            source,
+        })?;
     Ok(0)
 }
 
