@@ -149,47 +149,8 @@ pub fn plan(
         if out.iter().any(|r| r.name == s.name) {
             return Err(LazySpecError::NameTwice(s.name.clone()));
         }
-        let io = |op: &'static str| {
-            move |source| LazySpecError::File {
-                name: s.name.clone(),
-                op,
-                path: s.path.clone(),
-                source,
-            }
-        };
-        let file = open_nonblocking(&s.path).map_err(io("open"))?;
-        let meta = file.metadata().map_err(io("stat"))?;
-        if !meta.is_file() {
-            return Err(LazySpecError::NotAFile {
-                name: s.name.clone(),
-                path: s.path.clone(),
-            });
-        }
-        let file_len = meta.len();
-        // Reading one byte now turns "exists but unreadable" (a directory
-        // handle, EIO, permissions on some filesystems) into an error before boot.
-        if file_len > 0 {
-            let mut b = [0u8; 1];
-            file.read_at(&mut b, 0).map_err(io("read"))?;
-        }
-        let len = match s.size {
-            Some(size) if size < file_len => {
-                return Err(LazySpecError::SmallerThanFile {
-                    name: s.name.clone(),
-                    size,
-                    path: s.path.clone(),
-                    file_len,
-                })
-            }
-            Some(sz) => sz,
-            None => file_len,
-        };
-        if len == 0 {
-            return Err(LazySpecError::Empty {
-                name: s.name.clone(),
-                path: s.path.clone(),
-            });
-        }
+        let (file, file_len) = open_checked(s)?;
+        let len = region_len(s, file_len)?;
         let mapped = round_up(len, PAGE).ok_or_else(|| LazySpecError::TooLarge {
             name: s.name.clone(),
             len,
@@ -213,6 +174,59 @@ pub fn plan(
         at = round_up(end, align).unwrap_or(u64::MAX);
     }
     Ok(out)
+}
+
+/// Open the region's file without blocking; it must be a regular file
+/// whose first byte (if any) can be read. Returns it and its length.
+fn open_checked(s: &LazySpec) -> Result<(File, u64), LazySpecError> {
+    let io = |op: &'static str| {
+        move |source| LazySpecError::File {
+            name: s.name.clone(),
+            op,
+            path: s.path.clone(),
+            source,
+        }
+    };
+    let file = open_nonblocking(&s.path).map_err(io("open"))?;
+    let meta = file.metadata().map_err(io("stat"))?;
+    if !meta.is_file() {
+        return Err(LazySpecError::NotAFile {
+            name: s.name.clone(),
+            path: s.path.clone(),
+        });
+    }
+    let file_len = meta.len();
+    // Reading one byte now turns "exists but unreadable" (a directory
+    // handle, EIO, permissions on some filesystems) into an error before boot.
+    if file_len > 0 {
+        let mut b = [0u8; 1];
+        file.read_at(&mut b, 0).map_err(io("read"))?;
+    }
+    Ok((file, file_len))
+}
+
+/// The bytes the guest sees: SIZE when given (not below the file's), else
+/// the file's length; never zero.
+fn region_len(s: &LazySpec, file_len: u64) -> Result<u64, LazySpecError> {
+    let len = match s.size {
+        Some(size) if size < file_len => {
+            return Err(LazySpecError::SmallerThanFile {
+                name: s.name.clone(),
+                size,
+                path: s.path.clone(),
+                file_len,
+            })
+        }
+        Some(size) => size,
+        None => file_len,
+    };
+    if len == 0 {
+        return Err(LazySpecError::Empty {
+            name: s.name.clone(),
+            path: s.path.clone(),
+        });
+    }
+    Ok(len)
 }
 
 #[cfg(test)]
