@@ -2,7 +2,9 @@
 //! stdout buffer, args and env.
 
 use vessel_abi::zerocopy::IntoBytes;
-use vessel_abi::{BootInfo, ConsoleBuffer, GuestSlice, VcpuInfo, ABI_VERSION, BOOT_MAGIC};
+use vessel_abi::{
+    BootInfo, ConsoleBuffer, GuestSlice, VcpuInfo, ABI_VERSION, BOOT_MAGIC, MAX_VCPUS,
+};
 
 use crate::error::Result;
 use crate::layout::{Layout, LayoutError};
@@ -158,9 +160,9 @@ pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<BootAddrs> {
 
 const _: () = {
     assert!(std::mem::size_of::<BootInfo>() as u64 <= VCPUS_OFF);
-    assert!(VCPUS_OFF + 32 * std::mem::size_of::<VcpuInfo>() as u64 <= FRAMES_OFF);
+    assert!(VCPUS_OFF + MAX_VCPUS as u64 * std::mem::size_of::<VcpuInfo>() as u64 <= FRAMES_OFF);
     assert!(std::mem::size_of::<vessel_abi::Frame>() as u64 <= FRAME_STRIDE);
-    assert!(FRAMES_OFF + 32 * FRAME_STRIDE <= STDOUT_OFF);
+    assert!(FRAMES_OFF + MAX_VCPUS as u64 * FRAME_STRIDE <= STDOUT_OFF);
     assert!(STDOUT_OFF.is_multiple_of(std::mem::align_of::<ConsoleBuffer>() as u64));
 };
 

@@ -36,6 +36,9 @@ pub use zerocopy;
 /// the guest no longer exports it as an ELF symbol.
 pub const ABI_VERSION: u32 = 2;
 
+/// The most vCPUs a VM has: the length bound of [`BootInfo::vcpus`].
+pub const MAX_VCPUS: u32 = 32;
+
 /// `BootInfo::magic`: "VESSELBI" read as a little-endian u64.
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"VESSELBI");
 

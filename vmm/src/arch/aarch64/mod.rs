@@ -38,7 +38,7 @@ pub const MACHINE: Machine = Machine::Aarch64;
 /// Largest RAM: what the page-table area and a 39-bit VA space hold.
 pub const MAX_RAM: u64 = abi::MAX_RAM;
 pub const MIN_RAM: u64 = 4 << 20;
-pub const MAX_VCPUS: u32 = 32;
+pub use vessel_abi::MAX_VCPUS;
 
 pub fn image_window(ram_end: u64) -> (u64, u64) {
     (abi::IMAGE_BASE, ram_end)

@@ -17,6 +17,8 @@
 //!   ...          the guest, own memslots, filled on first touch; 64 GiB at most
 //! ```
 
+use vessel_abi::MAX_VCPUS;
+
 pub const GDT: u64 = 0x1000;
 pub const IDT: u64 = 0x2000;
 pub const TSS: u64 = 0x3000;
@@ -32,8 +34,6 @@ pub const LAZY_ALIGN: u64 = 0x20_0000;
 /// Vector of the launcher's wake-up MSI (timed Wait): any vector >= 32 goes
 /// to the guest's one interrupt stub, which only EOIs when no token is set.
 pub const WAKE_VECTOR: u32 = 0x41;
-/// One vCPU's TSS must fit in the TSS page, its stack below the boot area.
-pub const MAX_VCPUS: u32 = 32;
 
 /// Page tables (CR3 points at the first page) live in their own memslot
 /// `[PAGE_TABLES, PAGE_TABLES + PAGE_TABLE_SIZE)`, which no page table maps.

@@ -91,6 +91,7 @@ mod tests {
     use super::*;
     use crate::config::VmConfig;
     use crate::lazy::MAX_REGIONS;
+    use vessel_abi::MAX_VCPUS;
 
     /// The worst case for table space: the most RAM, not 2 MiB aligned at
     /// its end, the most vCPUs with each guard page in its own 2 MiB block,

@@ -31,7 +31,7 @@ pub const HAS_SVE: bool = false;
 pub const MACHINE: Machine = Machine::X86_64;
 pub const RAM_BASE: u64 = 0;
 pub const MAX_RAM: u64 = abi::MAX_RAM;
-pub const MAX_VCPUS: u32 = layout::MAX_VCPUS;
+pub use vessel_abi::MAX_VCPUS;
 /// Lowest RAM size that leaves room for the system area, an image and a stack.
 pub const MIN_RAM: u64 = 4 << 20;
 
