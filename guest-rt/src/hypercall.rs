@@ -44,3 +44,16 @@ pub fn slice(b: &[u8]) -> vessel_abi::GuestSlice {
         len: b.len() as u64,
     }
 }
+
+/// Guest address of this vCPU's hypercall frame (for tests of the
+/// launcher's checks: requests must not name it).
+pub fn frame_addr() -> u64 {
+    let info = crate::boot::info();
+    // SAFETY: as in `call_frame`: vcpu_count >= 1 entries at `vcpus`.
+    unsafe { (*(info.vcpus as *const vessel_abi::VcpuInfo)).frame }
+}
+
+/// Guest address of the BootInfo (for the same tests).
+pub fn boot_info_addr() -> u64 {
+    core::ptr::from_ref(crate::boot::info()) as u64
+}

@@ -28,12 +28,16 @@ mod boot;
 mod cell;
 pub mod console;
 pub mod env;
+pub mod fs;
 #[doc(hidden)]
 pub mod header;
 pub mod heap;
 pub mod hypercall;
+pub mod io;
 mod panic;
 pub mod process;
+pub mod random;
+pub mod ring;
 pub mod task;
 pub mod time;
 

@@ -308,6 +308,7 @@ where
     let main = spawn(fut);
     loop {
         crate::apf::drain(on_ready);
+        crate::ring::drain();
         let next_timer = fire_timers(crate::arch::cycles());
         if let Some(v) = main.inner.borrow_mut().value.take() {
             return v;
@@ -331,6 +332,18 @@ where
         };
         // Idle anyway: show what the tasks printed so far.
         crate::console::flush_stdout();
+        if crate::ring::busy() {
+            // I/O in flight: wait in the ring's doorbell (it hands over
+            // what was queued and returns at the first completion).
+            // Parked async-PF tasks are looked at after at most 1 ms.
+            let parked = with(|e| !e.parked.is_empty());
+            crate::ring::idle(if parked {
+                timeout_ns.min(1_000_000)
+            } else {
+                timeout_ns
+            });
+            continue;
+        }
         let _ = crate::hypercall::call(Call::Wait {
             timeout_ns,
             watch: crate::apf::head_addr(),

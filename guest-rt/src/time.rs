@@ -41,3 +41,21 @@ pub fn realtime_ns() -> u64 {
     .map(|r| r.0)
     .unwrap_or(0)
 }
+
+/// Block the whole vCPU for at least `d` (the launcher halts it; no spin).
+/// In async code use [`crate::task::sleep`], which lets other tasks run.
+pub fn sleep(d: Duration) {
+    crate::console::flush_stdout();
+    let start = Instant::now();
+    while let Some(left) = d.checked_sub(start.elapsed()) {
+        if left.is_zero() {
+            break;
+        }
+        let ns = u64::try_from(left.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let _ = crate::hypercall::call(Call::Wait {
+            timeout_ns: ns,
+            watch: 0,
+            expect: 0,
+        });
+    }
+}

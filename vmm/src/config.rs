@@ -34,7 +34,18 @@ pub struct VmConfig {
     /// The guest flushes stdout at every newline (stdout is a terminal)
     /// instead of per 4 KiB.
     pub stdout_line_buffered: bool,
+    /// Pre-opened host directories (`--dir HOST[:GUEST][:ro]`).
+    pub dirs: Vec<crate::fs::DirSpec>,
+    /// Most bytes the guest may write to stdout, stderr and files together
+    /// (`--max-output`); past it the VM ends with exit code
+    /// [`vessel_abi::exit::OUTPUT_CAP`].
+    pub max_output: u64,
+    /// Emulated storage latency per I/O ring request (`--io-latency MS`).
+    pub io_latency: Duration,
 }
+
+/// The default `--max-output`: 16 GiB.
+pub const DEFAULT_MAX_OUTPUT: u64 = 16 << 30;
 
 impl Default for VmConfig {
     fn default() -> Self {
@@ -51,6 +62,9 @@ impl Default for VmConfig {
             sve: None,
             dump_regs: false,
             stdout_line_buffered: false,
+            dirs: vec![],
+            max_output: DEFAULT_MAX_OUTPUT,
+            io_latency: Duration::ZERO,
         }
     }
 }

@@ -76,6 +76,8 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Layout(#[from] LayoutError),
     #[error("invalid configuration: {0}")]
+    Dir(#[from] crate::fs::DirError),
+    #[error("invalid configuration: {0}")]
     LazySpec(#[from] LazySpecError),
     #[error("invalid configuration: {0}")]
     Sve(#[from] SveError),

@@ -29,6 +29,14 @@ pub trait Vcpu {
     /// limit), or (where the launcher blocks) until the u64 at `watch`
     /// (checked; 0: none) no longer equals `expect`.
     fn wait(&mut self, timeout: Option<Duration>, watch: u64, expect: u64) -> crate::Result<()>;
+    /// This vCPU's index (which I/O ring is its own).
+    fn index(&self) -> usize {
+        0
+    }
+    /// Whether the VM is being stopped (a waiting RingEnter returns).
+    fn stopping(&self) -> bool {
+        false
+    }
 }
 
 /// What the vCPU loop does after a hypercall.
@@ -48,6 +56,8 @@ pub struct Ctx<'a> {
     pub features: u64,
     /// Set when a console write failed (reported once on stderr).
     pub output_lost: bool,
+    /// The I/O ring and file server.
+    pub io_server: &'a crate::ring::IoServer,
 }
 
 impl Ctx<'_> {
@@ -133,13 +143,44 @@ fn dispatch(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, call: Call) -> Answer {
             expect,
         } => wait(ctx, vcpu, timeout_ns, watch, expect),
         Call::ApfEnable { area, vector } => apf_enable(ctx, vcpu, area, vector),
+        Call::RingSetup { ring, entries } => ctx
+            .io_server
+            .setup(vcpu.index(), ring, entries)
+            .and_then(|()| ok(0)),
+        Call::RingEnter {
+            min_complete,
+            timeout_ns,
+        } => ring_enter(ctx, vcpu, min_complete, timeout_ns),
     }
+}
+
+/// Take the ring's submissions and wait for completions; a guest past
+/// `--max-output` ends here.
+fn ring_enter(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, min_complete: u32, timeout_ns: u64) -> Answer {
+    let stopping = || vcpu.stopping();
+    let (taken, waiting) =
+        ctx.io_server
+            .enter(vcpu.index(), ctx.io, min_complete, timeout_ns, &stopping)?;
+    if let Some(cap) = over_cap(ctx) {
+        return Ok(((taken, waiting), cap));
+    }
+    Ok(((taken, waiting), Served::Resume))
+}
+
+/// The end of the VM once the guest wrote past `--max-output`.
+fn over_cap(ctx: &Ctx) -> Option<Served> {
+    let b = ctx.io_server.budget();
+    b.exceeded()
+        .then(|| Served::Done(Outcome::OutputCap(b.max())))
 }
 
 /// The guest's last buffered output rides on the exit. An unreadable
 /// buffer loses that output, not the exit code.
 fn exit(ctx: &mut Ctx, code: i32, stdout: GuestSlice) -> Answer {
     if stdout.len > 0 {
+        if !ctx.io_server.budget().take(stdout.len) {
+            return Ok(((0, 0), over_cap(ctx).unwrap_or(Served::Resume)));
+        }
         match ctx.ram.read_vec(stdout.addr, stdout.len, MAX_IO) {
             Ok(bytes) => {
                 if let Err(e) = ctx.io.write(1, &bytes) {
@@ -185,6 +226,9 @@ fn write(ctx: &mut Ctx, fd: u32, buf: GuestSlice) -> Answer {
     }
     check(ctx.ram, buf)?;
     let len = buf.len.min(MAX_IO);
+    if !ctx.io_server.budget().take(len) {
+        return Ok(((0, 0), over_cap(ctx).unwrap_or(Served::Resume)));
+    }
     let bytes = ctx
         .ram
         .read_vec(buf.addr, len, MAX_IO)
@@ -357,9 +401,23 @@ mod tests {
             start: std::time::Instant::now(),
             output_lost: false,
             features: vessel_abi::features::ASYNC_PF,
+            io_server: &test_server(ram),
         };
         let s = serve(&mut ctx, vcpu, 0x100);
         (ram.read_pod(0x100).unwrap(), s)
+    }
+
+    /// An I/O server with no directories over `ram`.
+    pub(crate) fn test_server(ram: &GuestRam) -> crate::ring::IoServer {
+        let budget = std::sync::Arc::new(crate::fs::OutputBudget::new(1 << 20));
+        crate::ring::IoServer::new(
+            ram.clone(),
+            crate::fs::Fs::new(vec![], budget.clone()),
+            budget,
+            vec![],
+            1,
+            Duration::ZERO,
+        )
     }
 
     fn run(ram: &GuestRam, io: &mut Capture, call: Call) -> (Frame, Served) {
@@ -441,6 +499,7 @@ mod tests {
             start: std::time::Instant::now(),
             output_lost: false,
             features: 0,
+            io_server: &test_server(&ram),
         };
         let vcpu = &mut FakeVcpu::default();
         assert!(matches!(serve(&mut ctx, vcpu, 0x100), Served::Resume));
@@ -563,6 +622,7 @@ mod tests {
             start: std::time::Instant::now(),
             output_lost: false,
             features: 0,
+            io_server: &test_server(&ram),
         };
         ctx.ram
             .write_pod(

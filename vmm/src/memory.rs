@@ -24,7 +24,7 @@ pub enum MemoryError {
     },
     #[error("range {addr:#x}+{len:#x} is outside guest RAM")]
     OutOfRange { addr: u64, len: u64 },
-    #[error("unaligned u64 store at {0:#x}")]
+    #[error("unaligned atomic store at {0:#x}")]
     Unaligned(u64),
     #[error("length {len} exceeds the limit of {max}")]
     TooLong { len: u64, max: u64 },
@@ -110,6 +110,18 @@ impl GuestRam {
     pub fn store_u64_release(&self, addr: u64, v: u64) -> Result<()> {
         self.check(addr, 8)?;
         if !addr.is_multiple_of(8) {
+            return Err(MemoryError::Unaligned(addr).into());
+        }
+        self.mem
+            .store(v, GuestAddress(addr), std::sync::atomic::Ordering::Release)
+            .map_err(access("store", addr))?;
+        Ok(())
+    }
+
+    /// Store an aligned u32 with release order (ring indices).
+    pub fn store_u32_release(&self, addr: u64, v: u32) -> Result<()> {
+        self.check(addr, 4)?;
+        if !addr.is_multiple_of(4) {
             return Err(MemoryError::Unaligned(addr).into());
         }
         self.mem

@@ -70,6 +70,8 @@ pub enum Outcome {
     /// The app exited with this code, but some of its output could not be
     /// written (reported once on stderr when it happened).
     OutputLost(i32),
+    /// The guest wrote more than this many bytes (`--max-output`).
+    OutputCap(u64),
 }
 
 /// Guest-supplied text made safe for the host's terminal: control
@@ -97,6 +99,7 @@ impl Outcome {
             Outcome::OutputLost(0) => OUTPUT_LOST,
             Outcome::OutputLost(c) => Outcome::Exited(*c).exit_code(),
             Outcome::Fault(_) => exit::GUEST_FAULT,
+            Outcome::OutputCap(_) => exit::OUTPUT_CAP,
             Outcome::Stopped(StopReason::Timeout, _) => exit::TIMEOUT,
             Outcome::Stopped(StopReason::Signal(s), _) => 128 + s,
             Outcome::Stopped(StopReason::BrokenPipe, _) => exit::BROKEN_PIPE,
@@ -114,6 +117,9 @@ impl Outcome {
             Outcome::Exited(_) => None,
             Outcome::Aborted(m) => Some(format!("guest aborted: {}", escape(m))),
             Outcome::Fault(f) => Some(escape(&f.message)),
+            Outcome::OutputCap(max) => Some(format!(
+                "guest output passed --max-output ({max} bytes to stdout, stderr and files); stopped"
+            )),
             Outcome::OutputLost(c) => Some(format!(
                 "guest output was lost (see above); the app exited {c}, exiting {OUTPUT_LOST}"
             )),

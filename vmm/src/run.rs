@@ -125,6 +125,10 @@ impl hypercall::Vcpu for VcpuOps<'_> {
         }
         arch::halt(self.vcpu)
     }
+
+    fn stopping(&self) -> bool {
+        self.stop.reason().is_some()
+    }
 }
 
 impl Vm<'_> {
@@ -162,6 +166,7 @@ impl Vm<'_> {
             start,
             features: self.features,
             output_lost: false,
+            io_server: &self.io,
         };
         loop {
             if let Some(why) = self.stop.reason() {

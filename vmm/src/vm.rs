@@ -12,10 +12,12 @@ use crate::boot::{self, BootParams};
 use crate::config::{ConfigError, VmConfig};
 use crate::elf::{ElfError, GuestImage};
 use crate::error::{KvmContext, Result};
+use crate::fs::{Fs, OutputBudget};
 use crate::host::Host;
 use crate::layout::Layout;
 use crate::lazy::{LazyMemory, LazySpecError, PlannedRegion};
 use crate::memory::GuestRam;
+use crate::ring::IoServer;
 use crate::softapf::SoftApf;
 use crate::stop::StopHandle;
 use crate::sve::SveRequest;
@@ -29,6 +31,8 @@ pub struct Vm<'a> {
     pub(crate) waker: WakeTimer,
     /// Launcher-served async page faults (aarch64), once the guest registers.
     pub(crate) soft: Option<SoftApf>,
+    /// The I/O ring and file server (`--dir`), with its threads.
+    pub(crate) io: IoServer,
     _vm: Arc<VmFd>,
     pub(crate) ram: GuestRam,
     /// The page tables' own memory (`arch::PAGE_TABLES`), unmapped in the guest.
@@ -62,6 +66,7 @@ impl<'a> Vm<'a> {
         if cfg.vcpus != 1 {
             return Err(ConfigError::OneVcpuOnly(cfg.vcpus).into());
         }
+        let dirs = crate::fs::spec::open_all(&cfg.dirs)?;
         let layout = Layout::plan(cfg, image.end())?;
         check_segments(image, &layout)?;
         let ram = GuestRam::new(layout.ram_base, cfg.mem_size)?;
@@ -100,8 +105,18 @@ impl<'a> Vm<'a> {
         };
         let addrs = boot::write(&ram, &layout, &params)?;
         arch::setup_vcpu(kvm, cpu, &vcpu, 0, &layout, image, addrs.info, vector_bits)?;
+        let budget = Arc::new(OutputBudget::new(cfg.max_output));
+        let io = IoServer::new(
+            ram.clone(),
+            Fs::new(dirs, budget.clone()),
+            budget,
+            protected(&layout, addrs.stdout),
+            cfg.vcpus as usize,
+            cfg.io_latency,
+        );
         let vm = Arc::new(vm);
         Ok(Vm {
+            io,
             image,
             ram,
             _tables: tables,
@@ -231,6 +246,14 @@ fn lazy_info(planned: &[PlannedRegion]) -> Vec<(String, u64, u64)> {
         .iter()
         .map(|p| (p.name.clone(), p.gpa, p.len))
         .collect()
+}
+
+/// Guest memory no I/O request may name: the boot area up to the stdout
+/// buffer (BootInfo, the vCPU table, the frames). Console writes read the
+/// stdout buffer; apps pass their arguments (the strings after it) as paths.
+fn protected(layout: &Layout, stdout: u64) -> Vec<(u64, u64)> {
+    let start = layout.boot_area.0;
+    vec![(start, stdout.saturating_sub(start))]
 }
 
 fn console_flags(cfg: &VmConfig) -> u64 {

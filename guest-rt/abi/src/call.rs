@@ -26,6 +26,8 @@ pub mod nr {
     pub const RANDOM: u32 = 6;
     pub const WAIT: u32 = 7;
     pub const APF_ENABLE: u32 = 8;
+    pub const RING_SETUP: u32 = 9;
+    pub const RING_ENTER: u32 = 10;
 }
 
 /// Clock ids for [`Call::Clock`].
@@ -66,18 +68,64 @@ pub enum Errno {
     Io = -4,
     /// The feature is not offered to this guest.
     NotSupported = -5,
+    /// No such file or directory (also: no pre-opened directory holds the path).
+    NotFound = -6,
+    /// The sandbox refuses it: an escape from the pre-opened directory, a
+    /// magic link, a device, a hard link, or a write under a `:ro` directory.
+    PermissionDenied = -7,
+    /// The file exists (CREATE_NEW, MKDIR).
+    AlreadyExists = -8,
+    /// A path component, or the handle for READ_DIR, is not a directory.
+    NotADirectory = -9,
+    /// A directory where a file is needed.
+    IsADirectory = -10,
+    /// RMDIR of a directory that is not empty.
+    NotEmpty = -11,
+    /// The VM has [`crate::fs::MAX_HANDLES`] handles open already.
+    TooManyHandles = -12,
+    /// A handle that is closed, was never issued, or is of the wrong kind.
+    BadHandle = -13,
+    /// A request's buffer overlaps one that an outstanding request uses,
+    /// or the ring, the frame or the boot area.
+    Busy = -14,
+    /// A path longer than [`crate::fs::MAX_PATH`], or a name too long for the host.
+    NameTooLong = -15,
+    /// The `--max-output` cap on what the guest may write is reached.
+    OutputLimit = -16,
+    /// The host's file system is full.
+    NoSpace = -17,
 }
 
 impl Errno {
+    /// Every error code, in order.
+    pub const ALL: [Errno; 17] = [
+        Errno::Inval,
+        Errno::Fault,
+        Errno::BadFd,
+        Errno::Io,
+        Errno::NotSupported,
+        Errno::NotFound,
+        Errno::PermissionDenied,
+        Errno::AlreadyExists,
+        Errno::NotADirectory,
+        Errno::IsADirectory,
+        Errno::NotEmpty,
+        Errno::TooManyHandles,
+        Errno::BadHandle,
+        Errno::Busy,
+        Errno::NameTooLong,
+        Errno::OutputLimit,
+        Errno::NoSpace,
+    ];
+
+    /// The error a status or completion result names, if any.
     pub fn from_status(status: i32) -> Option<Errno> {
-        Some(match status {
-            -1 => Errno::Inval,
-            -2 => Errno::Fault,
-            -3 => Errno::BadFd,
-            -4 => Errno::Io,
-            -5 => Errno::NotSupported,
-            _ => return None,
-        })
+        Errno::ALL.into_iter().find(|e| *e as i32 == status)
+    }
+
+    /// The error a completion's `result` names, if any.
+    pub fn from_result(result: i64) -> Option<Errno> {
+        i32::try_from(result).ok().and_then(Errno::from_status)
     }
 }
 
@@ -114,6 +162,16 @@ pub enum Call {
     /// of its 64-byte aligned notification area and `vector` the interrupt
     /// vector for "page ready". Needs `features::ASYNC_PF`.
     ApfEnable { area: u64, vector: u32 },
+    /// Register this vCPU's I/O ring ([`crate::ring`]): `entries` (a power
+    /// of two in [`crate::ring::MIN_ENTRIES`]..=[`crate::ring::MAX_ENTRIES`])
+    /// SQEs and CQEs at `ring`, 64-byte aligned, [`crate::ring::ring_bytes`]
+    /// long. Once per vCPU.
+    RingSetup { ring: u64, entries: u32 },
+    /// Take every new SQE of this vCPU's ring, then wait until at least
+    /// `min_complete` completions are unconsumed (or none are in flight) or
+    /// `timeout_ns` passed. `ret` = SQEs taken, `ret2` = completions
+    /// unconsumed.
+    RingEnter { min_complete: u32, timeout_ns: u64 },
 }
 
 /// Why a frame did not decode.
@@ -147,6 +205,8 @@ impl Call {
             Call::Random { .. } => nr::RANDOM,
             Call::Wait { .. } => nr::WAIT,
             Call::ApfEnable { .. } => nr::APF_ENABLE,
+            Call::RingSetup { .. } => nr::RING_SETUP,
+            Call::RingEnter { .. } => nr::RING_ENTER,
         }
     }
 
@@ -173,6 +233,13 @@ impl Call {
             Call::ApfEnable { area, vector } => {
                 args[..2].copy_from_slice(&[area, u64::from(vector)])
             }
+            Call::RingSetup { ring, entries } => {
+                args[..2].copy_from_slice(&[ring, u64::from(entries)])
+            }
+            Call::RingEnter {
+                min_complete,
+                timeout_ns,
+            } => args[..2].copy_from_slice(&[u64::from(min_complete), timeout_ns]),
         }
         Frame {
             nr: self.nr(),
@@ -218,6 +285,14 @@ impl Call {
                 area: a[0],
                 vector: narrow(f.nr, 1, a[1])?,
             },
+            nr::RING_SETUP => Call::RingSetup {
+                ring: a[0],
+                entries: narrow(f.nr, 1, a[1])?,
+            },
+            nr::RING_ENTER => Call::RingEnter {
+                min_complete: narrow(f.nr, 0, a[0])?,
+                timeout_ns: a[1],
+            },
             other => return Err(DecodeError::UnknownNumber(other)),
         })
     }
@@ -227,7 +302,7 @@ impl Call {
 mod tests {
     use super::*;
 
-    const ALL: [Call; 8] = [
+    const ALL: [Call; 10] = [
         Call::Exit {
             code: -3,
             stdout: GuestSlice {
@@ -273,6 +348,14 @@ mod tests {
             area: 0x5000,
             vector: 0x40,
         },
+        Call::RingSetup {
+            ring: 0x7000,
+            entries: 64,
+        },
+        Call::RingEnter {
+            min_complete: 1,
+            timeout_ns: 5,
+        },
     ];
 
     #[test]
@@ -315,15 +398,12 @@ mod tests {
 
     #[test]
     fn errno_round_trips() {
-        for e in [
-            Errno::Inval,
-            Errno::Fault,
-            Errno::BadFd,
-            Errno::Io,
-            Errno::NotSupported,
-        ] {
+        for (i, e) in Errno::ALL.into_iter().enumerate() {
+            assert_eq!(e as i32, -(i as i32) - 1, "codes are dense");
             assert_eq!(Errno::from_status(e as i32), Some(e));
+            assert_eq!(Errno::from_result(i64::from(e as i32)), Some(e));
         }
         assert_eq!(Errno::from_status(0), None);
+        assert_eq!(Errno::from_result(i64::MIN), None);
     }
 }

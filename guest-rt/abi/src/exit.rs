@@ -18,6 +18,9 @@ pub const GUEST_FAULT: i32 = 126;
 pub const ABORT: i32 = 134;
 /// The app exited 0 but some of its output could not be written (EX_IOERR).
 pub const OUTPUT_LOST: i32 = 74;
+/// The guest wrote more than `--max-output` bytes to stdout, stderr and
+/// files together: the VM was ended (EX_CANTCREAT).
+pub const OUTPUT_CAP: i32 = 73;
 /// The launcher got SIGINT: the guest was stopped (128 + SIGINT).
 pub const INTERRUPTED: i32 = 130;
 /// stdout was a pipe whose reader had gone (128 + SIGPIPE).

@@ -22,6 +22,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 pub mod apf;
 pub mod call;
 pub mod exit;
+pub mod fs;
+pub mod ring;
 
 pub use call::{clock, nr, Call, DecodeError, Errno, Frame, GuestSlice};
 /// The byte-safety traits every `#[repr(C)]` type here derives
@@ -303,6 +305,17 @@ assert_layout!(X86FaultFrame, 56, {
     vector: 0, error_code: 8, rip: 16, cs: 24, rflags: 32, rsp: 40, ss: 48,
 });
 assert_layout!(Arm64FaultFrame, 48, { kind: 0, esr: 8, far: 16, elr: 24, spsr: 32, sp: 40 });
+assert_layout!(ring::RingHeader, 64, {
+    sq_head: 0, sq_tail: 4, cq_head: 8, cq_tail: 12, in_flight: 16, reserved: 20,
+});
+assert_layout!(ring::Sqe, 64, {
+    op: 0, flags: 4, user_data: 8, handle: 16, offset: 24, a: 32, b: 48,
+});
+assert_layout!(ring::Cqe, 16, { user_data: 0, result: 8 });
+assert_layout!(fs::Stat, 32, {
+    size: 0, kind: 8, mode: 12, modified_ns: 16, readonly: 24, reserved: 28,
+});
+assert_layout!(fs::DirEnt, 8, { name_len: 0, kind: 4 });
 assert_layout!(Frame, 72, { nr: 0, status: 4, args: 8, ret: 56, ret2: 64 });
 
 // The memory maps, checked when the crate compiles.

@@ -54,6 +54,23 @@ pub struct LaunchOpts {
     /// Do not offer async page faults: lazy-region faults stall the vCPU.
     #[arg(long)]
     pub no_async_pf: bool,
+    /// Let the guest use a host directory: HOST seen as GUEST (default: `/`
+    /// and HOST's name); `:ro` refuses every change beneath it. Paths
+    /// resolve beneath it only. Repeatable.
+    #[arg(long = "dir", value_name = "HOST[:GUEST][:ro]", value_parser = dir_parser())]
+    pub dir: Vec<vmm::fs::DirSpec>,
+    /// Most bytes the guest may write to stdout, stderr and files together;
+    /// past it the VM ends with exit code 73.
+    #[arg(long, value_name = "SIZE", default_value = "16G", value_parser = parse_size)]
+    pub max_output: u64,
+    /// Sleep this many milliseconds per I/O request (emulates remote storage).
+    #[arg(long, value_name = "MS", default_value_t = 0.0, value_parser = parse_ms)]
+    pub io_latency: f64,
+}
+
+/// `--dir` takes the OS string as given: HOST is used byte for byte.
+fn dir_parser() -> impl TypedValueParser<Value = vmm::fs::DirSpec> {
+    OsStringValueParser::new().try_map(|s| vmm::fs::DirSpec::parse(&s).map_err(|e| e.to_string()))
 }
 
 /// `--lazy` takes the OS string as given: FILE is used byte for byte.
@@ -74,7 +91,7 @@ fn parse_ms(s: &str) -> Result<f64, String> {
     version,
     about = "Run a Rust app as its own KVM virtual machine",
     after_help = "Exit codes: the app's own code; 101 app panic; 124 timeout; 125 launcher error; \
-                  126 guest crash (exception, triple fault); 134 app abort."
+                  126 guest crash (exception, triple fault); 134 app abort; 73 --max-output reached."
 )]
 pub struct Cli {
     #[command(subcommand)]

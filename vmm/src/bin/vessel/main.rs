@@ -63,6 +63,9 @@ fn run_guest(
         lazy_latency: Duration::from_secs_f64(opts.lazy_latency / 1e3),
         async_pf: !opts.no_async_pf,
         stdout_line_buffered: vmm::console::stdout_is_terminal(),
+        dirs: opts.dir,
+        max_output: opts.max_output,
+        io_latency: Duration::from_secs_f64(opts.io_latency / 1e3),
     };
     let outcome = vmm::run(&mut host, &image, &cfg, &mut vmm::StdIo)?;
     if let Some(msg) = outcome.message() {

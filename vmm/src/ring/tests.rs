@@ -1,0 +1,1 @@
+//! The ring against a fake guest memory: indices, room, checks, completions.
