@@ -12,7 +12,7 @@ use guest_rt::{println, ring, task, time};
 /// How many arguments a step takes.
 pub fn arity(step: &str) -> usize {
     match step {
-        "stdin" | "clock" | "random" => 0,
+        "stdin" | "clock" | "random" | "wait" => 0,
         "write" | "append" | "rename" | "handles" | "async" | "flood" => 2,
         _ => 1,
     }
@@ -51,6 +51,7 @@ pub fn run(step: &str, a: &[&str]) -> bool {
         "async" => async_read(a[0], a[1].parse().unwrap_or(1)),
         "flood" => flood(a[0], a[1].parse().unwrap_or(0)),
         "stdin" => stdin(),
+        "wait" => wait(),
         "clock" => Ok(format!("{}", time::realtime_ns() / 1_000_000_000)),
         "random" => random(),
         "sleep" => sleep(a[0].parse().unwrap_or(0)),
@@ -224,6 +225,17 @@ fn stdin() -> io::Result<String> {
     let lines = v.iter().filter(|&&b| b == b'\n').count();
     let sum: u64 = v.iter().map(|&b| u64::from(b)).sum();
     Ok(format!("bytes={} lines={lines} sum={sum}", v.len()))
+}
+
+/// Settle the ring (nothing queued or in flight), say `wait : ok ready`,
+/// and block until a line arrives on stdin (tests look at the launcher
+/// meanwhile).
+fn wait() -> io::Result<String> {
+    ring::testing::settle();
+    println!("wait : ok ready");
+    let mut b = [0u8; 1];
+    while io::stdin().read(&mut b)? == 1 && b[0] != b'\n' {}
+    Ok(String::from("resumed"))
 }
 
 fn random() -> io::Result<String> {

@@ -1,5 +1,6 @@
 //! Counts lines, words and bytes of files in pre-opened directories, like
-//! `wc` in the C locale.
+//! GNU `wc` in the C locale: a word is a run of printable bytes between
+//! white space; other bytes neither start nor end one.
 //!
 //! `wc --dir HOST:/data -- /data/a.txt /data/dir ...`
 //!
@@ -36,14 +37,19 @@ struct Counts {
 impl Counts {
     fn add(&mut self, buf: &[u8]) {
         for &b in buf {
-            let space = matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
             if b == b'\n' {
                 self.lines += 1;
             }
-            if !space && !self.in_word {
-                self.words += 1;
+            if matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+                self.in_word = false;
+            } else if b.is_ascii_graphic() {
+                // Printable: starts or continues a word. Other bytes
+                // neither start nor end one (coreutils 9 in the C locale).
+                if !self.in_word {
+                    self.words += 1;
+                }
+                self.in_word = true;
             }
-            self.in_word = !space;
         }
         self.bytes += buf.len() as u64;
     }
