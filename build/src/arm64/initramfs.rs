@@ -95,6 +95,9 @@ pub fn base(apps: &[String]) -> Result<Cpio> {
             &vessel_tests::lazy_test_bytes(*len).0,
         );
     }
+    for (name, mode, data) in super::fs_suite::FS_DATA {
+        c.entry(name, *mode, (0, 0), data);
+    }
     Ok(c)
 }
 

@@ -8,6 +8,7 @@
 //! - `initramfs`: the archive /init, the apps, the data and the table go in;
 //! - `qemu`: booting the machine and counting what /init reports.
 
+mod fs_suite;
 mod initramfs;
 mod kernel;
 mod qemu;

@@ -12,7 +12,8 @@ pub struct T {
     argv: String,
 }
 
-fn t(name: &str, code: i32, stdout: &[&str], stderr: &[&str], argv: &str) -> T {
+/// One test: name, exit code, stdout and stderr substrings, command line.
+pub(crate) fn t(name: &str, code: i32, stdout: &[&str], stderr: &[&str], argv: &str) -> T {
     T {
         name: name.into(),
         code,
@@ -49,6 +50,12 @@ pub fn tests(apps: &[String]) -> Vec<T> {
     }
     if apps.iter().any(|a| a == "vector") {
         v.extend(vector_tests());
+    }
+    if ["fsprobe", "wc", "sort"]
+        .iter()
+        .all(|n| apps.iter().any(|a| a == n))
+    {
+        v.extend(super::fs_suite::fs_tests());
     }
     v
 }
