@@ -28,7 +28,11 @@ fn run_app(name: &str, flags: &[String], args: &[&str], input: Option<&[u8]>) ->
     let mut cmd = Command::new(app(name));
     cmd.args(flags).arg("--").args(args);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn().expect("spawn");
     if let Some(data) = input {
         let mut s = child.stdin.take().expect("stdin");
@@ -93,7 +97,19 @@ fn symlinks_pointing_out_are_refused_and_inside_ones_work() {
     std::os::unix::fs::symlink("../secret", d.join("rel")).unwrap();
     std::os::unix::fs::symlink("f", d.join("ok")).unwrap();
     std::os::unix::fs::symlink("..", d.join("up")).unwrap();
-    let out = probe(&b, &["read", "/d/abs", "read", "/d/rel", "read", "/d/up/secret", "read", "/d/ok"]);
+    let out = probe(
+        &b,
+        &[
+            "read",
+            "/d/abs",
+            "read",
+            "/d/rel",
+            "read",
+            "/d/up/secret",
+            "read",
+            "/d/ok",
+        ],
+    );
     assert_has(&out, "read /d/abs: err PermissionDenied");
     assert_has(&out, "read /d/rel: err PermissionDenied");
     assert_has(&out, "read /d/up/secret: err PermissionDenied");
@@ -108,7 +124,18 @@ fn symlink_moved_by_the_guest_still_cannot_point_out() {
     require_kvm!();
     let b = scratch("guest-symlink");
     std::os::unix::fs::symlink("/etc", b.join("d/etc-link")).unwrap();
-    let out = probe(&b, &["mkdir", "/d/x", "rename", "/d/etc-link", "/d/x/l", "read", "/d/x/l/passwd"]);
+    let out = probe(
+        &b,
+        &[
+            "mkdir",
+            "/d/x",
+            "rename",
+            "/d/etc-link",
+            "/d/x/l",
+            "read",
+            "/d/x/l/passwd",
+        ],
+    );
     assert_has(&out, "rename /d/etc-link /d/x/l: ok");
     assert_has(&out, "read /d/x/l/passwd: err PermissionDenied");
 }
@@ -119,7 +146,17 @@ fn magic_links_are_refused() {
     let b = scratch("magic");
     std::os::unix::fs::symlink("/proc/self/root", b.join("d/root")).unwrap();
     std::os::unix::fs::symlink("/proc/self/fd/0", b.join("d/fd0")).unwrap();
-    let out = probe(&b, &["read", "/d/root/etc/passwd", "read", "/d/fd0", "read", "/proc/self/mem"]);
+    let out = probe(
+        &b,
+        &[
+            "read",
+            "/d/root/etc/passwd",
+            "read",
+            "/d/fd0",
+            "read",
+            "/proc/self/mem",
+        ],
+    );
     assert_has(&out, "read /d/root/etc/passwd: err PermissionDenied");
     assert_has(&out, "read /d/fd0: err PermissionDenied");
     assert_has(&out, "read /proc/self/mem: err NotFound");
@@ -137,7 +174,12 @@ fn device_files_and_fifos_are_refused() {
     };
     assert_eq!(node("fifo", libc::S_IFIFO | 0o600, 0), 0, "mkfifo");
     let have_dev = node("null", libc::S_IFCHR | 0o600, libc::makedev(1, 3)) == 0;
-    let out = probe(&b, &["read", "/d/fifo", "write", "/d/fifo", "x", "read", "/d/null"]);
+    let out = probe(
+        &b,
+        &[
+            "read", "/d/fifo", "write", "/d/fifo", "x", "read", "/d/null",
+        ],
+    );
     assert_has(&out, "read /d/fifo: err PermissionDenied");
     assert_has(&out, "write /d/fifo x: err PermissionDenied");
     if have_dev {
@@ -232,7 +274,12 @@ fn output_cap_ends_the_vm_with_its_code() {
     let b = scratch("cap");
     std::fs::write(b.join("d/big"), vec![b'x'; 1 << 20]).unwrap();
     let flags = |cap: &str| {
-        vec!["--dir".into(), dir_flag(&b.join("d"), ":/d"), "--max-output".into(), cap.into()]
+        vec![
+            "--dir".into(),
+            dir_flag(&b.join("d"), ":/d"),
+            "--max-output".into(),
+            cap.into(),
+        ]
     };
     // To stdout: the file's bytes are printed.
     let out = run_app("fsprobe", &flags("64K"), &["read", "/d/big"], None);
@@ -304,7 +351,10 @@ fn stdin_from_a_terminal_reads_a_line_and_eof() {
     master.write_all(b"hello\n\x04").unwrap();
     let out = child.wait_with_output().unwrap();
     let sum: u64 = b"hello\n".iter().map(|&b| u64::from(b)).sum();
-    assert_has(&texts(&out).0, &format!("stdin : ok bytes=6 lines=1 sum={sum}"));
+    assert_has(
+        &texts(&out).0,
+        &format!("stdin : ok bytes=6 lines=1 sum={sum}"),
+    );
 }
 
 #[test]
@@ -322,11 +372,21 @@ fn clock_random_and_sleep() {
         .find_map(|l| l.strip_prefix("clock : ok "))
         .and_then(|s| s.parse().ok())
         .expect("clock line");
-    assert!(secs.abs_diff(now) < 60, "guest wall clock {secs}, host {now}");
+    assert!(
+        secs.abs_diff(now) < 60,
+        "guest wall clock {secs}, host {now}"
+    );
     assert_has(&o, "random : ok differ=true nonzero=true");
-    let line = o.lines().find(|l| l.starts_with("sleep 30: ok")).expect("sleep line");
+    let line = o
+        .lines()
+        .find(|l| l.starts_with("sleep 30: ok"))
+        .expect("sleep line");
     let ms = |key: &str| -> u64 {
-        line.split(key).nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap()
+        line.split(key)
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap()
     };
     assert!(ms("blocking_ms=") >= 30 && ms("tasks_ms=") >= 30, "{line}");
 }
@@ -338,7 +398,12 @@ fn wc_rows(text: &str) -> Vec<(u64, u64, u64, String)> {
         .filter_map(|l| {
             let mut w = l.split_whitespace();
             let n = |x: Option<&str>| x.and_then(|s| s.parse().ok());
-            Some((n(w.next())?, n(w.next())?, n(w.next())?, w.collect::<Vec<_>>().join(" ")))
+            Some((
+                n(w.next())?,
+                n(w.next())?,
+                n(w.next())?,
+                w.collect::<Vec<_>>().join(" "),
+            ))
         })
         .collect()
 }
@@ -348,7 +413,12 @@ fn wc_rows(text: &str) -> Vec<(u64, u64, u64, String)> {
 fn wc_matches_host(base: &Path, files: &[&str]) {
     let guest: Vec<String> = files.iter().map(|f| format!("/d/{f}")).collect();
     let refs: Vec<&str> = guest.iter().map(String::as_str).collect();
-    let out = run_app("wc", &["--dir".into(), dir_flag(&base.join("d"), ":/d")], &refs, None);
+    let out = run_app(
+        "wc",
+        &["--dir".into(), dir_flag(&base.join("d"), ":/d")],
+        &refs,
+        None,
+    );
     let (o, e) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{e}");
     let host = Command::new("wc")
@@ -362,7 +432,10 @@ fn wc_matches_host(base: &Path, files: &[&str]) {
             .map(|(l, w, b, n)| (l, w, b, n.trim_start_matches('/').to_string()))
             .collect()
     };
-    assert_eq!(strip(wc_rows(&o)), strip(wc_rows(&String::from_utf8_lossy(&host.stdout))));
+    assert_eq!(
+        strip(wc_rows(&o)),
+        strip(wc_rows(&String::from_utf8_lossy(&host.stdout)))
+    );
 }
 
 #[test]
@@ -372,7 +445,11 @@ fn wc_matches_host_wc_on_small_files() {
     let d = b.join("d");
     std::fs::write(d.join("empty"), "").unwrap();
     std::fs::write(d.join("noeol"), "one line without a newline").unwrap();
-    std::fs::write(d.join("mixed"), b"a b\tc\n\n  d\r\ne\x0bf\x0c g \xff\xfe x\n").unwrap();
+    std::fs::write(
+        d.join("mixed"),
+        b"a b\tc\n\n  d\r\ne\x0bf\x0c g \xff\xfe x\n",
+    )
+    .unwrap();
     wc_matches_host(&b, &["empty"]);
     wc_matches_host(&b, &["noeol"]);
     wc_matches_host(&b, &["empty", "noeol", "mixed"]);
@@ -387,7 +464,15 @@ fn wc_matches_host_wc_on_a_64_mib_file() {
     let text: Vec<u8> = bytes
         .iter()
         .enumerate()
-        .map(|(i, &x)| if i % 61 == 60 { b'\n' } else if x % 7 == 0 { b' ' } else { x })
+        .map(|(i, &x)| {
+            if i % 61 == 60 {
+                b'\n'
+            } else if x % 7 == 0 {
+                b' '
+            } else {
+                x
+            }
+        })
         .collect();
     std::fs::write(b.join("d/big"), &text).unwrap();
     wc_matches_host(&b, &["big"]);
@@ -402,14 +487,23 @@ fn wc_matches_host_wc_on_many_files_and_a_directory_of_1000() {
     let mut names = Vec::new();
     for i in 0..1000 {
         let name = format!("f{i:04}");
-        std::fs::write(many.join(&name), "word ".repeat(i % 17) + &"\n".repeat(i % 3)).unwrap();
+        std::fs::write(
+            many.join(&name),
+            "word ".repeat(i % 17) + &"\n".repeat(i % 3),
+        )
+        .unwrap();
         names.push(format!("many/{name}"));
     }
     // Many small files named one by one...
     let some: Vec<&str> = names.iter().take(200).map(String::as_str).collect();
     wc_matches_host(&b, &some);
     // ...and the directory, listed by the guest with read_dir.
-    let out = run_app("wc", &["--dir".into(), dir_flag(&b.join("d"), ":/d")], &["/d/many"], None);
+    let out = run_app(
+        "wc",
+        &["--dir".into(), dir_flag(&b.join("d"), ":/d")],
+        &["/d/many"],
+        None,
+    );
     let (o, e) = texts(&out);
     assert_eq!(out.status.code(), Some(0), "{e}");
     let all: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -438,7 +532,12 @@ fn sort_matches_host_sort() {
         .collect();
     text.extend_from_slice(b"\nlast line without newline");
     std::fs::write(b.join("d/in"), &text).unwrap();
-    let out = run_app("sort", &["--dir".into(), dir_flag(&b.join("d"), ":/d")], &["/d/in", "/d/out"], None);
+    let out = run_app(
+        "sort",
+        &["--dir".into(), dir_flag(&b.join("d"), ":/d")],
+        &["/d/in", "/d/out"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", texts(&out).1);
     let host = Command::new("sort")
         .env("LC_ALL", "C")
@@ -461,7 +560,10 @@ fn async_tasks_overlap_reads_through_the_ring() {
         std::fs::write(b.join(format!("d/f{i}")), &data).unwrap();
     }
     let out = probe(&b, &["async", "/d", "16"]);
-    let line = out.lines().find(|l| l.starts_with("async /d 16: ok")).unwrap_or_else(|| panic!("{out}"));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("async /d 16: ok"))
+        .unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains(&format!("sum={sum} ")), "{line}");
 }
 
@@ -470,15 +572,27 @@ fn a_million_one_byte_writes_arrive_in_order_and_in_few_exits() {
     require_kvm!();
     let b = scratch("flood");
     let out = probe(&b, &["flood", "/d/out", "1000000"]);
-    let line = out.lines().find(|l| l.starts_with("flood /d/out 1000000: ok")).unwrap_or_else(|| panic!("{out}"));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("flood /d/out 1000000: ok"))
+        .unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("len=1000000 "), "{line}");
-    let enters: u64 = line.rsplit("enters=").next().and_then(|s| s.parse().ok()).unwrap();
-    assert!(enters < 1_000_000 / 100, "one doorbell per batch, not per write: {line}");
+    let enters: u64 = line
+        .rsplit("enters=")
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(
+        enters < 1_000_000 / 100,
+        "one doorbell per batch, not per write: {line}"
+    );
     assert_eq!(std::fs::metadata(b.join("d/out")).unwrap().len(), 1_000_000);
 }
 
 fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// At least 60 distinct bad requests, each with its documented error; the
@@ -492,7 +606,15 @@ fn hostile_guest_gets_documented_errors_and_leaks_nothing() {
     std::fs::create_dir(b.join("d/sub")).unwrap();
     std::fs::write(b.join("d/sub/y"), "y").unwrap();
     let mut child = Command::new(app("fsprobe"))
-        .args(["--dir", &dir_flag(&b.join("d"), ":/d"), "--", "wait", "hostile", "/d", "wait"])
+        .args([
+            "--dir",
+            &dir_flag(&b.join("d"), ":/d"),
+            "--",
+            "wait",
+            "hostile",
+            "/d",
+            "wait",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -518,10 +640,24 @@ fn hostile_guest_gets_documented_errors_and_leaks_nothing() {
     drop(stdin);
     let status = child.wait().unwrap();
     let text = seen.join("\n");
-    let summary = seen.iter().find(|l| l.starts_with("hostile: ")).unwrap_or_else(|| panic!("{text}"));
-    let cases: usize = summary["hostile: ".len()..].split(' ').next().unwrap().parse().unwrap();
+    let summary = seen
+        .iter()
+        .find(|l| l.starts_with("hostile: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cases: usize = summary["hostile: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(cases >= 60, "{summary}");
-    assert!(summary.ends_with("cases, 0 failed, still serving: true"), "{text}");
-    assert!(before > 0 && before == after, "launcher fds before {before}, after {after}");
+    assert!(
+        summary.ends_with("cases, 0 failed, still serving: true"),
+        "{text}"
+    );
+    assert!(
+        before > 0 && before == after,
+        "launcher fds before {before}, after {after}"
+    );
     assert_eq!(status.code(), Some(0));
 }

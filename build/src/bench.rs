@@ -16,8 +16,10 @@ use crate::{guests, project_root, Arch};
 
 mod apf;
 mod clock;
+mod io;
 pub use apf::apf;
 pub use clock::clock;
+pub use io::io;
 
 fn time_once(cmd: &mut Command) -> Result<Duration> {
     let t = Instant::now();

@@ -9,6 +9,7 @@
 //! cargo xtask bench boot [--runs N]   boot time of a packed app vs a raw KVM program
 //! cargo xtask bench apf [--runs N]    async page faults vs synchronous; no-fault cost
 //! cargo xtask bench clock [--runs N]  the guest's clock against the host's
+//! cargo xtask bench io [--runs N]     the I/O ring: exits, round trip, throughput, overlap
 //! ```
 //! A is `x86_64`, `aarch64` or `all` (the default for `test`).
 //!
@@ -83,6 +84,11 @@ enum Bench {
     /// The guest's clock against the host's over the same interval
     Clock {
         #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+        runs: usize,
+    },
+    /// The I/O ring: exits saved, round trip, throughput vs native, async overlap
+    Io {
+        #[arg(long, default_value_t = 5, value_parser = at_least_one)]
         runs: usize,
     },
 }
@@ -184,6 +190,7 @@ fn main() -> Result<()> {
         Cmd::Bench(Bench::Boot { runs }) => bench::boot(&sh, runs)?,
         Cmd::Bench(Bench::Apf { runs }) => bench::apf(&sh, runs)?,
         Cmd::Bench(Bench::Clock { runs }) => bench::clock(&sh, runs)?,
+        Cmd::Bench(Bench::Io { runs }) => bench::io(&sh, runs)?,
     }
     Ok(())
 }

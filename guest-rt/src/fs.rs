@@ -83,6 +83,19 @@ impl OpenOptions {
     pub fn open(&self, path: impl AsRef<str>) -> io::Result<File> {
         open_raw(path.as_ref(), self.flags).map(|handle| File { handle })
     }
+
+    /// Open `path`, parking only this task while the launcher opens it.
+    pub async fn open_async(&self, path: impl AsRef<str>) -> io::Result<File> {
+        let owned = Vec::from(path.as_ref().as_bytes());
+        let sqe = Sqe {
+            op: op::OPEN,
+            flags: self.flags,
+            a: slice(&owned),
+            ..Sqe::default()
+        };
+        let (r, _) = ring::submit_owned(sqe, owned).await;
+        r.map(|handle| File { handle }).map_err(Error::from)
+    }
 }
 
 fn open_raw(path: &str, flags: u32) -> io::Result<u64> {
@@ -116,6 +129,10 @@ impl File {
     /// Create `path`, failing if it exists.
     pub fn create_new(path: impl AsRef<str>) -> io::Result<File> {
         OpenOptions::new().write(true).create_new(true).open(path)
+    }
+    /// Open `path` for reading; parks only this task meanwhile.
+    pub async fn open_async(path: impl AsRef<str>) -> io::Result<File> {
+        OpenOptions::new().read(true).open_async(path).await
     }
     /// Options for [`OpenOptions::open`].
     pub fn options() -> OpenOptions {

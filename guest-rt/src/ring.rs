@@ -102,32 +102,28 @@ fn mem() -> *mut RingMem {
     &raw mut RING
 }
 
-fn index(field: *mut u32) -> &'static AtomicU32 {
-    // SAFETY: `field` is an aligned u32 of the static ring, which lives
-    // forever; the launcher accesses it only with atomic stores/loads.
-    unsafe { AtomicU32::from_ptr(field) }
-}
-
-fn header_index(f: fn(*mut RingHeader) -> *mut u32) -> &'static AtomicU32 {
-    // SAFETY: only the address of the static's header is taken.
-    index(f(unsafe { &raw mut (*mem()).header }))
+/// The header's u32 at byte offset `off`, shared with the launcher.
+fn field(off: usize) -> &'static AtomicU32 {
+    // SAFETY: `off` is the offset of an aligned u32 field of the static
+    // ring's header (callers pass `offset_of!`); the static lives forever
+    // and the launcher accesses these fields only with atomic loads/stores.
+    unsafe { AtomicU32::from_ptr(mem().cast::<u8>().add(off).cast::<u32>()) }
 }
 
 fn sq_head() -> &'static AtomicU32 {
-    // SAFETY (of the projection): a field address of a live static.
-    header_index(|h| unsafe { &raw mut (*h).sq_head })
+    field(core::mem::offset_of!(RingHeader, sq_head))
 }
 fn sq_tail() -> &'static AtomicU32 {
-    // SAFETY: as above.
-    header_index(|h| unsafe { &raw mut (*h).sq_tail })
+    field(core::mem::offset_of!(RingHeader, sq_tail))
 }
 fn cq_head() -> &'static AtomicU32 {
-    // SAFETY: as above.
-    header_index(|h| unsafe { &raw mut (*h).cq_head })
+    field(core::mem::offset_of!(RingHeader, cq_head))
 }
 fn cq_tail() -> &'static AtomicU32 {
-    // SAFETY: as above.
-    header_index(|h| unsafe { &raw mut (*h).cq_tail })
+    field(core::mem::offset_of!(RingHeader, cq_tail))
+}
+fn in_flight() -> &'static AtomicU32 {
+    field(core::mem::offset_of!(RingHeader, in_flight))
 }
 
 /// Register the ring once (on first use). Err: the launcher refused it.
@@ -322,9 +318,7 @@ pub mod testing {
         loop {
             enter(0, 0);
             drain();
-            // SAFETY: an aligned u32 of the static ring header.
-            let h = unsafe { &raw mut (*mem()).header.in_flight };
-            if index(h).load(Ordering::Acquire) == 0
+            if in_flight().load(Ordering::Acquire) == 0
                 && sq_tail().load(Ordering::Relaxed) == sq_head().load(Ordering::Acquire)
             {
                 drain();

@@ -6,7 +6,8 @@
 //! `read P`, `write P TEXT`, `append P TEXT`, `mkdir P`, `rmdir P`, `rm P`,
 //! `rename A B`, `stat P`, `ls P`, `roundtrip DIR`, `handles P N`,
 //! `async DIR N` (N tasks read DIR/fI at once), `flood P N` (N one-byte
-//! writes), `stdin`, `clock`, `random`, `sleep MS`, `hostile DIR`.
+//! writes), `stdin`, `clock`, `random`, `sleep MS`, `hostile DIR`, `wait`,
+//! and the `bench-*` steps of `cargo xtask bench io` (see bench.rs).
 #![cfg_attr(target_os = "none", no_std)]
 #![no_main]
 // Off the bare-metal guest targets (`cargo clippy --workspace` on the host)
@@ -15,6 +16,7 @@
 
 extern crate alloc;
 
+mod bench;
 mod hostile;
 mod steps;
 

@@ -13,7 +13,8 @@ use guest_rt::{println, ring, task, time};
 pub fn arity(step: &str) -> usize {
     match step {
         "stdin" | "clock" | "random" | "wait" => 0,
-        "write" | "append" | "rename" | "handles" | "async" | "flood" => 2,
+        "write" | "append" | "rename" | "handles" | "async" | "flood" | "bench-reads"
+        | "bench-seq" | "bench-blocking" => 2,
         _ => 1,
     }
 }
@@ -56,6 +57,11 @@ pub fn run(step: &str, a: &[&str]) -> bool {
         "random" => random(),
         "sleep" => sleep(a[0].parse().unwrap_or(0)),
         "hostile" => return crate::hostile::run(a[0]),
+        "bench-console" => crate::bench::console(a[0].parse().unwrap_or(0)),
+        "bench-reads" => crate::bench::reads(a[0], a[1].parse().unwrap_or(0)),
+        "bench-nop" => crate::bench::nop(a[0].parse().unwrap_or(0)),
+        "bench-seq" => crate::bench::seq(a[0], a[1]),
+        "bench-blocking" => crate::bench::blocking(a[0], a[1].parse().unwrap_or(1)),
         _ => {
             println!("{step}: unknown step");
             return false;
@@ -179,9 +185,8 @@ fn async_read(dir: &str, n: usize) -> io::Result<String> {
         for i in 0..n {
             let path = format!("{dir}/f{i}");
             hs.push(task::spawn(async move {
-                let f = File::open(&path)?;
-                let len = f.metadata()?.len() as usize;
-                let d = f.read_at_async(len, 0).await?;
+                let f = File::open_async(&path).await?;
+                let d = f.read_at_async(64 << 10, 0).await?;
                 Ok::<u64, io::Error>(d.iter().map(|&b| u64::from(b)).sum())
             }));
         }

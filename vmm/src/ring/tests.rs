@@ -66,7 +66,10 @@ fn setup_checks_size_alignment_memory_and_once() {
     assert_eq!(s.setup(0, 0x1fff0 & !63, 64), Err(Errno::Fault), "past RAM");
     assert_eq!(s.setup(0, 0x1000, 4), Err(Errno::Fault), "protected");
     assert_eq!(s.setup(1, BASE, 4), Err(Errno::Inval), "no such vCPU");
-    assert_eq!(s.enter(0, &mut Out::default(), 0, 0, &|| false), Err(Errno::Inval));
+    assert_eq!(
+        s.enter(0, &mut Out::default(), 0, 0, &|| false),
+        Err(Errno::Inval)
+    );
     assert_eq!(s.setup(0, BASE, ENTRIES), Ok(()));
     assert_eq!(s.setup(0, BASE, ENTRIES), Err(Errno::Busy), "once");
 }
@@ -91,9 +94,19 @@ fn console_requests_complete_in_order_and_bad_buffers_get_their_errors() {
     let mut out = Out::default();
     assert_eq!(enter(&s, &mut out, 4), Ok((4, 4)));
     assert_eq!(out.0, vec![(1, b"abc".to_vec()), (2, b"def".to_vec())]);
-    let results: Vec<(u64, i64)> = (0..4).map(|i| (cqe(&ram, i).user_data, cqe(&ram, i).result)).collect();
+    let results: Vec<(u64, i64)> = (0..4)
+        .map(|i| (cqe(&ram, i).user_data, cqe(&ram, i).result))
+        .collect();
     let e = |e: Errno| i64::from(e as i32);
-    assert_eq!(results, vec![(10, 3), (11, 3), (12, e(Errno::Fault)), (13, e(Errno::Busy))]);
+    assert_eq!(
+        results,
+        vec![
+            (10, 3),
+            (11, 3),
+            (12, e(Errno::Fault)),
+            (13, e(Errno::Busy))
+        ]
+    );
     let h = header(&ram);
     assert_eq!((h.sq_head, h.cq_tail, h.in_flight), (4, 4, 0));
     // The CQ is full until the guest consumes: nothing more is taken.
@@ -111,14 +124,23 @@ fn indices_out_of_range_or_backwards_take_nothing() {
     let s = server(&ram);
     s.setup(0, BASE, ENTRIES).unwrap();
     let mut out = Out::default();
-    for (sq_tail, cq_head) in [(ENTRIES + 1, 0), (u32::MAX, 0), (0, 1), (0, u32::MAX - ENTRIES)] {
+    for (sq_tail, cq_head) in [
+        (ENTRIES + 1, 0),
+        (u32::MAX, 0),
+        (0, 1),
+        (0, u32::MAX - ENTRIES),
+    ] {
         let h = RingHeader {
             sq_tail,
             cq_head,
             ..RingHeader::default()
         };
         ram.write_pod(BASE, &h).unwrap();
-        assert_eq!(enter(&s, &mut out, 0), Err(Errno::Inval), "{sq_tail} {cq_head}");
+        assert_eq!(
+            enter(&s, &mut out, 0),
+            Err(Errno::Inval),
+            "{sq_tail} {cq_head}"
+        );
         assert_eq!(header(&ram).sq_head, 0, "nothing taken");
     }
 }
@@ -133,7 +155,10 @@ fn output_budget_caps_console_writes() {
         Sqe {
             op: op::CONSOLE,
             handle: 1,
-            a: GuestSlice { addr: 0x8000, len: 101 },
+            a: GuestSlice {
+                addr: 0x8000,
+                len: 101,
+            },
             ..Sqe::default()
         },
     );
@@ -155,15 +180,27 @@ fn file_requests_without_dirs_complete_from_the_io_threads() {
             op: op::OPEN,
             flags: vessel_abi::fs::open::READ,
             user_data: 7,
-            a: GuestSlice { addr: 0x8000, len: 2 },
+            a: GuestSlice {
+                addr: 0x8000,
+                len: 2,
+            },
             ..Sqe::default()
         },
     );
-    push(&ram, Sqe { op: op::NOP, user_data: 8, ..Sqe::default() });
+    push(
+        &ram,
+        Sqe {
+            op: op::NOP,
+            user_data: 8,
+            ..Sqe::default()
+        },
+    );
     let mut out = Out::default();
     let (taken, _) = enter(&s, &mut out, 2).unwrap();
     assert_eq!(taken, 2);
-    let mut got: Vec<(u64, i64)> = (0..2).map(|i| (cqe(&ram, i).user_data, cqe(&ram, i).result)).collect();
+    let mut got: Vec<(u64, i64)> = (0..2)
+        .map(|i| (cqe(&ram, i).user_data, cqe(&ram, i).result))
+        .collect();
     got.sort();
     assert_eq!(got, vec![(7, i64::from(Errno::NotFound as i32)), (8, 0)]);
 }
