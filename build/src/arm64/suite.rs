@@ -270,12 +270,12 @@ pub const APF_DATA: &[(&str, usize)] = &[
     ("sync.bin", 300 * 1024),
     ("storm.bin", 64 * 4096),
     ("halt.bin", 8 * 4096),
-    ("float.bin", 128 * 4096),
+    ("float.bin", 32 * 4096),
     ("bad.bin", 10),
 ];
 
 /// Tasks of the float-state tests (`lazyscan --float`).
-const FLOAT_TASKS: usize = 8;
+const FLOAT_TASKS: usize = 4;
 
 /// The sum of the bytes of `/data/NAME`, as lazyscan prints it.
 fn apf_sum(name: &str) -> String {
