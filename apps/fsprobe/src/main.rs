@@ -8,11 +8,11 @@
 //! `async DIR N` (N tasks read DIR/fI at once), `flood P N` (N one-byte
 //! writes), `stdin`, `clock`, `random`, `sleep MS`, `hostile DIR`, `wait`,
 //! and the `bench-*` steps of `cargo xtask bench io` (see bench.rs).
-#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(vessel_guest, no_std)]
 #![no_main]
-// Off the bare-metal guest targets (`cargo clippy --workspace` on the host)
-// the app is an empty crate.
-#![cfg(target_os = "none")]
+// Outside guest builds (no `--cfg vessel_guest`, e.g. `cargo clippy
+// --workspace` on the host) the app is an empty crate.
+#![cfg(vessel_guest)]
 
 extern crate alloc;
 

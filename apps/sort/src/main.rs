@@ -5,11 +5,11 @@
 //! Lines compare as bytes; every output line ends with a newline. OUT is
 //! written next to its final name and renamed into place, so a reader
 //! never sees half a file. Errors go to stderr with exit code 1.
-#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(vessel_guest, no_std)]
 #![no_main]
-// Off the bare-metal guest targets (`cargo clippy --workspace` on the host)
-// the app is an empty crate.
-#![cfg(target_os = "none")]
+// Outside guest builds (no `--cfg vessel_guest`, e.g. `cargo clippy
+// --workspace` on the host) the app is an empty crate.
+#![cfg(vessel_guest)]
 
 extern crate alloc;
 

@@ -9,11 +9,11 @@
 //! file in it (listed with `read_dir`, sorted by name). Files are read in
 //! 1 MiB requests through the I/O ring. A file that cannot be read is
 //! reported on stderr and makes the exit code 1.
-#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(vessel_guest, no_std)]
 #![no_main]
-// Off the bare-metal guest targets (`cargo clippy --workspace` on the host)
-// the app is an empty crate.
-#![cfg(target_os = "none")]
+// Outside guest builds (no `--cfg vessel_guest`, e.g. `cargo clippy
+// --workspace` on the host) the app is an empty crate.
+#![cfg(vessel_guest)]
 
 extern crate alloc;
 
