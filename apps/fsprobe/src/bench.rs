@@ -98,7 +98,9 @@ pub fn nop(n: usize) -> io::Result<String> {
         let _ = hypercall::call(Call::Clock { clock: 0 });
     }
     let clock_us = us(t);
-    Ok(format!("ring_nop_us={ring_us} raw_exit_us={raw_us} clock_call_us={clock_us} n={n}"))
+    Ok(format!(
+        "ring_nop_us={ring_us} raw_exit_us={raw_us} clock_call_us={clock_us} n={n}"
+    ))
 }
 
 /// Read `path` to the end in 1 MiB requests; then write as many bytes to
@@ -126,7 +128,9 @@ pub fn seq(path: &str, out: &str) -> io::Result<String> {
     }
     o.sync_all()?;
     let write_us = us(t);
-    Ok(format!("bytes={total} read_us={read_us} write_us={write_us}"))
+    Ok(format!(
+        "bytes={total} read_us={read_us} write_us={write_us}"
+    ))
 }
 
 /// `n` files `dir/fI` read one after another with blocking calls.

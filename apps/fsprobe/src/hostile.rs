@@ -33,6 +33,7 @@ impl Suite {
         } else {
             self.failed += 1;
             println!("hostile {name}: FAIL got {got:?} want {want:?}");
+            guest_rt::eprintln!("hostile {name}: FAIL got {got:?} want {want:?}");
         }
     }
 }
@@ -544,7 +545,11 @@ fn ring_cases(t: &mut Suite, dir: &str) {
     t.case("same-buffer-second", r2, Err(Errno::Busy));
     let (opened, past) = past_the_cap(dir);
     t.case("handles-past-cap", past, Err(Errno::TooManyHandles));
-    let at_cap = if opened == MAX_HANDLES as usize { Ok(()) } else { Err(Errno::Io) };
+    let at_cap = if opened == MAX_HANDLES as usize {
+        Ok(())
+    } else {
+        Err(Errno::Io)
+    };
     t.case("handles-at-cap", Ok(0), at_cap);
 }
 

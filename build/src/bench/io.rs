@@ -32,7 +32,10 @@ fn probe(dir: &Path, flags: &[&str], steps: &[&str]) -> Result<String> {
         .with_context(|| format!("running {}", exe.display()))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() || text.contains(": err ") {
-        bail!("fsprobe {steps:?} failed: {text} {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "fsprobe {steps:?} failed: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(text)
 }
@@ -90,7 +93,10 @@ pub fn io(sh: &Shell, runs: usize) -> Result<()> {
     println!("  1,000 console writes: {ring} exits through the ring, {call} one per call: {:.0}x fewer (goal >= 10x)", call / ring.max(1.0));
     let r = probe(&dir, &[], &["bench-reads", "/d/r", "1000"])?;
     let (b, s) = (field(&r, "batched_exits")?, field(&r, "blocking_exits")?);
-    println!("  1,000 4 KiB reads:    {b} exits queued, {s} blocking: {:.0}x fewer (goal >= 10x)", s / b.max(1.0));
+    println!(
+        "  1,000 4 KiB reads:    {b} exits queued, {s} blocking: {:.0}x fewer (goal >= 10x)",
+        s / b.max(1.0)
+    );
 
     let (mut ring_us, mut raw_us) = (Vec::new(), Vec::new());
     for _ in 0..runs {
@@ -99,7 +105,10 @@ pub fn io(sh: &Shell, runs: usize) -> Result<()> {
         raw_us.push(field(&n, "raw_exit_us")? / 2000.0);
     }
     let (ru, xu) = (median(ring_us), median(raw_us));
-    println!("  round trip: ring NOP {ru:.1} us, raw doorbell exit {xu:.1} us: {:.2}x (goal <= 1.1)", ru / xu);
+    println!(
+        "  round trip: ring NOP {ru:.1} us, raw doorbell exit {xu:.1} us: {:.2}x (goal <= 1.1)",
+        ru / xu
+    );
 
     let (mut g_r, mut g_w, mut n_r, mut n_w) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {

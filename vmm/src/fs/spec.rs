@@ -112,6 +112,9 @@ pub fn open_all(specs: &[DirSpec]) -> Result<Vec<Preopen>, DirError> {
     if specs.len() > MAX_DIRS {
         return Err(DirError::TooMany);
     }
+    if !specs.is_empty() {
+        raise_fd_limit();
+    }
     let mut out: Vec<Preopen> = Vec::new();
     for s in specs {
         if out.iter().any(|p| p.guest == s.guest) {
@@ -120,6 +123,28 @@ pub fn open_all(specs: &[DirSpec]) -> Result<Vec<Preopen>, DirError> {
         out.push(open_one(s)?);
     }
     Ok(out)
+}
+
+/// Descriptors the launcher wants room for beyond the guest's handles.
+const FD_SLACK: u64 = 256;
+
+/// Raise the soft RLIMIT_NOFILE (often 1024) so the guest can hold
+/// MAX_HANDLES files; capped by the hard limit, where the guest then sees
+/// TooManyHandles earlier. Best effort.
+fn raise_fd_limit() {
+    let want = u64::from(vessel_abi::fs::MAX_HANDLES) + FD_SLACK;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into `lim`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 || lim.rlim_cur >= want {
+        return;
+    }
+    lim.rlim_cur = want.min(lim.rlim_max);
+    // SAFETY: setrlimit reads the rlimit; lowering nothing, raising the
+    // soft limit at most to the hard one.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) };
 }
 
 fn open_one(s: &DirSpec) -> Result<Preopen, DirError> {
