@@ -81,8 +81,8 @@ pub fn io(sh: &Shell, runs: usize) -> Result<()> {
     guests::build_all(sh, Arch::X86_64)?;
     let dir = project_root().join("target/bench/io");
     std::fs::create_dir_all(&dir)?;
-    for i in 0..16 {
-        std::fs::write(dir.join(format!("f{i}")), vec![i as u8; 4096])?;
+    for i in 0..16u8 {
+        std::fs::write(dir.join(format!("f{i}")), vec![i; 4096])?;
     }
     std::fs::write(dir.join("r"), vec![7u8; 64 << 10])?;
     std::fs::write(dir.join("big"), vessel_tests::lazy_test_bytes(64 << 20).0)?;
