@@ -16,6 +16,7 @@
 //! environment, clocks, a task executor ([`task`]) and a panic handler that
 //! exits with code 101.
 #![no_std]
+#![warn(missing_docs)]
 // Off the bare-metal guest targets (`cargo clippy --workspace` on the host)
 // the runtime is an empty crate.
 #![cfg(target_os = "none")]
@@ -41,6 +42,7 @@ pub use vessel_abi as abi;
 
 /// What an app's main function may return.
 pub trait Termination {
+    /// The process exit code this value stands for.
     fn exit_code(self) -> i32;
 }
 impl Termination for () {

@@ -11,6 +11,7 @@
 //! ```
 //!
 //! The `vessel` binary is a thin command-line user of this crate.
+#![warn(missing_docs)]
 
 pub mod arch;
 mod boot;
