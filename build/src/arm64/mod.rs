@@ -6,11 +6,13 @@
 //! - `kernel`: installing QEMU and the kernel (`cargo xtask setup --arch aarch64`);
 //! - `suite`: the test table;
 //! - `initramfs`: the archive /init, the apps, the data and the table go in;
-//! - `qemu`: booting the machine and counting what /init reports.
+//! - `qemu`: booting the machine and counting what /init reports;
+//! - `run`: `cargo xtask run APP --arch aarch64`, one app on that machine.
 
 mod initramfs;
 mod kernel;
 mod qemu;
+pub mod run;
 mod suite;
 
 use anyhow::Result;
@@ -25,11 +27,7 @@ use crate::{guests, Arch};
 pub fn test(sh: &Shell) -> Result<Counts> {
     setup(sh)?;
     guests::build_all(sh, Arch::Aarch64)?;
-    cmd!(
-        sh,
-        "cargo build --release -p vessel-arm64-init --target aarch64-unknown-linux-musl"
-    )
-    .run()?;
+    build_init(sh)?;
     let apps = guests::apps()?;
     let base = initramfs::base(&apps)?;
     let mut counts = Counts::default();
@@ -47,5 +45,17 @@ pub fn test(sh: &Shell) -> Result<Counts> {
         let initrd = initramfs::write(&base, &tests)?;
         counts += qemu::boot(name, cpu, &initrd, tests.len())?;
     }
+    eprintln!("xtask: `cargo xtask run APP --arch aarch64`, as a user runs it:");
+    counts += run::self_test()?;
     Ok(counts)
+}
+
+/// Build the test machine's /init (build/arm64-init).
+pub fn build_init(sh: &Shell) -> Result<()> {
+    cmd!(
+        sh,
+        "cargo build --release -p vessel-arm64-init --target aarch64-unknown-linux-musl"
+    )
+    .run()?;
+    Ok(())
 }
