@@ -166,9 +166,12 @@ impl Arch {
             Arch::Aarch64 => "aarch64",
         }
     }
+    /// The target guests are built for. Both have hardware FP/SIMD; the
+    /// x86_64 one is a Linux target used bare (no libc, guest-rt's linker
+    /// script and entry; see guest-rt/README.md and .cargo/config.toml).
     pub fn guest_target(self) -> &'static str {
         match self {
-            Arch::X86_64 => "x86_64-unknown-none",
+            Arch::X86_64 => "x86_64-unknown-linux-musl",
             Arch::Aarch64 => "aarch64-unknown-none",
         }
     }

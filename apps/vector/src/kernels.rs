@@ -38,8 +38,8 @@ pub fn check_gather(table: &[i32], idx: &[u32], out: &[i32]) {
     assert!(idx.iter().all(|&i| (i as usize) < table.len()));
 }
 
-/// Plain Rust, one element at a time. On x86_64-unknown-none this is
-/// soft-float (the target has SSE disabled), so it is slow on purpose.
+/// Plain Rust, one element at a time (hardware float; loops the compiler
+/// can vectorize without reordering, such as saxpy, use SSE2 or NEON).
 pub const SCALAR: Kernels = Kernels {
     isa: "scalar",
     vl_bits: 32,

@@ -35,11 +35,11 @@
 //!    kernel once for the check and `reps` times for the timing, and
 //!    compares with [`check_f32`] / exact equality.
 //! 5. Add the kernel's name to `KERNELS` in tests/vector.rs.
-#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(vessel_guest, no_std)]
 #![no_main]
-// Off the bare-metal guest targets (`cargo clippy --workspace` on the host)
-// the app is an empty crate.
-#![cfg(target_os = "none")]
+// Outside guest builds (no `--cfg vessel_guest`, e.g. `cargo clippy
+// --workspace` on the host) the app is an empty crate.
+#![cfg(vessel_guest)]
 
 extern crate alloc;
 
@@ -150,7 +150,7 @@ fn time(reps: u32, mut f: impl FnMut()) -> u64 {
 fn run_isa(k: &Kernels) -> u32 {
     let mut rng = Rng(0x5eed_0f7e_55e1);
     let mut failures = 0;
-    // Scalar on x86_64-unknown-none is soft-float: fewer repetitions.
+    // Scalar (one lane, the latency of each f32 add in a chain): fewer repetitions.
     let reps: u32 = if k.isa == "scalar" { 3 } else { 50 };
     let mut report =
         |name: &str, n: usize, res: Result<(), String>, ops: u64, ns: u64, unit: &str| {
@@ -214,7 +214,7 @@ fn run_isa(k: &Kernels) -> u32 {
 }
 
 /// matmul MM x MM x MM: the check, and nanoseconds for `reps` runs
-/// (measured over fewer runs for soft-float scalar, then scaled).
+/// (measured over fewer runs for scalar, then scaled).
 fn case_matmul(k: &Kernels, rng: &mut Rng, reps: u32) -> (Result<(), String>, u64) {
     let ma = rng.f32s(MM * MM);
     let mb = rng.f32s(MM * MM);

@@ -8,9 +8,11 @@
 //! - `initramfs`: the archive /init, the apps, the data and the table go in;
 //! - `qemu`: booting the machine and counting what /init reports;
 //! - `run`: `cargo xtask run APP --arch aarch64`, one app on that machine.
+//! - `neon`: the check that plain Rust in a guest is NEON-vectorized.
 
 mod initramfs;
 mod kernel;
+mod neon;
 mod qemu;
 pub mod run;
 mod suite;
@@ -30,7 +32,7 @@ pub fn test(sh: &Shell) -> Result<Counts> {
     build_init(sh)?;
     let apps = guests::apps()?;
     let base = initramfs::base(&apps)?;
-    let mut counts = Counts::default();
+    let mut counts = neon::check();
     for (name, cpu, tests) in [
         ("arm64 suite", "max,sve=on", suite::tests(&apps)),
         // A host whose SVE stops at 512 bits (vq 1..=4): the lengths it

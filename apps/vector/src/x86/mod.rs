@@ -1,22 +1,16 @@
 //! x86_64 kernels: SSE2 (128-bit), AVX2 (256-bit), AVX-512F (512-bit).
 //!
-//! Why assembly and not `core::arch::x86_64` intrinsics: x86_64-unknown-none
-//! is a soft-float target (`-sse,+soft-float`, the x86-softfloat ABI). On
-//! stable Rust 1.95 a `#[target_feature(enable = "avx512f")]` function that
-//! uses intrinsics either fails in LLVM ("Do not know how to scalarize the
-//! result of this operator") or, for SSE2, compiles every `_mm_mul_ps` into
-//! calls to the soft-float routines: with `+soft-float` LLVM has no vector
-//! register classes at all. Inline `asm!` cannot name xmm/zmm registers
-//! either (not even as clobbers: "couldn't allocate output register"), and
-//! turning soft-float off with `-C target-feature=-soft-float` is a
-//! future-incompatibility warning that changes the whole workspace's ABI.
+//! These are the hand-tuned reference versions, in assembly. (They were
+//! written when x86_64 guests were built for the soft-float
+//! `x86_64-unknown-none`, where LLVM had no vector registers at all; guests
+//! now use a hard-float target, so plain Rust and `core::arch` intrinsics
+//! work too, and the benchmarks compare both.)
 //!
 //! So each kernel is a small `global_asm!` function with the C calling
 //! convention: pointers, lengths and f32 bit patterns in general-purpose
 //! registers, results in eax. Vector registers never cross a Rust function
 //! boundary, and because all xmm/ymm/zmm/k registers are caller-saved in the
-//! SysV ABI (and the soft-float compiler never keeps anything in them) a
-//! call clobbering them is sound. Each function uses only rax, rcx, rdx, rsi,
+//! SysV ABI, a call clobbering them is sound. Each function uses only rax, rcx, rdx, rsi,
 //! rdi, r8-r11 and no stack. AVX functions end with `vzeroupper`.
 //!
 //! Tails: SSE2/AVX2 finish the last n % lanes elements with scalar SSE
