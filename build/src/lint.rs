@@ -65,32 +65,8 @@ pub fn lint(sh: &Shell) -> Result<()> {
     // The API documentation builds without a warning (broken links,
     // private links); missing docs are already clippy errors above, since
     // vmm, vessel-abi and guest-rt `#![warn(missing_docs)]`.
-    let _deny = sh.push_env("RUSTDOCFLAGS", "-D warnings");
-    for (what, target, pkgs) in [
-        ("host", None, &["vmm", "vessel-abi"][..]),
-        ("aarch64 launcher", Some(musl), &["vmm"]),
-        (
-            "x86_64 guest",
-            Some(Arch::X86_64.guest_target()),
-            &["guest-rt"],
-        ),
-        (
-            "aarch64 guest",
-            Some(Arch::Aarch64.guest_target()),
-            &["guest-rt"],
-        ),
-    ] {
-        let target: Vec<&str> = target.map(|t| vec!["--target", t]).unwrap_or_default();
-        let pkgs: Vec<String> = pkgs
-            .iter()
-            .flat_map(|p| ["-p".to_string(), p.to_string()])
-            .collect();
-        check(
-            format!("cargo doc ({what})"),
-            cmd!(sh, "cargo doc --no-deps --quiet {target...} {pkgs...}")
-                .run()
-                .is_ok(),
-        );
+    for what in crate::doc::build(sh, true)? {
+        failed.push(format!("cargo doc ({what})"));
     }
     if !failed.is_empty() {
         bail!("lint failed: {}", failed.join(", "));

@@ -4,7 +4,8 @@
 //! cargo xtask setup [--arch A]        install what the build needs (idempotent)
 //! cargo xtask build [--arch A] [APP..] build the launcher and the apps (default: all), pack target/vessel/<app>
 //! cargo xtask run APP [FLAGS] [-- ARGS]  setup + build APP, then run target/vessel/APP FLAGS -- ARGS
-//! cargo xtask lint                    rustfmt and clippy (-D warnings), host and both guest targets
+//! cargo xtask lint                    rustfmt and clippy (-D warnings), host and both guest targets; cargo doc
+//! cargo xtask doc                     the API documentation (vmm, vessel-abi, guest-rt)
 //! cargo xtask test [--arch A]         lint, then every test: unit, x86_64 integration, arm64 suite
 //! cargo xtask bench boot [--runs N]   boot time of a packed app vs a raw KVM program
 //! cargo xtask bench apf [--runs N]    async page faults vs synchronous; no-fault cost
@@ -21,6 +22,7 @@
 
 mod arm64;
 mod bench;
+mod doc;
 mod guests;
 mod lint;
 mod setup;
@@ -91,6 +93,8 @@ enum Cmd {
     },
     /// rustfmt and clippy with -D warnings, for the host and both guest targets
     Lint,
+    /// The API documentation: vmm, vessel-abi, and guest-rt for both guest targets
+    Doc,
     /// Lint, then every test: unit, x86_64 integration, arm64 suite
     Test {
         #[arg(long, value_enum, default_value_t = Arches::All)]
@@ -264,6 +268,15 @@ fn dispatch(cli: Cli) -> Result<()> {
             args,
         } => run(&sh, &app, arch, &qemu_cpu, args)?,
         Cmd::Lint => lint::lint(&sh)?,
+        Cmd::Doc => {
+            let failed = doc::build(&sh, false)?;
+            if !failed.is_empty() {
+                bail!("cargo doc failed for: {}", failed.join(", "));
+            }
+            for page in doc::index_pages() {
+                eprintln!("xtask: {}", page.display());
+            }
+        }
         Cmd::Test { arch } => test(&sh, &arch.list())?,
         Cmd::Bench(Bench::Boot { runs }) => bench::boot(&sh, runs)?,
         Cmd::Bench(Bench::Apf { runs }) => bench::apf(&sh, runs)?,
