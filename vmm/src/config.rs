@@ -55,18 +55,20 @@ impl Default for VmConfig {
     }
 }
 
-/// A flag, an environment entry or a guest image file the launcher refuses
-/// before building anything ("invalid configuration: ...").
+/// A [`VmConfig`] field, an environment entry or a guest image file the
+/// launcher refuses before building anything ("invalid configuration:
+/// ..."). Messages name the field (`vcpus`, `env`); the `vessel` command
+/// shows its flag instead ([`crate::Error::config_field`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// More than one vCPU asked for.
-    #[error("--cpus {0}: this version runs guests on exactly 1 vCPU")]
+    #[error("vcpus {0}: this version runs guests on exactly 1 vCPU")]
     OneVcpuOnly(u32),
     /// An environment entry `=VALUE` without a name.
-    #[error("--env `{0}` has an empty name")]
+    #[error("env `{0}` has an empty name")]
     EnvEmptyName(String),
     /// An environment entry `KEY` naming a variable the launcher does not have.
-    #[error("--env {0}: the launcher's environment has no {0}")]
+    #[error("env {0}: the launcher's environment has no {0}")]
     EnvUnset(String),
     /// The KVM device path has a NUL byte.
     #[error("VESSEL_KVM `{0}` contains a NUL byte")]

@@ -160,6 +160,26 @@ pub enum Error {
 }
 
 impl Error {
+    /// The [`VmConfig`](crate::VmConfig) field a configuration error is
+    /// about (`mem_size`, `vcpus`, `stack_size`, `env`, `lazy`, `sve`); its
+    /// message starts with that name after "invalid configuration: ", so a
+    /// command line can put its own flag there.
+    pub fn config_field(&self) -> Option<&'static str> {
+        use crate::config::ConfigError as C;
+        use crate::layout::LayoutError as L;
+        Some(match self {
+            Error::Layout(L::MemOutOfRange(_) | L::MemNotPages(_) | L::NoRoomForHeap { .. }) => {
+                "mem_size"
+            }
+            Error::Layout(L::CpusOutOfRange(_)) | Error::Config(C::OneVcpuOnly(_)) => "vcpus",
+            Error::Layout(L::StackSize(_)) => "stack_size",
+            Error::Config(C::EnvEmptyName(_) | C::EnvUnset(_)) => "env",
+            Error::LazySpec(_) => "lazy",
+            Error::Sve(SveError::NotThisArch(_)) => "sve",
+            _ => return None,
+        })
+    }
+
     /// A failed `std::thread::Builder::spawn` of `what`.
     pub(crate) fn thread(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
         move |source| Error::Thread { what, source }

@@ -29,22 +29,22 @@ const MIN_HEAP: u64 = 64 << 10;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayoutError {
     /// RAM size outside what this architecture allows.
-    #[error("--mem {shown} is outside {min}..={max} MiB ({side})", shown = shown_mem(*.0), min = arch::MIN_RAM >> 20, max = arch::MAX_RAM >> 20, side = side(*.0))]
+    #[error("mem_size {shown} is outside {min}..={max} MiB ({side})", shown = shown_mem(*.0), min = arch::MIN_RAM >> 20, max = arch::MAX_RAM >> 20, side = side(*.0))]
     MemOutOfRange(u64),
     /// RAM size not a whole number of pages.
-    #[error("--mem {0} is not a multiple of 4 KiB")]
+    #[error("mem_size {0} is not a multiple of 4 KiB")]
     MemNotPages(u64),
     /// vCPU count outside 1..=MAX_VCPUS.
-    #[error("--cpus {0} is outside 1..={max}", max = arch::MAX_VCPUS)]
+    #[error("vcpus {0} is outside 1..={max}", max = arch::MAX_VCPUS)]
     CpusOutOfRange(u32),
     /// Stack size not a multiple of 4 KiB, or under 64 KiB.
-    #[error("stack size {0} must be a multiple of 4 KiB, at least 64 KiB")]
+    #[error("stack_size {0} must be a multiple of 4 KiB, at least 64 KiB")]
     StackSize(u64),
     /// The stacks take all of RAM.
     #[error("stacks exceed RAM")]
     StacksExceedRam,
     /// No heap is left after the image and the stacks.
-    #[error("--mem {} MiB leaves no room for a heap after the image ({} KiB) and {vcpus} stack(s) of {} KiB", mem >> 20, image >> 10, stack >> 10)]
+    #[error("mem_size {} MiB leaves no room for a heap after the image ({} KiB) and {vcpus} stack(s) of {} KiB", mem >> 20, image >> 10, stack >> 10)]
     NoRoomForHeap {
         /// RAM size.
         mem: u64,

@@ -168,7 +168,7 @@ pub enum SveError {
     #[error("SVE ({0}) requested but this host has no KVM_CAP_ARM_SVE (it offers no SVE vector lengths)")]
     NoKvmCap(SveRequest),
     /// An x86_64 launcher asked for SVE.
-    #[error("SVE ({0}) is an arm64 feature; --sve-vl/--sve cannot be used on x86_64")]
+    #[error("sve {0}: SVE is an arm64 feature; it cannot be asked for on x86_64")]
     NotThisArch(SveRequest),
 }
 

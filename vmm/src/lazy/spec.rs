@@ -104,10 +104,10 @@ pub fn round_up(v: u64, align: u64) -> Option<u64> {
 #[derive(Debug, thiserror::Error)]
 pub enum LazySpecError {
     /// More regions than `MAX_REGIONS`.
-    #[error("--lazy given {0} times: at most {MAX_REGIONS} lazy regions")]
+    #[error("lazy: {0} regions given; at most {MAX_REGIONS} lazy regions")]
     TooMany(usize),
     /// Fewer memslots than regions on this host: `room` regions fit.
-    #[error("--lazy given {given} times: this host's KVM has {slots} memslots, so at most {room} lazy regions here")]
+    #[error("lazy: {given} regions given; this host's KVM has {slots} memslots, so at most {room} lazy regions here")]
     TooManyForHost {
         /// Regions asked for.
         given: usize,
@@ -117,10 +117,10 @@ pub enum LazySpecError {
         room: usize,
     },
     /// Two regions with one name.
-    #[error("--lazy {0}: region name given twice")]
+    #[error("lazy `{0}`: region name given twice")]
     NameTwice(String),
     /// The file could not be opened, stat'ed or read (`op`).
-    #[error("--lazy {name}: cannot {op} {}: {source}", path.display())]
+    #[error("lazy `{name}`: cannot {op} {}: {source}", path.display())]
     File {
         /// The region's name.
         name: String,
@@ -132,7 +132,7 @@ pub enum LazySpecError {
         source: std::io::Error,
     },
     /// The file is not a regular file (a FIFO, a device, a directory).
-    #[error("--lazy {name}: {} is not a regular file", path.display())]
+    #[error("lazy `{name}`: {} is not a regular file", path.display())]
     NotAFile {
         /// The region's name.
         name: String,
@@ -140,7 +140,7 @@ pub enum LazySpecError {
         path: PathBuf,
     },
     /// SIZE smaller than the file.
-    #[error("--lazy {name}: size {size} is smaller than {} ({file_len} bytes)", path.display())]
+    #[error("lazy `{name}`: size {size} is smaller than {} ({file_len} bytes)", path.display())]
     SmallerThanFile {
         /// The region's name.
         name: String,
@@ -152,7 +152,7 @@ pub enum LazySpecError {
         file_len: u64,
     },
     /// An empty file without a SIZE.
-    #[error("--lazy {name}: {} is empty (give a size with NAME=FILE:SIZE for a zero-filled region)", path.display())]
+    #[error("lazy `{name}`: {} is empty (give a size with NAME=FILE:SIZE for a zero-filled region)", path.display())]
     Empty {
         /// The region's name.
         name: String,
@@ -160,7 +160,7 @@ pub enum LazySpecError {
         path: PathBuf,
     },
     /// A size that overflows when rounded up.
-    #[error("--lazy {name}: size {len} too large")]
+    #[error("lazy `{name}`: size {len} too large")]
     TooLarge {
         /// The region's name.
         name: String,
@@ -168,7 +168,7 @@ pub enum LazySpecError {
         len: u64,
     },
     /// The region does not fit in the lazy-region window.
-    #[error("--lazy {name}: {len} bytes do not fit in the guest address space for lazy regions")]
+    #[error("lazy `{name}`: {len} bytes do not fit in the guest address space for lazy regions")]
     DoesNotFit {
         /// The region's name.
         name: String,
