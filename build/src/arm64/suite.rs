@@ -246,9 +246,21 @@ fn vector_tests() -> Vec<T> {
         t(
             "vector-sve-off",
             0,
-            &["SVE absent in this VM", "all kernels ok (isa=scalar"],
+            &["SVE absent in this VM", "all kernels ok (isa=rust-neon"],
             &[],
             "/apps/vector --sve off",
+        ),
+        // Every table: plain Rust (scalar, NEON-vectorized) and SVE asm.
+        t(
+            "vector-all",
+            0,
+            &[
+                "all kernels ok (isa=scalar,",
+                "all kernels ok (isa=rust-neon, vl=128",
+                "all kernels ok (isa=sve, vl=256",
+            ],
+            &[],
+            "/apps/vector --sve-vl 256 -- --all",
         ),
     ];
     for vq in SVE_LENGTHS {
