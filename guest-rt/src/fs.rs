@@ -61,21 +61,27 @@ impl OpenOptions {
         }
         self
     }
+    /// Allow reading.
     pub fn read(&mut self, on: bool) -> &mut OpenOptions {
         self.set(open::READ, on)
     }
+    /// Allow writing.
     pub fn write(&mut self, on: bool) -> &mut OpenOptions {
         self.set(open::WRITE, on)
     }
+    /// Write at the end of the file.
     pub fn append(&mut self, on: bool) -> &mut OpenOptions {
         self.set(open::APPEND, on)
     }
+    /// Cut the file to 0 bytes when opening.
     pub fn truncate(&mut self, on: bool) -> &mut OpenOptions {
         self.set(open::TRUNCATE, on)
     }
+    /// Create the file if it does not exist.
     pub fn create(&mut self, on: bool) -> &mut OpenOptions {
         self.set(open::CREATE, on)
     }
+    /// Create the file, failing with AlreadyExists if it exists.
     pub fn create_new(&mut self, on: bool) -> &mut OpenOptions {
         self.set(open::CREATE_NEW, on)
     }
@@ -274,12 +280,15 @@ impl Drop for File {
 pub struct FileType(u32);
 
 impl FileType {
+    /// A regular file.
     pub fn is_file(&self) -> bool {
         self.0 == kind::FILE
     }
+    /// A directory.
     pub fn is_dir(&self) -> bool {
         self.0 == kind::DIR
     }
+    /// A symbolic link.
     pub fn is_symlink(&self) -> bool {
         self.0 == kind::SYMLINK
     }
@@ -290,18 +299,23 @@ impl FileType {
 pub struct Metadata(Stat);
 
 impl Metadata {
+    /// Size in bytes.
     pub fn len(&self) -> u64 {
         self.0.size
     }
+    /// Size 0.
     pub fn is_empty(&self) -> bool {
         self.0.size == 0
     }
+    /// What kind of file.
     pub fn file_type(&self) -> FileType {
         FileType(self.0.kind)
     }
+    /// A regular file.
     pub fn is_file(&self) -> bool {
         self.file_type().is_file()
     }
+    /// A directory.
     pub fn is_dir(&self) -> bool {
         self.file_type().is_dir()
     }
@@ -366,14 +380,17 @@ pub async fn read_async(path: impl AsRef<str>) -> io::Result<Vec<u8>> {
     f.read_at_async(len, 0).await
 }
 
+/// Remove the file `path`.
 pub fn remove_file(path: impl AsRef<str>) -> io::Result<()> {
     path_call(op::UNLINK, path.as_ref()).map(drop)
 }
 
+/// Remove the empty directory `path`.
 pub fn remove_dir(path: impl AsRef<str>) -> io::Result<()> {
     path_call(op::RMDIR, path.as_ref()).map(drop)
 }
 
+/// Create the directory `path` (its parent must exist).
 pub fn create_dir(path: impl AsRef<str>) -> io::Result<()> {
     path_call(op::MKDIR, path.as_ref()).map(drop)
 }
@@ -399,6 +416,7 @@ pub fn create_dir_all(path: impl AsRef<str>) -> io::Result<()> {
     Ok(())
 }
 
+/// Rename `from` to `to` (replacing `to`).
 pub fn rename(from: impl AsRef<str>, to: impl AsRef<str>) -> io::Result<()> {
     call(Sqe {
         op: op::RENAME,
@@ -447,6 +465,7 @@ impl DirEntry {
     pub fn path(&self) -> &str {
         &self.path
     }
+    /// What kind of file.
     pub fn file_type(&self) -> FileType {
         self.kind
     }

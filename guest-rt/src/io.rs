@@ -10,13 +10,21 @@ use vessel_abi::Errno;
 /// What went wrong, like `std::io::ErrorKind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// No such file or directory.
     NotFound,
+    /// The sandbox or the host refused it.
     PermissionDenied,
+    /// The file exists.
     AlreadyExists,
+    /// A bad argument (path, flag, buffer).
     InvalidInput,
+    /// Data that is not what was expected (e.g. not UTF-8).
     InvalidData,
+    /// A directory was needed.
     NotADirectory,
+    /// A file was needed.
     IsADirectory,
+    /// The directory is not empty.
     DirectoryNotEmpty,
     /// Too many open files (the launcher's per-VM handle cap).
     TooManyOpenFiles,
@@ -24,13 +32,19 @@ pub enum ErrorKind {
     BadHandle,
     /// A buffer already used by a request in flight.
     ResourceBusy,
+    /// A path too long.
     InvalidFilename,
     /// The launcher's `--max-output` cap.
     OutputLimit,
+    /// The host file system is full.
     StorageFull,
+    /// Not offered to this guest.
     Unsupported,
+    /// The end came before the bytes wanted.
     UnexpectedEof,
+    /// A write wrote nothing.
     WriteZero,
+    /// Any other failure (details on the host).
     Other,
 }
 
@@ -103,8 +117,11 @@ impl fmt::Display for Error {
 /// Where [`Seek::seek`] counts from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SeekFrom {
+    /// This many bytes from the start.
     Start(u64),
+    /// This many bytes from the end (negative: before it).
     End(i64),
+    /// This many bytes from the position.
     Current(i64),
 }
 

@@ -17,7 +17,9 @@ pub const MAX_IO: u64 = 16 << 20;
 
 /// `Sqe::flags` for [`crate::ring::op::OPEN`].
 pub mod open {
+    /// Open for reading.
     pub const READ: u32 = 1 << 0;
+    /// Open for writing (at the file position, or at `offset`).
     pub const WRITE: u32 = 1 << 1;
     /// Writes go to the end of the file.
     pub const APPEND: u32 = 1 << 2;
@@ -35,15 +37,21 @@ pub mod open {
 
 /// `Sqe::flags` for [`crate::ring::op::SEEK`].
 pub mod seek {
+    /// From the start of the file.
     pub const START: u32 = 0;
+    /// From the file position.
     pub const CURRENT: u32 = 1;
+    /// From the end of the file.
     pub const END: u32 = 2;
 }
 
 /// `Stat::kind` and `DirEnt::kind`.
 pub mod kind {
+    /// A regular file.
     pub const FILE: u32 = 1;
+    /// A directory.
     pub const DIR: u32 = 2;
+    /// A symbolic link (listed by READ_DIR; opening follows it beneath the directory).
     pub const SYMLINK: u32 = 3;
     /// Anything else (device, FIFO, socket): never opened.
     pub const OTHER: u32 = 4;

@@ -16,7 +16,9 @@ pub enum Object {
     File(std::fs::File),
     /// A directory, with its entries listed when it was opened.
     Dir {
+        /// The directory, open for reading.
         fd: std::os::fd::OwnedFd,
+        /// (name, [`vessel_abi::fs::kind`]) of each entry but `.` and `..`.
         entries: Vec<(Vec<u8>, u32)>,
     },
 }
@@ -24,6 +26,7 @@ pub enum Object {
 /// An open handle.
 #[derive(Debug)]
 pub struct Open {
+    /// The file or directory.
     pub object: Object,
     /// Opened for writing.
     pub writable: bool,

@@ -16,7 +16,9 @@ use vessel_abi::Errno;
 /// the path relative to it (`.` for the directory itself).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Beneath {
+    /// Index of the pre-opened directory.
     pub dir: usize,
+    /// The path relative to it, for `openat2`.
     pub rel: CString,
     /// Components after the directory's own (empty for the directory).
     pub parts: Vec<String>,

@@ -24,23 +24,32 @@ pub struct DirSpec {
 /// configuration: ...").
 #[derive(Debug, thiserror::Error)]
 pub enum DirError {
+    /// `--dir :GUEST` or `--dir ''`.
     #[error("--dir `{0}`: empty host path")]
     EmptyHost(String),
+    /// GUEST is not absolute, normalised UTF-8.
     #[error(
         "--dir `{0}`: the guest path must be absolute, without `.`, `..` or empty parts, and UTF-8"
     )]
     BadGuestPath(String),
+    /// HOST has no last name to default GUEST to.
     #[error("--dir `{0}`: the host path has no name to use as the guest path (give HOST:GUEST)")]
     NoName(String),
+    /// HOST could not be opened (missing, no permission).
     #[error("--dir {}: {source}", .path.display())]
     Open {
+        /// HOST.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// HOST is a file or something else.
     #[error("--dir {} is not a directory", .0.display())]
     NotADirectory(PathBuf),
+    /// Two `--dir` flags with one GUEST.
     #[error("--dir: guest path {0} is given twice")]
     Duplicate(String),
+    /// More than [`MAX_DIRS`] flags.
     #[error("--dir: at most {MAX_DIRS} directories")]
     TooMany,
 }
@@ -98,11 +107,15 @@ fn default_guest(host: &Path) -> Option<String> {
 /// lookup starts from, and whether it is read-only.
 #[derive(Debug)]
 pub struct Preopen {
+    /// Where the guest sees it.
     pub guest: String,
     /// The guest path's components (empty for `/`).
     pub parts: Vec<String>,
+    /// The `O_PATH` descriptor of HOST.
     pub dir: OwnedFd,
+    /// `:ro` was given.
     pub readonly: bool,
+    /// HOST, for messages.
     pub host: PathBuf,
 }
 

@@ -85,12 +85,15 @@ pub fn openat2(dir: RawFd, path: &CStr, flags: i32, mode: u32) -> io::Result<Own
 pub struct FileStat(pub libc::stat);
 
 impl FileStat {
+    /// `st_mode & S_IFMT`.
     pub fn file_type(&self) -> u32 {
         self.0.st_mode & libc::S_IFMT
     }
+    /// A directory.
     pub fn is_dir(&self) -> bool {
         self.file_type() == libc::S_IFDIR
     }
+    /// A regular file.
     pub fn is_file(&self) -> bool {
         self.file_type() == libc::S_IFREG
     }
@@ -100,6 +103,7 @@ impl FileStat {
     }
 }
 
+/// `fstat(fd)` (works on `O_PATH` descriptors too).
 pub fn fstat(fd: RawFd) -> io::Result<FileStat> {
     // SAFETY: all-zero is a valid `stat`; fstat only writes into it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -108,6 +112,7 @@ pub fn fstat(fd: RawFd) -> io::Result<FileStat> {
     Ok(FileStat(st))
 }
 
+/// `mkdirat(dir, name, 0777)` (less the umask).
 pub fn mkdirat(dir: RawFd, name: &CStr) -> io::Result<()> {
     // SAFETY: `name` is NUL-terminated.
     check(unsafe { libc::mkdirat(dir, name.as_ptr(), 0o777) }).map(drop)
@@ -120,6 +125,7 @@ pub fn unlinkat(dir: RawFd, name: &CStr, dir_too: bool) -> io::Result<()> {
     check(unsafe { libc::unlinkat(dir, name.as_ptr(), flags) }).map(drop)
 }
 
+/// `renameat(from_dir, from, to_dir, to)`.
 pub fn renameat(from_dir: RawFd, from: &CStr, to_dir: RawFd, to: &CStr) -> io::Result<()> {
     // SAFETY: both names are NUL-terminated.
     check(unsafe { libc::renameat(from_dir, from.as_ptr(), to_dir, to.as_ptr()) }).map(drop)
