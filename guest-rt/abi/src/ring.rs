@@ -40,10 +40,10 @@ pub mod op {
     pub const OPEN: u32 = 1;
     /// Close `handle`; result 0.
     pub const CLOSE: u32 = 2;
-    /// Read into `a` at `offset` ([`CURSOR`]: at the file position, which
+    /// Read into `a` at `offset` ([`CURSOR`](super::CURSOR): at the file position, which
     /// advances); result: bytes read, 0 at end of file.
     pub const READ: u32 = 3;
-    /// Write `a` at `offset` (or [`CURSOR`]); result: bytes written.
+    /// Write `a` at `offset` (or [`CURSOR`](super::CURSOR)); result: bytes written.
     pub const WRITE: u32 = 4;
     /// Move the file position: `offset` as i64 relative to `flags`
     /// ([`crate::fs::seek`]); result: the new position.
