@@ -11,7 +11,7 @@ use crate::sve::SveRequest;
 pub struct VmConfig {
     /// Guest RAM in bytes.
     pub mem_size: u64,
-    /// Number of vCPUs.
+    /// Number of vCPUs (1..=`MAX_VCPUS`), each on its own launcher thread.
     pub vcpus: u32,
     /// End the guest after this long.
     pub timeout: Option<Duration>,
@@ -59,8 +59,6 @@ impl Default for VmConfig {
 /// before building anything ("invalid configuration: ...").
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--cpus {0}: this version runs guests on exactly 1 vCPU")]
-    OneVcpuOnly(u32),
     #[error("--env `{0}` has an empty name")]
     EnvEmptyName(String),
     #[error("--env {0}: the launcher's environment has no {0}")]

@@ -107,6 +107,10 @@ pub enum Error {
         what: &'static str,
         source: std::io::Error,
     },
+    /// A run ended without any vCPU deciding how (a launcher bug, never a
+    /// guest's doing).
+    #[error("the run ended without an outcome from any vCPU")]
+    NoOutcome,
     #[error("cannot install the handler for signal {signal}: {source}")]
     SignalHandler {
         signal: i32,
