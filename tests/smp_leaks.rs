@@ -22,7 +22,7 @@ impl vmm::HostIo for Sink {
 
 fn run(host: &mut vmm::Host, cpus: u32, mode: &[&str]) -> vmm::Outcome {
     let bytes = vmm::read_image(&vessel_tests::guest_elf("selftest")).unwrap();
-    let image = vmm::load_image(bytes, 128 << 20).unwrap();
+    let image = vmm::load_image(bytes).unwrap();
     let mut args = vec!["selftest".to_string()];
     args.extend(mode.iter().map(|s| s.to_string()));
     let cfg = vmm::VmConfig {

@@ -3,9 +3,9 @@
 //! wakes the vCPUs that may be waiting (the Wake hypercall: an IPI on
 //! x86_64, the launcher's wake-up on aarch64).
 //!
-//! No wake-up is lost: a waiter marks itself in [`SLEEPING`] before it
+//! No wake-up is lost: a waiter marks itself in `SLEEPING` (a mask of vCPUs) before it
 //! checks the word (and the launcher checks it once more before halting),
-//! and a waker changes the word before it reads [`SLEEPING`], all with
+//! and a waker changes the word before it reads `SLEEPING`, all with
 //! sequentially consistent ordering, so at least one of them sees the
 //! other. Wake-ups may be spurious: callers re-check their condition.
 
