@@ -31,6 +31,7 @@ mod cell;
 pub mod console;
 pub mod env;
 pub mod fs;
+pub mod futex;
 #[doc(hidden)]
 pub mod header;
 pub mod heap;
@@ -40,7 +41,9 @@ mod panic;
 pub mod process;
 pub mod random;
 pub mod ring;
+pub mod sync;
 pub mod task;
+pub mod thread;
 pub mod time;
 
 pub use vessel_abi as abi;

@@ -7,6 +7,11 @@
 //! tasks costs one exit. Completions are drained at every scheduling point
 //! without an exit and wake the task waiting for each.
 //!
+//! The launcher keeps one ring per vCPU; guest-rt registers one, for
+//! vCPU 0, where the executor runs: file calls from threads on other
+//! vCPUs fail with `NotSupported` in this version (no ring state is shared
+//! between vCPUs, so nothing races).
+//!
 //! Async requests own their buffer until the completion arrives, even if
 //! the future waiting for it is dropped, so the launcher never writes into
 //! memory the app reuses.
@@ -126,6 +131,11 @@ fn in_flight() -> &'static AtomicU32 {
     field(core::mem::offset_of!(RingHeader, in_flight))
 }
 
+/// The ring belongs to vCPU 0.
+fn on_ring_vcpu() -> bool {
+    crate::arch::vcpu_id() == 0
+}
+
 /// Register the ring once (on first use). Err: the launcher refused it.
 fn ensure_ready() -> Result<(), Errno> {
     if STATE.with(|s| s.ready) {
@@ -151,6 +161,9 @@ fn enter(min: u32, timeout_ns: u64) {
 /// Put `sqe` (its `user_data` set here) in the queue; rings the doorbell
 /// only if the queue is full. Returns its id.
 fn push(mut sqe: Sqe, waiting: Waiting, owned: Option<Vec<u8>>) -> Result<u64, Errno> {
+    if !on_ring_vcpu() {
+        return Err(Errno::NotSupported);
+    }
     ensure_ready()?;
     let id = STATE.with(|s| {
         let id = s.next_id;
@@ -180,6 +193,9 @@ fn push(mut sqe: Sqe, waiting: Waiting, owned: Option<Vec<u8>>) -> Result<u64, E
 /// Move every posted completion to its waiter; no exit. Called at every
 /// scheduling point and while a blocking call waits.
 pub(crate) fn drain() {
+    if !on_ring_vcpu() {
+        return;
+    }
     let mut wake: Vec<Waker> = Vec::new();
     let end = cq_tail().load(Ordering::Acquire);
     let mut head = cq_head().load(Ordering::Relaxed);
@@ -211,7 +227,8 @@ pub(crate) fn drain() {
 /// Whether requests are queued or in flight (the executor then waits in
 /// RingEnter rather than halting).
 pub(crate) fn busy() -> bool {
-    STATE.with(|s| s.ready && s.waiting.values().any(|w| !matches!(w, Waiting::Detached)))
+    on_ring_vcpu()
+        && STATE.with(|s| s.ready && s.waiting.values().any(|w| !matches!(w, Waiting::Detached)))
 }
 
 /// The executor has nothing runnable: hand over the queue and wait for

@@ -29,11 +29,14 @@ pub mod lazy;
 pub mod memory;
 pub mod outcome;
 pub mod pack;
+mod park;
 pub mod ring;
 mod run;
+mod smp;
 pub mod softapf;
 pub mod stop;
 pub mod sve;
+pub mod vcpu;
 pub mod vm;
 mod wake;
 
@@ -44,6 +47,7 @@ pub use host::{open_kvm, Host};
 pub use outcome::{Fault, FaultKind, Outcome, StopReason};
 pub use run::Doorbell;
 pub use stop::StopHandle;
+pub use vcpu::Vcpu;
 pub use vm::Vm;
 
 /// Build a VM for `image` on `host` and run it to its end.

@@ -40,6 +40,8 @@ pub mod nr {
     pub const RING_SETUP: u32 = 9;
     /// [`Call::RingEnter`](super::Call::RingEnter).
     pub const RING_ENTER: u32 = 10;
+    /// [`Call::Wake`](super::Call::Wake).
+    pub const WAKE: u32 = 20;
 }
 
 /// Clock ids for [`Call::Clock`].
@@ -227,6 +229,15 @@ pub enum Call {
         /// Longest wait in nanoseconds (`u64::MAX`: no limit, 0: none).
         timeout_ns: u64,
     },
+    /// Wake the vCPUs whose bits are set in `vcpus` (bit `i`: vCPU `i`)
+    /// from a [`Call::Wait`]: an IPI on x86_64 (an MSI to each one's local
+    /// APIC), the launcher's own wake-up on aarch64. Bits of vCPUs that do
+    /// not exist are ignored; a vCPU that is not waiting returns from its
+    /// next Wait at once or re-checks its watch word. `ret` = vCPUs woken.
+    Wake {
+        /// Bit `i` set: wake vCPU `i`.
+        vcpus: u64,
+    },
 }
 
 /// Why a frame did not decode.
@@ -265,6 +276,7 @@ impl Call {
             Call::ApfEnable { .. } => nr::APF_ENABLE,
             Call::RingSetup { .. } => nr::RING_SETUP,
             Call::RingEnter { .. } => nr::RING_ENTER,
+            Call::Wake { .. } => nr::WAKE,
         }
     }
 
@@ -298,6 +310,7 @@ impl Call {
                 min_complete,
                 timeout_ns,
             } => args[..2].copy_from_slice(&[u64::from(min_complete), timeout_ns]),
+            Call::Wake { vcpus } => args[0] = vcpus,
         }
         Frame {
             nr: self.nr(),
@@ -351,6 +364,7 @@ impl Call {
                 min_complete: narrow(f.nr, 0, a[0])?,
                 timeout_ns: a[1],
             },
+            nr::WAKE => Call::Wake { vcpus: a[0] },
             other => return Err(DecodeError::UnknownNumber(other)),
         })
     }
@@ -360,7 +374,7 @@ impl Call {
 mod tests {
     use super::*;
 
-    const ALL: [Call; 10] = [
+    const ALL: [Call; 11] = [
         Call::Exit {
             code: -3,
             stdout: GuestSlice {
@@ -414,6 +428,7 @@ mod tests {
             min_complete: 1,
             timeout_ns: 5,
         },
+        Call::Wake { vcpus: 0b1010 },
     ];
 
     #[test]
