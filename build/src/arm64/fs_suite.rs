@@ -55,7 +55,7 @@ pub fn fs_tests() -> Vec<T> {
             &p("hostile /d"),
         ),
         t("fs-async", 0, &["async /d 4: ok sum=55 "], &[], &p("async /d 4")),
-        t("fs-flood", 0, &["flood /d/out 2000: ok len=2000 "], &[], &p("flood /d/out 2000")),
+        t("fs-flood", 0, &["flood /d/out 500: ok len=500 "], &[], &p("flood /d/out 500")),
         t("fs-wc", 0, &["3 6 22 /d/t.txt"], &[], &format!("/apps/wc {D} -- /d/t.txt")),
         t("fs-sort", 0, &[], &[], &format!("/apps/sort {D} -- /d/t.txt /d/sorted")),
         t("fs-sorted", 0, &["4 6 23 /d/sorted"], &[], &format!("/apps/wc {D} -- /d/sorted")),
