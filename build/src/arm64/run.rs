@@ -188,13 +188,14 @@ pub fn self_test() -> Result<crate::testing::Counts> {
         (
             "run-lazy",
             vec![
+                // The build tool's own flags after a launcher flag.
                 "lazyscan",
+                "--lazy",
+                &lazy,
                 "--arch",
                 "aarch64",
                 "--qemu-cpu",
                 "max,sve=on,sve-max-vq=4",
-                "--lazy",
-                &lazy,
             ],
             0,
             format!("\n{sum}\n"),
