@@ -121,6 +121,7 @@ const BOOT_RUNS: usize = 40;
 const APF_RUNS: usize = 5;
 const CLOCK_RUNS: usize = 20;
 const VECTOR_RUNS: usize = 5;
+const SMP_RUNS: usize = 5;
 
 #[derive(Subcommand)]
 enum Bench {
@@ -144,6 +145,11 @@ enum Bench {
         #[arg(long, default_value_t = VECTOR_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
+    /// Parallel speed-up on 2 vCPUs vs 1 (native threads as baseline); boot with 4 vCPUs vs 1
+    Smp {
+        #[arg(long, default_value_t = SMP_RUNS, value_parser = at_least_one)]
+        runs: usize,
+    },
 }
 
 impl Bench {
@@ -154,6 +160,7 @@ impl Bench {
             Bench::Apf { runs: APF_RUNS },
             Bench::Clock { runs: CLOCK_RUNS },
             Bench::Vector { runs: VECTOR_RUNS },
+            Bench::Smp { runs: SMP_RUNS },
         ]
     }
 
@@ -163,6 +170,7 @@ impl Bench {
             Bench::Apf { runs } => bench::apf(sh, runs),
             Bench::Clock { runs } => bench::clock(sh, runs),
             Bench::Vector { runs } => bench::vector(sh, runs),
+            Bench::Smp { runs } => bench::smp(sh, runs),
         }
     }
 }

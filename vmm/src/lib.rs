@@ -28,10 +28,13 @@ pub mod lazy;
 pub mod memory;
 pub mod outcome;
 pub mod pack;
+mod park;
 mod run;
+mod smp;
 pub mod softapf;
 pub mod stop;
 pub mod sve;
+pub mod vcpu;
 pub mod vm;
 mod wake;
 
@@ -42,6 +45,7 @@ pub use host::{open_kvm, Host};
 pub use outcome::{Fault, FaultKind, Outcome, StopReason};
 pub use run::Doorbell;
 pub use stop::StopHandle;
+pub use vcpu::Vcpu;
 pub use vm::Vm;
 
 /// Build a VM for `image` on `host` and run it to its end.
