@@ -28,6 +28,8 @@ pub mod memory;
 pub mod outcome;
 pub mod pack;
 mod run;
+pub mod sandbox;
+pub mod snapshot;
 pub mod softapf;
 pub mod stop;
 pub mod sve;
@@ -40,6 +42,7 @@ pub use error::{Error, Result};
 pub use host::{open_kvm, Host};
 pub use outcome::{Fault, FaultKind, Outcome, StopReason};
 pub use run::Doorbell;
+pub use sandbox::{Sandbox, SandboxError};
 pub use stop::StopHandle;
 pub use vm::Vm;
 

@@ -127,6 +127,14 @@ impl hypercall::Vcpu for VcpuOps<'_> {
     }
 }
 
+/// Where a run stopped: the guest's end, or (sandboxes) an embedding call.
+pub(crate) enum Step {
+    /// The guest ended.
+    End(Outcome),
+    /// An unanswered embedding call; its frame is at `frame`.
+    Embed { frame: u64, call: vessel_abi::Call },
+}
+
 impl Vm<'_> {
     /// Run the guest until it exits, crashes or is stopped.
     pub fn run(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {
@@ -153,22 +161,35 @@ impl Vm<'_> {
     }
 
     fn run_loop(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {
+        match self.run_steps(io, false)? {
+            Step::End(o) => Ok(o),
+            // Not reached: without `embed` embedding calls get NotSupported.
+            Step::Embed { .. } => Ok(Outcome::Fault(Fault::new(
+                FaultKind::Hypercall,
+                "embedding call outside a sandbox",
+            ))),
+        }
+    }
+
+    /// Run until the guest ends or (with `embed`) makes an embedding call.
+    pub(crate) fn run_steps(&mut self, io: &mut dyn HostIo, embed: bool) -> Result<Step> {
         let start = Instant::now();
         let _attached = self.stop.attach(&mut self.vcpu)?;
         let _watchdog = Watchdog::start(self.timeout, &self.stop)?;
         let mut ctx = hypercall::Ctx {
             ram: &self.ram,
             io,
-            start,
+            start: self.epoch,
             features: self.features,
             output_lost: false,
+            embed,
         };
         loop {
             if let Some(why) = self.stop.reason() {
-                return Ok(Outcome::Stopped(why, start.elapsed()));
+                return Ok(Step::End(Outcome::Stopped(why, start.elapsed())));
             }
             if let Some(e) = self.lazy.failed() {
-                return Ok(Outcome::Fault(Fault::new(FaultKind::Lazy, e)));
+                return Ok(Step::End(Outcome::Fault(Fault::new(FaultKind::Lazy, e))));
             }
             let ev = match self.vcpu.run() {
                 Ok(exit) => event(exit),
@@ -188,6 +209,11 @@ impl Vm<'_> {
                 }
             };
             let served = match ev {
+                // A kick: the call's deadline (sandboxes) may have passed.
+                Event::Again if self.deadline.is_some_and(|d| Instant::now() >= d) => {
+                    let why = crate::outcome::StopReason::Timeout;
+                    Served::Done(Outcome::Stopped(why, start.elapsed()))
+                }
                 Event::Again => Served::Resume,
                 Event::Crash(kind, what) => Served::Done(self.crash(kind, what)),
                 Event::Ring(Doorbell::Fault, frame) => Served::Done(self.fault_report(frame)),
@@ -203,8 +229,10 @@ impl Vm<'_> {
                     hypercall::serve(&mut ctx, &mut ops, frame)
                 }
             };
-            if let Served::Done(o) = served {
-                return Ok(o);
+            match served {
+                Served::Resume => {}
+                Served::Done(o) => return Ok(Step::End(o)),
+                Served::Embed { frame, call } => return Ok(Step::Embed { frame, call }),
             }
         }
     }
@@ -212,18 +240,18 @@ impl Vm<'_> {
     /// A store to the fault doorbell: the ring-0 / vector stub's report, or
     /// (from unprivileged code) a forged one, itself a crash.
     fn fault_report(&self, frame: u64) -> Outcome {
-        if !arch::fault_report_trusted(&self.vcpu, self.image) {
+        if !arch::fault_report_trusted(&self.vcpu, &self.image) {
             return self.crash(
                 FaultKind::ForgedReport,
                 "store to the fault-report doorbell from outside the exception stubs".into(),
             );
         }
-        let text = arch::fault_report(&self.ram, &self.vcpu, self.image, frame);
+        let text = arch::fault_report(&self.ram, &self.vcpu, &self.image, frame);
         Outcome::Fault(Fault::new(FaultKind::Exception, text))
     }
 
     fn crash(&self, kind: FaultKind, what: String) -> Outcome {
-        let text = format!("{what}: {}", arch::crash_report(&self.vcpu, self.image));
+        let text = format!("{what}: {}", arch::crash_report(&self.vcpu, &self.image));
         Outcome::Fault(Fault::new(kind, text))
     }
 }

@@ -26,6 +26,10 @@ pub mod nr {
     pub const RANDOM: u32 = 6;
     pub const WAIT: u32 = 7;
     pub const APF_ENABLE: u32 = 8;
+    /// Embedding ([`crate::embed`]): numbers apart from the runtime's.
+    pub const SERVE: u32 = 20;
+    pub const HOST_CALL: u32 = 21;
+    pub const AGAIN: u32 = 22;
 }
 
 /// Clock ids for [`Call::Clock`].
@@ -114,6 +118,22 @@ pub enum Call {
     /// of its 64-byte aligned notification area and `vector` the interrupt
     /// vector for "page ready". Needs `features::ASYNC_PF`.
     ApfEnable { area: u64, vector: u32 },
+    /// Embedding ([`crate::embed`]): the guest function that ran finished
+    /// with `status` (`embed::status`) and the bytes `done` (at the first
+    /// Serve: the export list); wait for the next reply, to be written at
+    /// the start of `free`. Only a sandbox answers; a plain run gets
+    /// `NotSupported`.
+    Serve {
+        status: u32,
+        done: GuestSlice,
+        free: GuestSlice,
+    },
+    /// Embedding: call the host function requested in `req`
+    /// (`embed::encode_request`); the reply goes to the start of `free`.
+    HostCall { req: GuestSlice, free: GuestSlice },
+    /// Embedding: the last reply was `embed::reply::MORE`; write it to the
+    /// start of `free` instead, which is at least as large as asked.
+    Again { free: GuestSlice },
 }
 
 /// Why a frame did not decode.
@@ -147,6 +167,9 @@ impl Call {
             Call::Random { .. } => nr::RANDOM,
             Call::Wait { .. } => nr::WAIT,
             Call::ApfEnable { .. } => nr::APF_ENABLE,
+            Call::Serve { .. } => nr::SERVE,
+            Call::HostCall { .. } => nr::HOST_CALL,
+            Call::Again { .. } => nr::AGAIN,
         }
     }
 
@@ -173,6 +196,17 @@ impl Call {
             Call::ApfEnable { area, vector } => {
                 args[..2].copy_from_slice(&[area, u64::from(vector)])
             }
+            Call::Serve { status, done, free } => args[..5].copy_from_slice(&[
+                u64::from(status),
+                done.addr,
+                done.len,
+                free.addr,
+                free.len,
+            ]),
+            Call::HostCall { req, free } => {
+                args[..4].copy_from_slice(&[req.addr, req.len, free.addr, free.len])
+            }
+            Call::Again { free } => args[..2].copy_from_slice(&[free.addr, free.len]),
         }
         Frame {
             nr: self.nr(),
@@ -218,6 +252,18 @@ impl Call {
                 area: a[0],
                 vector: narrow(f.nr, 1, a[1])?,
             },
+            nr::SERVE => Call::Serve {
+                status: narrow(f.nr, 0, a[0])?,
+                done: slice(a[1], a[2]),
+                free: slice(a[3], a[4]),
+            },
+            nr::HOST_CALL => Call::HostCall {
+                req: slice(a[0], a[1]),
+                free: slice(a[2], a[3]),
+            },
+            nr::AGAIN => Call::Again {
+                free: slice(a[0], a[1]),
+            },
             other => return Err(DecodeError::UnknownNumber(other)),
         })
     }
@@ -227,7 +273,7 @@ impl Call {
 mod tests {
     use super::*;
 
-    const ALL: [Call; 8] = [
+    const ALL: [Call; 11] = [
         Call::Exit {
             code: -3,
             stdout: GuestSlice {
@@ -272,6 +318,33 @@ mod tests {
         Call::ApfEnable {
             area: 0x5000,
             vector: 0x40,
+        },
+        Call::Serve {
+            status: 2,
+            done: GuestSlice {
+                addr: 0x7000,
+                len: 4,
+            },
+            free: GuestSlice {
+                addr: 0x8000,
+                len: 0x1000,
+            },
+        },
+        Call::HostCall {
+            req: GuestSlice {
+                addr: 0x9000,
+                len: 12,
+            },
+            free: GuestSlice {
+                addr: 0xa000,
+                len: 64,
+            },
+        },
+        Call::Again {
+            free: GuestSlice {
+                addr: 0xb000,
+                len: 1 << 20,
+            },
         },
     ];
 

@@ -1,0 +1,111 @@
+//! Snapshots of a sandboxed VM between calls, and restoring them.
+//!
+//! A [`Snapshot`] holds guest RAM ([`memory::MemoryImage`]: the pages that
+//! had memory behind them), every vCPU's state (`arch::VcpuState`), and
+//! where the guest waits in the embedding protocol. Restoring into the
+//! sandbox it was last restored or taken in copies only the pages written
+//! since (KVM's dirty log plus the launcher's own writes); anywhere else
+//! it replaces all of RAM.
+
+pub mod memory;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::arch;
+use crate::config::VmConfig;
+use crate::elf::GuestImage;
+use crate::error::{KvmContext, Result};
+use crate::sandbox::SandboxError;
+use memory::MemoryImage;
+
+/// A sandbox's state between two calls.
+pub struct Snapshot {
+    /// Tells snapshots apart (a restore of the last one is incremental).
+    pub(crate) id: u64,
+    pub(crate) image: Arc<GuestImage>,
+    pub(crate) cfg: VmConfig,
+    pub(crate) memory: MemoryImage,
+    pub(crate) vcpus: Vec<arch::VcpuState>,
+    pub(crate) pending: crate::sandbox::Pending,
+    pub(crate) exports: Vec<String>,
+}
+
+impl Snapshot {
+    /// Pages of guest RAM the snapshot holds.
+    pub fn saved_pages(&self) -> usize {
+        self.memory.saved_pages()
+    }
+
+    /// The functions the guest exports.
+    pub fn exports(&self) -> &[String] {
+        &self.exports
+    }
+}
+
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Clear both dirty logs: RAM equals what was just saved or restored.
+fn clear_dirty(core: &crate::sandbox::Core) -> Result<()> {
+    let vm = &core.vm;
+    vm.vm_fd
+        .get_dirty_log(crate::vm::RAM_SLOT, vm.ram.size() as usize)
+        .kvm("KVM_GET_DIRTY_LOG")?;
+    let _ = vm.ram.take_host_dirty();
+    Ok(())
+}
+
+/// Snapshot `core` (between calls).
+pub(crate) fn capture(
+    core: &mut crate::sandbox::Core,
+    image: Arc<GuestImage>,
+    cfg: &VmConfig,
+    exports: &[String],
+) -> std::result::Result<Snapshot, SandboxError> {
+    let pending = core
+        .pending
+        .ok_or_else(|| SandboxError::Protocol("no call can be snapshotted mid-way".into()))?;
+    core.vm.settle()?;
+    let vcpus = vec![arch::save_vcpu(&core.vm.vcpu)?];
+    let memory = MemoryImage::capture(&core.vm.ram)?;
+    clear_dirty(core)?;
+    Ok(Snapshot {
+        id: next_id(),
+        image,
+        cfg: cfg.clone(),
+        memory,
+        vcpus,
+        pending,
+        exports: exports.to_vec(),
+    })
+}
+
+/// Put `snap` into `core`: only the dirty pages when `incremental`.
+pub(crate) fn apply(
+    core: &mut crate::sandbox::Core,
+    snap: &Snapshot,
+    incremental: bool,
+) -> Result<()> {
+    core.vm.settle()?;
+    let ram = &core.vm.ram;
+    if incremental {
+        let mut dirty = core
+            .vm
+            .vm_fd
+            .get_dirty_log(crate::vm::RAM_SLOT, ram.size() as usize)
+            .kvm("KVM_GET_DIRTY_LOG")?;
+        memory::merge(&mut dirty, &ram.take_host_dirty());
+        snap.memory.restore_dirty(ram, &dirty)?;
+    } else {
+        snap.memory.restore_all(ram)?;
+        clear_dirty(core)?;
+    }
+    for state in &snap.vcpus {
+        arch::restore_vcpu(&core.vm.vcpu, state)?;
+    }
+    core.pending = Some(snap.pending);
+    Ok(())
+}
