@@ -104,7 +104,7 @@ guest_rt::exports! {
     /// A page fault: a write to an unmapped address.
     fn fault() {
         // SAFETY: deliberately not: the launcher reports the fault.
-        unsafe { core::ptr::write_volatile(0xdead_0000_0000 as *mut u64, 1) }
+        unsafe { core::ptr::write_volatile(0x5ead_0000_0000 as *mut u64, 1) }
     }
 
     fn exit_now(code: i32) { guest_rt::process::exit(code) }

@@ -53,7 +53,10 @@ impl Core {
     /// Read a guest buffer the guest named in an embedding call.
     fn read(&self, s: GuestSlice, what: &str) -> Result<Vec<u8>, SandboxError> {
         if s.len > MAX_MESSAGE {
-            return Err(protocol(format!("{what} of {} bytes (limit {MAX_MESSAGE})", s.len)));
+            return Err(protocol(format!(
+                "{what} at {:#x}+{:#x}: over the limit of {MAX_MESSAGE} bytes",
+                s.addr, s.len
+            )));
         }
         self.vm
             .ram

@@ -41,7 +41,7 @@ use crate::elf::GuestImage;
 use crate::host::Host;
 use crate::lazy::LazySpec;
 use crate::outcome::StopReason;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{RestoreScope, Snapshot};
 use crate::stop::StopHandle;
 use crate::sve::SveRequest;
 use crate::vm::Vm;
@@ -338,7 +338,16 @@ impl Sandbox {
             )));
         }
         let incremental = self.base == Some(snap.id);
-        let r = crate::snapshot::apply(&mut self.core, snap, incremental);
+        // Only a clean call since the last restore point keeps the rest.
+        let clean = incremental
+            && self.core.poisoned.is_none()
+            && self.core.vm.features & vessel_abi::features::ASYNC_PF == 0;
+        let scope = if clean {
+            RestoreScope::AfterCall
+        } else {
+            RestoreScope::Full
+        };
+        let r = crate::snapshot::apply(&mut self.core, snap, incremental, scope);
         if let Err(e) = r {
             self.base = None;
             self.core.poisoned = Some(format!("restore failed: {e}"));
@@ -352,7 +361,7 @@ impl Sandbox {
 
     /// Take over the state of `snap` in a freshly built VM.
     fn adopt(&mut self, snap: Arc<Snapshot>) -> Result<(), SandboxError> {
-        crate::snapshot::apply(&mut self.core, &snap, false)?;
+        crate::snapshot::apply(&mut self.core, &snap, false, RestoreScope::Full)?;
         self.exports = snap.exports.clone();
         self.base = Some(snap.id);
         if self.reset_after_call {

@@ -4,9 +4,10 @@
 //! the rest read as zero. Restoring takes the pages written since the last
 //! restore point, from KVM's dirty log (the guest's writes) and the RAM's
 //! own host-write bitmap (the launcher's writes on the guest's behalf),
-//! and copies each back, or gives it back to the host (`MADV_DONTNEED`)
-//! when the snapshot had none there: memory stays flat over any number of
-//! restores.
+//! and copies each back (zeroes it when the snapshot had none there): the
+//! set of pages grows only with what the guest touches, so memory stays
+//! flat over any number of restores. A full restore gives RAM back to the
+//! host (`MADV_DONTNEED`) before writing the saved pages.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -89,11 +90,14 @@ impl MemoryImage {
         self.index.len() as u64 * PAGE
     }
 
-    /// Put back page `p`.
+    /// Put back page `p`: a page the snapshot had none for is zeroed in
+    /// place (giving it back to the host would make the next call fault
+    /// it in again; the guest touches the same pages call after call).
     fn restore_page(&self, ram: &GuestRam, p: usize) -> Result<()> {
+        const ZERO: [u8; PAGE as usize] = [0; PAGE as usize];
         let addr = self.base + p as u64 * PAGE;
         match self.index.get(p).copied() {
-            Some(NONE) | None => ram.discard(addr, PAGE),
+            Some(NONE) | None => ram.write_untracked(addr, &ZERO),
             Some(i) => {
                 let at = i as usize * PAGE as usize;
                 ram.write_untracked(addr, &self.data[at..at + PAGE as usize])
@@ -185,6 +189,7 @@ mod tests {
         assert!(ram.take_host_dirty().iter().all(|w| *w == 0), "restores are untracked");
         ram.write(0x10000, b"zz").unwrap();
         img.restore_all(&ram).unwrap();
+        assert!(ram.resident().unwrap().iter().filter(|r| *r & 1 != 0).count() <= img.saved_pages());
         ram.read(0x10000, &mut b).unwrap();
         assert_eq!(b, [0; 4]);
         ram.read(0x10000 + 3 * PAGE, &mut b).unwrap();

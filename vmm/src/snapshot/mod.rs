@@ -19,6 +19,17 @@ use crate::error::{KvmContext, Result};
 use crate::sandbox::SandboxError;
 use memory::MemoryImage;
 
+/// How much of a vCPU's state a restore writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreScope {
+    /// Everything saved.
+    Full,
+    /// After a call that ended cleanly (the guest returned through the
+    /// protocol, no async page faults): what unprivileged guest code can
+    /// change (arch-specific).
+    AfterCall,
+}
+
 /// A sandbox's state between two calls.
 pub struct Snapshot {
     /// Tells snapshots apart (a restore of the last one is incremental).
@@ -88,8 +99,11 @@ pub(crate) fn apply(
     core: &mut crate::sandbox::Core,
     snap: &Snapshot,
     incremental: bool,
+    scope: RestoreScope,
 ) -> Result<()> {
-    core.vm.settle()?;
+    if arch::SETTLE_BEFORE_RESTORE || scope == RestoreScope::Full {
+        core.vm.settle()?;
+    }
     let ram = &core.vm.ram;
     if incremental {
         let mut dirty = core
@@ -104,7 +118,7 @@ pub(crate) fn apply(
         clear_dirty(core)?;
     }
     for state in &snap.vcpus {
-        arch::restore_vcpu(&core.vm.vcpu, state)?;
+        arch::restore_vcpu(&core.vm.vcpu, state, scope)?;
     }
     core.pending = Some(snap.pending);
     Ok(())

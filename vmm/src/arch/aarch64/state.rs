@@ -6,6 +6,7 @@ use kvm_bindings::{RegList, KVM_REG_SIZE_MASK, KVM_REG_SIZE_SHIFT};
 use kvm_ioctls::VcpuFd;
 
 use crate::error::{KvmContext, Result};
+use crate::snapshot::RestoreScope;
 use crate::sve;
 
 /// KVM_GET_REG_LIST's room: arm64 KVM lists a few hundred registers.
@@ -14,6 +15,10 @@ const MAX_REGS: usize = 1024;
 /// KVM_REG_ARM_TIMER_CNT (CNTVCT_EL0 as ONE_REG): not restored, so guest
 /// time goes on across a restore (writing it moves the counter offset).
 const TIMER_CNT: u64 = 0x6030_0000_0013_df1a;
+
+/// KVM completes an MMIO store (advances PC) at the next KVM_RUN: a
+/// restore must finish the pending exit before it writes PC.
+pub const SETTLE_BEFORE_RESTORE: bool = true;
 
 /// Every register of one vCPU, and its SVE length set (None: SVE off).
 pub struct VcpuState {
@@ -59,8 +64,9 @@ pub fn save_vcpu(vcpu: &VcpuFd) -> Result<VcpuState> {
 }
 
 /// Put `s` back into a vCPU of the same VM configuration (the same SVE
-/// length set: it can only be written before FINALIZE).
-pub fn restore_vcpu(vcpu: &VcpuFd, s: &VcpuState) -> Result<()> {
+/// length set: it can only be written before FINALIZE). Every register is
+/// written whatever the scope: EL1 code can change any of them.
+pub fn restore_vcpu(vcpu: &VcpuFd, s: &VcpuState, _scope: RestoreScope) -> Result<()> {
     for (id, v) in &s.regs {
         vcpu.set_one_reg(*id, v)
             .kvm(format!("KVM_SET_ONE_REG({id:#x})"))?;

@@ -10,6 +10,7 @@ use kvm_ioctls::VcpuFd;
 
 use super::regs::{set_msrs, MSR_KVM_ASYNC_PF_EN, MSR_KVM_ASYNC_PF_INT};
 use crate::error::{Error, KvmContext, Result};
+use crate::snapshot::RestoreScope;
 
 /// The MSRs saved: SYSENTER/SYSCALL entry points, kernel GS base, PAT,
 /// TSC deadline and aux, and KVM's async-PF registration. The TSC itself
@@ -28,6 +29,11 @@ const SAVED_MSRS: [u32; 12] = [
     MSR_KVM_ASYNC_PF_EN,
     MSR_KVM_ASYNC_PF_INT,
 ];
+
+/// KVM advanced RIP past an MMIO store when it exited, and completing a
+/// store changes nothing: a restore may write registers without first
+/// finishing the pending exit.
+pub const SETTLE_BEFORE_RESTORE: bool = false;
 
 /// Everything KVM holds for one vCPU that a Vessel guest can change.
 pub struct VcpuState {
@@ -82,16 +88,51 @@ pub fn save_vcpu(vcpu: &VcpuFd) -> Result<VcpuState> {
     })
 }
 
-/// Put `s` back into a vCPU of the same VM configuration.
-pub fn restore_vcpu(vcpu: &VcpuFd, s: &VcpuState) -> Result<()> {
-    vcpu.set_sregs(&s.sregs).kvm("KVM_SET_SREGS")?;
-    vcpu.set_xcrs(&s.xcrs).kvm("KVM_SET_XCRS")?;
+/// Put `s` back into a vCPU of the same VM configuration. After a call
+/// that ended cleanly ([`RestoreScope::AfterCall`]) only what CPL3 code
+/// can change is written: general registers, XSAVE state, and the
+/// segment and control registers when they differ (one read to check);
+/// each ioctl costs about 3 us here.
+pub fn restore_vcpu(vcpu: &VcpuFd, s: &VcpuState, scope: RestoreScope) -> Result<()> {
+    match scope {
+        RestoreScope::Full => {
+            vcpu.set_sregs(&s.sregs).kvm("KVM_SET_SREGS")?;
+            vcpu.set_xcrs(&s.xcrs).kvm("KVM_SET_XCRS")?;
+            set_msrs(vcpu, &s.msrs, "snapshot restore")?;
+            vcpu.set_lapic(&s.lapic).kvm("KVM_SET_LAPIC")?;
+            vcpu.set_vcpu_events(&s.events).kvm("KVM_SET_VCPU_EVENTS")?;
+            vcpu.set_mp_state(s.mp).kvm("KVM_SET_MP_STATE")?;
+        }
+        RestoreScope::AfterCall => {
+            let now = vcpu.get_sregs().kvm("KVM_GET_SREGS")?;
+            if !same_sregs(&now, &s.sregs) {
+                vcpu.set_sregs(&s.sregs).kvm("KVM_SET_SREGS")?;
+            }
+        }
+    }
     // SAFETY: `s.xsave` came from KVM_GET_XSAVE on a vCPU with the same
     // CPUID (same VM configuration): a legacy 4 KiB area KVM wrote itself.
     unsafe { vcpu.set_xsave(&s.xsave) }.kvm("KVM_SET_XSAVE")?;
-    set_msrs(vcpu, &s.msrs, "snapshot restore")?;
-    vcpu.set_lapic(&s.lapic).kvm("KVM_SET_LAPIC")?;
-    vcpu.set_vcpu_events(&s.events).kvm("KVM_SET_VCPU_EVENTS")?;
-    vcpu.set_mp_state(s.mp).kvm("KVM_SET_MP_STATE")?;
     vcpu.set_regs(&s.regs).kvm("KVM_SET_REGS")
+}
+
+/// Whether two system register sets are equal (kvm_sregs has no
+/// PartialEq, and its padding must not be compared).
+fn same_sregs(a: &kvm_sregs, b: &kvm_sregs) -> bool {
+    fn seg(s: &kvm_bindings::kvm_segment) -> [u64; 3] {
+        let attrs = [s.type_, s.present, s.dpl, s.db, s.s, s.l, s.g, s.avl];
+        [
+            s.base,
+            u64::from(s.limit) | u64::from(s.selector) << 32 | u64::from(s.unusable) << 48,
+            u64::from_le_bytes(attrs),
+        ]
+    }
+    let segs = |s: &kvm_sregs| [s.cs, s.ds, s.es, s.fs, s.gs, s.ss, s.tr, s.ldt].map(|x| seg(&x));
+    let regs = |s: &kvm_sregs| {
+        [
+            s.cr0, s.cr2, s.cr3, s.cr4, s.cr8, s.efer, s.apic_base, s.gdt.base, s.idt.base,
+            u64::from(s.gdt.limit) | u64::from(s.idt.limit) << 16,
+        ]
+    };
+    segs(a) == segs(b) && regs(a) == regs(b) && a.interrupt_bitmap == b.interrupt_bitmap
 }
