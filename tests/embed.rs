@@ -52,7 +52,11 @@ fn calls_typed_guest_functions() {
     require_kvm!();
     let mut sb = build(funcs());
     for f in ["add", "greet", "recurse", "spin"] {
-        assert!(sb.exports().iter().any(|e| e == f), "{f} in {:?}", sb.exports());
+        assert!(
+            sb.exports().iter().any(|e| e == f),
+            "{f} in {:?}",
+            sb.exports()
+        );
     }
     assert_eq!(sb.call::<i64>("add", (40i64, 2i64)).unwrap(), 42);
     assert_eq!(sb.call::<i64>("add", (-5i64, 3i64)).unwrap(), -2);
@@ -67,13 +71,19 @@ fn host_functions_answer_and_fail_cleanly() {
     require_kvm!();
     let out = Captured::default();
     let mut sb = build(funcs().stdout(Box::new(out.clone())));
-    assert_eq!(sb.call::<String>("greet", ("guest",)).unwrap(), "hi guest, guest!");
+    assert_eq!(
+        sb.call::<String>("greet", ("guest",)).unwrap(),
+        "hi guest, guest!"
+    );
     assert_eq!(sb.call::<i64>("call_host", ("double", 21i64)).unwrap(), 42);
     // An unknown host function and a failing one reach the guest as errors.
     assert_eq!(sb.call::<i64>("call_host", ("nosuch", 1i64)).unwrap(), -1);
     assert_eq!(sb.call::<i64>("call_host", ("refuse", 1i64)).unwrap(), -1);
     let text = out.text();
-    assert!(text.contains("no host function \\\"nosuch\\\"") || text.contains("nosuch"), "{text}");
+    assert!(
+        text.contains("no host function \\\"nosuch\\\"") || text.contains("nosuch"),
+        "{text}"
+    );
     assert!(text.contains("refused on purpose"), "{text}");
     // Arguments of the wrong type for the host function.
     assert_eq!(sb.call::<i64>("call_host", ("prefix", 1i64)).unwrap(), -1);
@@ -113,10 +123,16 @@ fn large_arguments_and_results_pass_beyond_the_shared_buffer() {
     let mut sb = build(funcs());
     let small = sb.call::<u64>("addr_of", (&[1u8, 2, 3][..],)).unwrap();
     let again = sb.call::<u64>("addr_of", (&[9u8; 100][..],)).unwrap();
-    assert_eq!(small, again, "small arguments are read in place in the shared buffer");
+    assert_eq!(
+        small, again,
+        "small arguments are read in place in the shared buffer"
+    );
     let big: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
     let sum: u64 = big.iter().map(|&b| u64::from(b)).sum();
-    assert_eq!(sb.call::<(u64, u64)>("sum_bytes", (&big[..],)).unwrap(), (big.len() as u64, sum));
+    assert_eq!(
+        sb.call::<(u64, u64)>("sum_bytes", (&big[..],)).unwrap(),
+        (big.len() as u64, sum)
+    );
     assert_ne!(sb.call::<u64>("addr_of", (&big[..],)).unwrap(), small);
     assert_eq!(sb.call::<Vec<u8>>("echo", (big.clone(),)).unwrap(), big);
 }
@@ -138,13 +154,24 @@ fn host_and_guest_reenter_to_the_documented_depth() {
 
 /// `f` poisons the sandbox with an error `check` accepts; calls are then
 /// refused until a restore, after which the guest works again.
-fn poisons(sb: &mut Sandbox, f: &str, args: impl vessel_abi::value::Encode, check: fn(&SandboxError) -> bool) {
+fn poisons(
+    sb: &mut Sandbox,
+    f: &str,
+    args: impl vessel_abi::value::Encode,
+    check: fn(&SandboxError) -> bool,
+) {
     let snap = sb.snapshot().unwrap();
     let e = sb.call::<()>(f, args).expect_err(f);
     assert!(check(&e), "{f}: {e:?}");
     assert!(sb.poisoned().is_some(), "{f} poisons");
-    assert!(matches!(sb.call::<u64>("init_value", ()), Err(SandboxError::Poisoned(_))));
-    assert!(sb.snapshot().is_err(), "a poisoned sandbox is not snapshotted");
+    assert!(matches!(
+        sb.call::<u64>("init_value", ()),
+        Err(SandboxError::Poisoned(_))
+    ));
+    assert!(
+        sb.snapshot().is_err(),
+        "a poisoned sandbox is not snapshotted"
+    );
     sb.restore(&snap).unwrap();
     assert!(sb.poisoned().is_none());
     assert_eq!(sb.call::<u64>("init_value", ()).unwrap(), 42, "after {f}");
@@ -155,18 +182,33 @@ fn poisons(sb: &mut Sandbox, f: &str, args: impl vessel_abi::value::Encode, chec
 fn hostile_guests_poison_until_restored() {
     require_kvm!();
     let mut sb = build(funcs().timeout(Duration::from_millis(300)));
-    poisons(&mut sb, "spin", (), |e| matches!(e, SandboxError::TimedOut(_)));
-    poisons(&mut sb, "panic_now", ("boom",), |e| {
-        matches!(e, SandboxError::GuestPanicked(m) if m.contains("asked to panic: boom"))
+    poisons(&mut sb, "spin", (), |e| {
+        matches!(e, SandboxError::TimedOut(_))
     });
-    poisons(&mut sb, "fault", (), |e| {
-        matches!(e, SandboxError::GuestFaulted(f) if f.message.contains("0x5ead00000000"))
+    poisons(
+        &mut sb,
+        "panic_now",
+        ("boom",),
+        |e| matches!(e, SandboxError::GuestPanicked(m) if m.contains("asked to panic: boom")),
+    );
+    poisons(
+        &mut sb,
+        "fault",
+        (),
+        |e| matches!(e, SandboxError::GuestFaulted(f) if f.message.contains("0x5ead00000000")),
+    );
+    poisons(&mut sb, "exit_now", (3i32,), |e| {
+        matches!(e, SandboxError::GuestExited(3))
     });
-    poisons(&mut sb, "exit_now", (3i32,), |e| matches!(e, SandboxError::GuestExited(3)));
-    poisons(&mut sb, "garbage", (), |e| matches!(e, SandboxError::BadResult { .. }));
-    poisons(&mut sb, "scribble", (), |e| {
-        matches!(e, SandboxError::Protocol(m) if m.contains("0xffffffff0000"))
+    poisons(&mut sb, "garbage", (), |e| {
+        matches!(e, SandboxError::BadResult { .. })
     });
+    poisons(
+        &mut sb,
+        "scribble",
+        (),
+        |e| matches!(e, SandboxError::Protocol(m) if m.contains("0xffffffff0000")),
+    );
 }
 
 #[test]
@@ -180,7 +222,10 @@ fn interrupt_handle_stops_a_running_call() {
         h.interrupt();
     });
     let start = std::time::Instant::now();
-    assert!(matches!(sb.call::<()>("spin", ()), Err(SandboxError::Interrupted)));
+    assert!(matches!(
+        sb.call::<()>("spin", ()),
+        Err(SandboxError::Interrupted)
+    ));
     assert!(start.elapsed() < Duration::from_secs(5));
     t.join().unwrap();
     sb.restore(&snap).unwrap();
@@ -209,7 +254,11 @@ fn snapshot_restore_and_reset_after_call() {
     assert_eq!(sb.call::<u64>("bump", ()).unwrap(), 3);
     sb.call::<u32>("touch", (64u32,)).unwrap();
     sb.restore(&at2).unwrap();
-    assert_eq!(sb.call::<u64>("bump", ()).unwrap(), 3, "restored to the state after two bumps");
+    assert_eq!(
+        sb.call::<u64>("bump", ()).unwrap(),
+        3,
+        "restored to the state after two bumps"
+    );
     // A second sandbox from the snapshot, resetting after every call.
     let mut host = vmm::Host::open().unwrap();
     let mut fresh = Sandbox::from_snapshot(at2.clone())
@@ -248,7 +297,7 @@ fn many_sandboxes_on_many_threads() {
             })
         })
         .collect();
-    for (t, h) in threads.into_iter().enumerate() {
-        assert_eq!(h.join().unwrap(), t as i64 + 1);
+    for (t, h) in (0i64..).zip(threads) {
+        assert_eq!(h.join().unwrap(), t + 1);
     }
 }

@@ -17,7 +17,10 @@ fn resources() -> (u64, usize, usize, usize) {
             .unwrap()
     };
     let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count();
     (field("VmRSS:"), fds, field("Threads:") as usize, maps)
 }
 
@@ -49,7 +52,12 @@ fn resets_keep_resources_flat() {
         }
     }
     let after = resources();
-    assert!(after.0 <= before.0 + 1024, "RSS grew from {} to {} KiB", before.0, after.0);
+    assert!(
+        after.0 <= before.0 + 1024,
+        "RSS grew from {} to {} KiB",
+        before.0,
+        after.0
+    );
     assert_eq!(after.1, before.1, "open fds");
     assert_eq!(after.2, before.2, "threads");
     assert_eq!(after.3, before.3, "mappings");

@@ -55,8 +55,7 @@ static SHARED: Shared = Shared {
 static TOP: AtomicUsize = AtomicUsize::new(0);
 /// Guest functions running now (nested calls included).
 static DEPTH: AtomicU32 = AtomicU32::new(0);
-static TABLE: Global<&'static [Export]> =
-    Global::new("export table borrowed twice", || &[]);
+static TABLE: Global<&'static [Export]> = Global::new("export table borrowed twice", || &[]);
 
 fn base() -> usize {
     SHARED.buf.get() as usize
@@ -150,7 +149,10 @@ fn run(req: &Reply) -> (u32, Vec<u8>) {
     }
     let saved = TOP.load(Ordering::Relaxed);
     if req.own.is_none() {
-        TOP.store((req.at.0 + req.at.1).next_multiple_of(16), Ordering::Relaxed);
+        TOP.store(
+            (req.at.0 + req.at.1).next_multiple_of(16),
+            Ordering::Relaxed,
+        );
     }
     DEPTH.fetch_add(1, Ordering::Relaxed);
     let out = (f.run)(args);

@@ -35,10 +35,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let t = Instant::now();
     let mut sb = Sandbox::from_path(&guest)
-        .register("prefix", |who: String| Ok::<_, String>(format!("Hello from the host to {who}")))
+        .register("prefix", |who: String| {
+            Ok::<_, String>(format!("Hello from the host to {who}"))
+        })
         .timeout(Duration::from_secs(5))
         .build(&mut host)?;
-    println!("sandbox ready in {:?}; exports: {}", t.elapsed(), sb.exports().join(", "));
+    println!(
+        "sandbox ready in {:?}; exports: {}",
+        t.elapsed(),
+        sb.exports().join(", ")
+    );
 
     let greeting: String = sb.call("greet", ("guest",))?;
     println!("greet -> {greeting:?}");
@@ -49,13 +55,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..calls {
         let _: i64 = sb.call("add", (i64::from(i), 1i64))?;
     }
-    println!("{calls} calls of add: {} per call", per_call(t.elapsed(), calls));
+    println!(
+        "{calls} calls of add: {} per call",
+        per_call(t.elapsed(), calls)
+    );
 
     let t = Instant::now();
     for _ in 0..calls {
         let _: String = sb.call("greet", ("x",))?;
     }
-    println!("{calls} calls of greet (one host call each): {} per call", per_call(t.elapsed(), calls));
+    println!(
+        "{calls} calls of greet (one host call each): {} per call",
+        per_call(t.elapsed(), calls)
+    );
 
     let snap = sb.snapshot()?;
     println!("snapshot: {} pages", snap.saved_pages());
@@ -65,7 +77,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sb.restore(&snap)?;
         assert_eq!(n, 1, "each call sees the snapshot's state");
     }
-    println!("{calls} calls of bump + restore: {} per call", per_call(t.elapsed(), calls));
+    println!(
+        "{calls} calls of bump + restore: {} per call",
+        per_call(t.elapsed(), calls)
+    );
 
     let mut fresh = Sandbox::from_snapshot(snap.clone())
         .reset_after_call(true)
@@ -75,7 +90,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let n: u64 = fresh.call("bump", ())?;
         assert_eq!(n, 1);
     }
-    println!("{calls} calls with reset_after_call: {} per call", per_call(t.elapsed(), calls));
+    println!(
+        "{calls} calls with reset_after_call: {} per call",
+        per_call(t.elapsed(), calls)
+    );
 
     match sb.call::<()>("spin", ()) {
         Err(e) => println!("spin -> {e} (poisoned: {})", sb.poisoned().is_some()),

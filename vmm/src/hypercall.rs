@@ -105,7 +105,9 @@ pub fn serve(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, frame_gpa: u64) -> Served {
         Err(e) => return bad_frame(format!("hypercall frame unreadable: {e}")),
     };
     let (result, next) = match Call::decode(&frame) {
-        Ok(call @ (Call::Serve { .. } | Call::HostCall { .. } | Call::Again { .. })) if ctx.embed => {
+        Ok(call @ (Call::Serve { .. } | Call::HostCall { .. } | Call::Again { .. }))
+            if ctx.embed =>
+        {
             return Served::Embed {
                 frame: frame_gpa,
                 call,
@@ -146,9 +148,7 @@ fn dispatch(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, call: Call) -> Answer {
         } => wait(ctx, vcpu, timeout_ns, watch, expect),
         Call::ApfEnable { area, vector } => apf_enable(ctx, vcpu, area, vector),
         // Only a sandbox (`ctx.embed`, handled in `serve`) answers these.
-        Call::Serve { .. } | Call::HostCall { .. } | Call::Again { .. } => {
-            Err(Errno::NotSupported)
-        }
+        Call::Serve { .. } | Call::HostCall { .. } | Call::Again { .. } => Err(Errno::NotSupported),
     }
 }
 

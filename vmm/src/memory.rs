@@ -116,7 +116,8 @@ impl GuestRam {
         // SAFETY: the range lies inside this anonymous private mapping
         // (checked above); MADV_DONTNEED only replaces its contents with
         // zero pages, which KVM's MMU notifier sees.
-        let r = unsafe { libc::madvise(at as *mut libc::c_void, len as usize, libc::MADV_DONTNEED) };
+        let r =
+            unsafe { libc::madvise(at as *mut libc::c_void, len as usize, libc::MADV_DONTNEED) };
         if r != 0 {
             return Err(MemoryError::Discard(std::io::Error::last_os_error()).into());
         }

@@ -150,7 +150,6 @@ pub(crate) fn install_kick() -> Result<()> {
 }
 
 impl StopHandle {
-
     /// Attach the calling thread's `vcpu`; stops from now on reach it.
     /// Returns a guard that detaches it when dropped (before the vCPU goes).
     pub fn attach<'a>(&'a self, vcpu: &mut VcpuFd) -> Result<Attached<'a>> {

@@ -243,7 +243,11 @@ fn add_memslots(
         let log = dirty_log && i == RAM_SLOT as usize;
         let region = kvm_userspace_memory_region {
             slot: i as u32,
-            flags: if log { kvm_bindings::KVM_MEM_LOG_DIRTY_PAGES } else { 0 },
+            flags: if log {
+                kvm_bindings::KVM_MEM_LOG_DIRTY_PAGES
+            } else {
+                0
+            },
             guest_phys_addr: ram.base(),
             memory_size: ram.size(),
             userspace_addr: ram.host_addr(),

@@ -60,7 +60,12 @@ impl core::fmt::Display for ValueError {
         match self {
             ValueError::Truncated => write!(f, "the encoding ends inside a value"),
             ValueError::WrongType { want, got } => {
-                write!(f, "expected a {}, found a {}", tag_name(*want), tag_name(*got))
+                write!(
+                    f,
+                    "expected a {}, found a {}",
+                    tag_name(*want),
+                    tag_name(*got)
+                )
             }
             ValueError::BadUtf8 => write!(f, "text is not UTF-8"),
             ValueError::BadBool(b) => write!(f, "bool byte {b} (want 0 or 1)"),
@@ -316,7 +321,6 @@ tuple!(6; A 0, B 1, C 2, D 3, E 4, F 5);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
 
     #[test]
     fn values_round_trip() {
@@ -334,7 +338,11 @@ mod tests {
     fn borrowed_bytes_point_into_the_buffer() {
         let bytes = to_bytes(&(&[1u8, 2, 3][..],));
         let (b,): (&[u8],) = from_bytes(&bytes).unwrap();
-        assert_eq!(b.as_ptr(), bytes[7..].as_ptr(), "tag, count, tag, u32 length");
+        assert_eq!(
+            b.as_ptr(),
+            bytes[7..].as_ptr(),
+            "tag, count, tag, u32 length"
+        );
     }
 
     #[test]
@@ -374,6 +382,6 @@ mod tests {
             from_bytes::<bool>(&[tag::BOOL, 2]),
             Err(ValueError::BadBool(2))
         );
-        assert_eq!(from_bytes::<i32>(&vec![]), Err(ValueError::Truncated));
+        assert_eq!(from_bytes::<i32>(&[]), Err(ValueError::Truncated));
     }
 }

@@ -78,7 +78,10 @@ impl Core {
     /// its free region, ask for room (MORE) and write them where the
     /// guest's `Again` says.
     pub(crate) fn reply(&mut self, kind: u64, bytes: &[u8]) -> Result<(), SandboxError> {
-        let p = self.pending.take().ok_or_else(|| protocol("no exit waits for a reply"))?;
+        let p = self
+            .pending
+            .take()
+            .ok_or_else(|| protocol("no exit waits for a reply"))?;
         let len = bytes.len() as u64;
         let p = if len <= p.free.len {
             p
@@ -90,7 +93,9 @@ impl Core {
                     call: Call::Again { free },
                 } if free.len >= len => Pending { frame, free },
                 Step::Embed { call, .. } => {
-                    return Err(protocol(format!("{call:?} where Again for {len} bytes was due")))
+                    return Err(protocol(format!(
+                        "{call:?} where Again for {len} bytes was due"
+                    )))
                 }
                 Step::End(o) => return Err(self.ended(o)),
             }
@@ -125,7 +130,11 @@ impl Core {
 
     /// Run the vCPU, serving host calls, until the running guest function
     /// (at `depth`) ends with a `Serve`.
-    pub(crate) fn run_guest(&mut self, fns: &Registry, depth: u32) -> Result<Returned, SandboxError> {
+    pub(crate) fn run_guest(
+        &mut self,
+        fns: &Registry,
+        depth: u32,
+    ) -> Result<Returned, SandboxError> {
         loop {
             match self.vm.run_steps(&mut self.io, true)? {
                 Step::End(o) => return Err(self.ended(o)),
@@ -165,7 +174,10 @@ impl Core {
             return fail(error::PROTOCOL, "malformed host call request");
         };
         let Some(f) = fns.get(name).cloned() else {
-            return fail(error::UNKNOWN_FUNCTION, &format!("no host function {name:?}"));
+            return fail(
+                error::UNKNOWN_FUNCTION,
+                &format!("no host function {name:?}"),
+            );
         };
         let mut caller = Caller {
             core: self,
@@ -174,7 +186,9 @@ impl Core {
         };
         match f(&mut caller, args) {
             Ok(v) => Ok((reply::RESULT, v)),
-            Err(HostFnError::BadArguments(e)) => fail(error::BAD_ARGUMENTS, &format!("{name}: {e}")),
+            Err(HostFnError::BadArguments(e)) => {
+                fail(error::BAD_ARGUMENTS, &format!("{name}: {e}"))
+            }
             Err(HostFnError::Failed(m)) => fail(error::FAILED, &m),
             // A nested guest call failed: if it poisoned, nothing more runs.
             Err(HostFnError::Guest(e)) if e.poisons() || self.poisoned.is_some() => Err(e),
@@ -197,7 +211,9 @@ impl Core {
         if let Some(p) = &self.poisoned {
             return Err(SandboxError::Poisoned(p.clone()));
         }
-        let r = self.reply(reply::CALL, req).and_then(|()| self.run_guest(fns, depth + 1));
+        let r = self
+            .reply(reply::CALL, req)
+            .and_then(|()| self.run_guest(fns, depth + 1));
         let r = match r {
             Ok(Returned {
                 status: status::RESULT,

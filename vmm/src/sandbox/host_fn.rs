@@ -26,7 +26,8 @@ pub enum HostFnError {
 }
 
 /// What the registry keeps per function.
-pub(crate) type Erased = dyn Fn(&mut Caller<'_>, &[u8]) -> Result<Vec<u8>, HostFnError> + Send + Sync;
+pub(crate) type Erased =
+    dyn Fn(&mut Caller<'_>, &[u8]) -> Result<Vec<u8>, HostFnError> + Send + Sync;
 
 /// The host functions of a sandbox, by name.
 pub(crate) type Registry = HashMap<String, Arc<Erased>>;

@@ -33,8 +33,8 @@ use vessel_abi::value::{from_bytes, to_bytes, Decode, Encode};
 
 pub(crate) use self::core::{Core, Pending};
 pub use self::error::SandboxError;
-pub use self::host_fn::{HostFn, HostFnError, HostFnWithCaller};
 use self::host_fn::{erase, erase_with_caller, Registry};
+pub use self::host_fn::{HostFn, HostFnError, HostFnWithCaller};
 pub use self::io::STDERR_KEPT;
 use crate::config::VmConfig;
 use crate::elf::GuestImage;
@@ -243,7 +243,12 @@ impl Sandbox {
         let r = self.core.run_guest(&self.fns, 0);
         let r = match r {
             Ok(r) if r.status == status::READY => r,
-            Ok(r) => return Err(SandboxError::NotServing(format!("Serve status {}", r.status))),
+            Ok(r) => {
+                return Err(SandboxError::NotServing(format!(
+                    "Serve status {}",
+                    r.status
+                )))
+            }
             Err(e) => return Err(SandboxError::NotServing(e.to_string())),
         };
         let names = embed::decode_exports(&r.bytes)

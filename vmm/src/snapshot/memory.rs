@@ -68,7 +68,10 @@ impl MemoryImage {
         for (p, r) in resident.iter().enumerate() {
             if r & 1 != 0 {
                 let at = n * PAGE as usize;
-                ram.read(ram.base() + p as u64 * PAGE, &mut data[at..at + PAGE as usize])?;
+                ram.read(
+                    ram.base() + p as u64 * PAGE,
+                    &mut data[at..at + PAGE as usize],
+                )?;
                 index[p] = n as u32;
                 n += 1;
             }
@@ -135,12 +138,14 @@ impl MemoryImage {
 
     /// Iterate (page index, bytes) over the saved pages.
     pub fn pages(&self) -> impl Iterator<Item = (usize, &[u8])> {
-        self.index.iter().enumerate().filter_map(|(p, &i)| {
-            (i != NONE).then(|| {
+        self.index
+            .iter()
+            .enumerate()
+            .filter(|(_, &i)| i != NONE)
+            .map(|(p, &i)| {
                 let at = i as usize * PAGE as usize;
                 (p, &self.data[at..at + PAGE as usize])
             })
-        })
     }
 }
 
@@ -186,10 +191,20 @@ mod tests {
         assert_eq!(&b, b"kept");
         ram.read(0x10000 + 9 * PAGE, &mut b).unwrap();
         assert_eq!(b, [0; 4]);
-        assert!(ram.take_host_dirty().iter().all(|w| *w == 0), "restores are untracked");
+        assert!(
+            ram.take_host_dirty().iter().all(|w| *w == 0),
+            "restores are untracked"
+        );
         ram.write(0x10000, b"zz").unwrap();
         img.restore_all(&ram).unwrap();
-        assert!(ram.resident().unwrap().iter().filter(|r| *r & 1 != 0).count() <= img.saved_pages());
+        assert!(
+            ram.resident()
+                .unwrap()
+                .iter()
+                .filter(|r| *r & 1 != 0)
+                .count()
+                <= img.saved_pages()
+        );
         ram.read(0x10000, &mut b).unwrap();
         assert_eq!(b, [0; 4]);
         ram.read(0x10000 + 3 * PAGE, &mut b).unwrap();

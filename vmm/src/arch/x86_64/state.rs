@@ -3,8 +3,8 @@
 //! pending events and the run state.
 
 use kvm_bindings::{
-    kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_sregs, kvm_vcpu_events,
-    kvm_xcrs, kvm_xsave, Msrs,
+    kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_regs, kvm_sregs, kvm_vcpu_events, kvm_xcrs,
+    kvm_xsave, Msrs,
 };
 use kvm_ioctls::VcpuFd;
 
@@ -130,7 +130,15 @@ fn same_sregs(a: &kvm_sregs, b: &kvm_sregs) -> bool {
     let segs = |s: &kvm_sregs| [s.cs, s.ds, s.es, s.fs, s.gs, s.ss, s.tr, s.ldt].map(|x| seg(&x));
     let regs = |s: &kvm_sregs| {
         [
-            s.cr0, s.cr2, s.cr3, s.cr4, s.cr8, s.efer, s.apic_base, s.gdt.base, s.idt.base,
+            s.cr0,
+            s.cr2,
+            s.cr3,
+            s.cr4,
+            s.cr8,
+            s.efer,
+            s.apic_base,
+            s.gdt.base,
+            s.idt.base,
             u64::from(s.gdt.limit) | u64::from(s.idt.limit) << 16,
         ]
     };
