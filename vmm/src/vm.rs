@@ -38,6 +38,8 @@ pub struct Vm<'a> {
     pub(crate) timeout: Option<Duration>,
     /// A call's deadline (sandboxes): a kick after it ends the run as a timeout.
     pub(crate) deadline: Option<std::time::Instant>,
+    /// RAM's dirty log is in manual-protect mode (`snapshot::dirty`).
+    pub(crate) manual_dirty: bool,
     /// Zero of the guest's monotonic clock.
     pub(crate) epoch: std::time::Instant,
     pub(crate) features: u64,
@@ -114,6 +116,7 @@ impl<'a> Vm<'a> {
             .map(|p| p.gpa + p.mapped)
             .fold(layout.ram_end, u64::max);
         let vm = arch::create_vm(kvm, top)?;
+        let manual_dirty = dirty_log && crate::snapshot::enable_manual_dirty_log(&vm);
         let lazy = LazyMemory::new(&planned, cfg.lazy_latency)?;
         add_memslots(kvm, &vm, &[&ram, &tables], &lazy, dirty_log)?;
         // After every memslot: see arch::create_devices.
@@ -148,6 +151,7 @@ impl<'a> Vm<'a> {
             vcpu,
             timeout: cfg.timeout,
             deadline: None,
+            manual_dirty,
             epoch: std::time::Instant::now(),
             features,
             vector_bits,

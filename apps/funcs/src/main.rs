@@ -91,6 +91,25 @@ guest_rt::exports! {
         n as u32
     }
 
+    /// `n` raw doorbell exits (a clock hypercall each): the benchmark's
+    /// baseline for one exit.
+    fn exits(n: u32) -> u64 {
+        let mut t = 0;
+        for _ in 0..n {
+            t = guest_rt::time::host_monotonic_ns();
+        }
+        t
+    }
+
+    /// `n` calls of host function `nop`.
+    fn host_calls(n: u32) -> u32 {
+        let mut ok = 0;
+        for _ in 0..n {
+            ok += u32::from(host::call::<()>("nop", ()).is_ok());
+        }
+        ok
+    }
+
     /// Print a line on stdout.
     fn say(text: &str) { guest_rt::println!("{text}"); }
 

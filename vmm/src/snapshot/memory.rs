@@ -16,6 +16,7 @@ use crate::memory::{GuestRam, PAGE};
 
 /// A page bitmap the host sets from any thread (bit i of word i / 64).
 pub struct DirtyBits {
+    pages: usize,
     words: Vec<AtomicU64>,
 }
 
@@ -23,13 +24,14 @@ impl DirtyBits {
     /// All clear, for `pages` pages.
     pub fn new(pages: usize) -> DirtyBits {
         DirtyBits {
+            pages,
             words: (0..pages.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
     /// Set pages `first..=last` (indexes past the end are ignored).
     pub fn mark(&self, first: usize, last: usize) {
-        for p in first..=last {
+        for p in first..=last.min(self.pages.saturating_sub(1)) {
             if let Some(w) = self.words.get(p / 64) {
                 w.fetch_or(1 << (p % 64), Ordering::Relaxed);
             }

@@ -7,7 +7,11 @@
 //! since (KVM's dirty log plus the launcher's own writes); anywhere else
 //! it replaces all of RAM.
 
+mod dirty;
 pub mod memory;
+
+pub use dirty::HOT_MAX;
+pub(crate) use dirty::enable_manual as enable_manual_dirty_log;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,7 +19,7 @@ use std::sync::Arc;
 use crate::arch;
 use crate::config::VmConfig;
 use crate::elf::GuestImage;
-use crate::error::{KvmContext, Result};
+use crate::error::Result;
 use crate::sandbox::SandboxError;
 use memory::MemoryImage;
 
@@ -62,9 +66,12 @@ fn next_id() -> u64 {
 /// Clear both dirty logs: RAM equals what was just saved or restored.
 fn clear_dirty(core: &crate::sandbox::Core) -> Result<()> {
     let vm = &core.vm;
-    vm.vm_fd
-        .get_dirty_log(crate::vm::RAM_SLOT, vm.ram.size() as usize)
-        .kvm("KVM_GET_DIRTY_LOG")?;
+    let size = vm.ram.size();
+    if vm.manual_dirty {
+        dirty::clear(&vm.vm_fd, crate::vm::RAM_SLOT, size)?;
+    } else {
+        dirty::get(&vm.vm_fd, crate::vm::RAM_SLOT, size)?;
+    }
     let _ = vm.ram.take_host_dirty();
     Ok(())
 }
@@ -106,13 +113,12 @@ pub(crate) fn apply(
     }
     let ram = &core.vm.ram;
     if incremental {
-        let mut dirty = core
-            .vm
-            .vm_fd
-            .get_dirty_log(crate::vm::RAM_SLOT, ram.size() as usize)
-            .kvm("KVM_GET_DIRTY_LOG")?;
+        let mut dirty = dirty::get(&core.vm.vm_fd, crate::vm::RAM_SLOT, ram.size())?;
         memory::merge(&mut dirty, &ram.take_host_dirty());
-        snap.memory.restore_dirty(ram, &dirty)?;
+        let copied = snap.memory.restore_dirty(ram, &dirty)?;
+        if core.vm.manual_dirty && copied > HOT_MAX {
+            dirty::clear(&core.vm.vm_fd, crate::vm::RAM_SLOT, ram.size())?;
+        }
     } else {
         snap.memory.restore_all(ram)?;
         clear_dirty(core)?;
