@@ -38,8 +38,14 @@ fn launcher_flags_come_before_app_arguments() {
     require_kvm!();
     let o = run("hello", &["--mem", "32M", "--", "--mem", "x"]);
     assert_eq!(texts(&o).0.lines().nth(1), Some("args: [\"--mem\", \"x\"]"));
-    // The first argument that is not a launcher flag starts the app's arguments.
-    let o = run("hello", &["--tasks", "4"]);
+    // The first argument that is not a launcher flag starts the app's
+    // arguments; the app's own flags go after `--`.
+    let o = run("hello", &["--mem", "32M", "world", "-x"]);
+    assert_eq!(
+        texts(&o).0.lines().nth(1),
+        Some("args: [\"world\", \"-x\"]")
+    );
+    let o = run("hello", &["--", "--tasks", "4"]);
     assert_eq!(
         texts(&o).0.lines().nth(1),
         Some("args: [\"--tasks\", \"4\"]")
@@ -313,8 +319,8 @@ fn missing_kvm_device_is_one_line_naming_the_fix() {
 fn malformed_hypercalls_get_error_codes_not_crashes() {
     require_kvm!();
     use vessel_abi::Errno;
-    let o = run("selftest", &["--stdin-closed-is-fine", "hostile"]);
-    // The flag above is not a launcher flag, so it is the app's first argument.
+    let o = run("selftest", &["--", "--stdin-closed-is-fine", "hostile"]);
+    // After `--`, the flag above is the app's first argument.
     assert_eq!(
         o.status.code(),
         Some(2),

@@ -13,6 +13,7 @@ fn run(args: &[&str]) -> Option<Output> {
     }
     Some(
         Command::new(vessel_tests::app("vector"))
+            .arg("--")
             .args(args)
             .output()
             .expect("running vector"),

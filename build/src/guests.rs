@@ -1,8 +1,11 @@
 //! Building guests for their bare-metal target and packing them with the launcher.
 
+use std::collections::BTreeSet;
+use std::io::BufRead;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::{project_root, Arch};
@@ -20,6 +23,39 @@ pub fn apps() -> Result<Vec<String>> {
     Ok(v)
 }
 
+/// Check that every name in `wanted` is an app (before anything is built);
+/// an empty `wanted` means every app. Returns the apps to build.
+pub fn select(wanted: &[String]) -> Result<Vec<String>> {
+    let all = apps()?;
+    if all.iter().any(|a| a == "vessel") {
+        bail!("an app may not be called `vessel`: that name is the launcher's");
+    }
+    if wanted.is_empty() {
+        return Ok(all);
+    }
+    for w in wanted {
+        if !all.contains(w) {
+            bail!("{}", unknown_app(w, &all));
+        }
+    }
+    Ok(wanted.to_vec())
+}
+
+/// "no app named `helo` (did you mean `hello`?; apps: ...)".
+fn unknown_app(name: &str, all: &[String]) -> String {
+    let near = all
+        .iter()
+        .map(|a| (strsim::levenshtein(name, a), a))
+        .min()
+        .filter(|(d, _)| *d <= 2)
+        .map(|(_, a)| format!(" (did you mean `{a}`?)"))
+        .unwrap_or_default();
+    format!(
+        "no app named `{name}`{near}; the apps are the folders of apps/: {}",
+        all.join(", ")
+    )
+}
+
 /// Where packed apps for `arch` go: target/vessel (x86_64), target/vessel/aarch64.
 pub fn packed_dir(arch: Arch) -> PathBuf {
     let base = project_root().join("target/vessel");
@@ -29,6 +65,7 @@ pub fn packed_dir(arch: Arch) -> PathBuf {
     }
 }
 
+/// The packed executable of `app` for `arch`.
 pub fn packed(arch: Arch, app: &str) -> PathBuf {
     packed_dir(arch).join(app)
 }
@@ -76,18 +113,44 @@ fn build_launcher(sh: &Shell, arch: Arch) -> Result<PathBuf> {
     Ok(launcher_build(arch))
 }
 
-/// Build every app for `arch`, the launcher, and pack each app.
-pub fn build_all(sh: &Shell, arch: Arch) -> Result<()> {
-    let apps = apps()?;
-    let target = arch.guest_target();
-    let pkgs: Vec<String> = apps
-        .iter()
-        .flat_map(|a| ["-p".to_string(), a.clone()])
-        .collect();
-    if apps.iter().any(|a| a == "vessel") {
-        anyhow::bail!("an app may not be called `vessel`: that name is the launcher's");
+/// What a build of some apps gave: those packed, those that did not compile.
+#[derive(Debug, Default)]
+pub struct Built {
+    /// Apps built and packed into `packed_dir`.
+    pub packed: Vec<String>,
+    /// Apps that did not compile (cargo printed why).
+    pub failed: Vec<String>,
+}
+
+impl Built {
+    /// An error naming the apps that did not compile, if any.
+    pub fn check(&self) -> Result<()> {
+        if self.failed.is_empty() {
+            return Ok(());
+        }
+        let packed = if self.packed.is_empty() {
+            "none".to_string()
+        } else {
+            self.packed.join(", ")
+        };
+        bail!(
+            "these apps did not compile (see cargo's errors above): {}; packed: {packed}",
+            self.failed.join(", ")
+        )
     }
-    cmd!(sh, "cargo build --release --target {target} {pkgs...}").run()?;
+}
+
+/// Build every app for `arch`, the launcher, and pack each app; an app that
+/// does not compile is an error after the others are packed.
+pub fn build_all(sh: &Shell, arch: Arch) -> Result<()> {
+    build(sh, arch, &select(&[])?)?.check()
+}
+
+/// Build `apps` for `arch` and the launcher, and pack each app that
+/// compiled. cargo's `--keep-going` builds every app it can, so one that
+/// does not compile does not stop the others.
+pub fn build(sh: &Shell, arch: Arch, apps: &[String]) -> Result<Built> {
+    let compiled = compile_apps(arch, apps)?;
     let dir = packed_dir(arch);
     sh.create_dir(&dir)?;
     sh.copy_file(build_launcher(sh, arch)?, launcher(arch))?;
@@ -101,7 +164,12 @@ pub fn build_all(sh: &Shell, arch: Arch) -> Result<()> {
         build_launcher(sh, Arch::X86_64)?
     };
     let target_launcher = launcher(arch);
-    for app in &apps {
+    let mut built = Built::default();
+    for app in apps {
+        if !compiled.contains(app) {
+            built.failed.push(app.clone());
+            continue;
+        }
         let elf = guest_elf(arch, app);
         let out = packed(arch, app);
         cmd!(
@@ -110,6 +178,87 @@ pub fn build_all(sh: &Shell, arch: Arch) -> Result<()> {
         )
         .quiet()
         .run()?;
+        built.packed.push(app.clone());
     }
-    Ok(())
+    Ok(built)
+}
+
+/// Compile `apps` for `arch`'s guest target; returns those cargo produced
+/// an executable for (compiler errors go to the terminal as usual).
+fn compile_apps(arch: Arch, apps: &[String]) -> Result<BTreeSet<String>> {
+    let target = arch.guest_target();
+    let mut cargo = Command::new("cargo");
+    cargo
+        .args(["build", "--release", "--keep-going", "--target", target])
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(project_root())
+        .stdout(Stdio::piped());
+    for a in apps {
+        cargo.args(["-p", a]);
+    }
+    eprintln!(
+        "$ cargo build --release --keep-going --target {target} ({})",
+        apps.join(", ")
+    );
+    let mut child = cargo.spawn().context("starting cargo")?;
+    let out = child.stdout.take().context("cargo's stdout is piped")?;
+    let mut compiled = BTreeSet::new();
+    for line in std::io::BufReader::new(out).lines() {
+        if let Some(bin) = built_executable(&line?) {
+            compiled.insert(bin);
+        }
+    }
+    // A failing app shows as a missing executable; the status adds nothing.
+    child.wait().context("waiting for cargo")?;
+    Ok(compiled.into_iter().filter(|b| apps.contains(b)).collect())
+}
+
+/// The binary name in one of cargo's `compiler-artifact` messages that
+/// produced an executable (fresh or rebuilt).
+fn built_executable(line: &str) -> Option<String> {
+    let msg: serde_json::Value = serde_json::from_str(line).ok()?;
+    if msg["reason"] != "compiler-artifact" || msg["executable"].is_null() {
+        return None;
+    }
+    msg["target"]["name"].as_str().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executables_are_read_from_cargo_messages() {
+        let bin = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/apps/hello#0.1.0","target":{"kind":["bin"],"name":"hello"},"executable":"/w/target/x86_64-unknown-none/release/hello","fresh":true}"#;
+        let lib = r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"guest_rt"},"executable":null}"#;
+        let msg = r#"{"reason":"compiler-message","target":{"name":"broken"},"executable":"x"}"#;
+        assert_eq!(built_executable(bin).as_deref(), Some("hello"));
+        assert_eq!(built_executable(lib), None);
+        assert_eq!(built_executable(msg), None);
+        assert_eq!(built_executable("not json"), None);
+    }
+
+    #[test]
+    fn a_failed_app_is_named_with_those_packed() {
+        let b = Built {
+            packed: vec!["hello".into(), "vector".into()],
+            failed: vec!["broken".into()],
+        };
+        let e = b.check().unwrap_err().to_string();
+        assert!(e.contains(": broken;"), "{e}");
+        assert!(e.ends_with("packed: hello, vector"), "{e}");
+        assert!(Built::default().check().is_ok());
+    }
+
+    #[test]
+    fn unknown_apps_are_refused_before_building() {
+        let e = select(&["helo".into()]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("no app named `helo` (did you mean `hello`?)"),
+            "{e}"
+        );
+        assert!(e.contains("hello, "), "{e}");
+        assert_eq!(select(&["hello".into()]).unwrap(), ["hello"]);
+        assert!(select(&[]).unwrap().contains(&"selftest".to_string()));
+    }
 }

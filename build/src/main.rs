@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! cargo xtask setup [--arch A]        install what the build needs (idempotent)
-//! cargo xtask build [--arch A]        build the launcher and every app, pack target/vessel/<app>
-//! cargo xtask run APP [-- ARGS]       setup + build, then run target/vessel/APP ARGS
+//! cargo xtask build [--arch A] [APP..] build the launcher and the apps (default: all), pack target/vessel/<app>
+//! cargo xtask run APP [FLAGS] [-- ARGS]  setup + build APP, then run target/vessel/APP FLAGS -- ARGS
 //! cargo xtask lint                    rustfmt and clippy (-D warnings), host and both guest targets
 //! cargo xtask test [--arch A]         lint, then every test: unit, x86_64 integration, arm64 suite
 //! cargo xtask bench boot [--runs N]   boot time of a packed app vs a raw KVM program
@@ -15,6 +15,9 @@
 //! `cargo xtask test` ends with `vessel-tests: N passed, M failed, K
 //! skipped`. With `VESSEL_REQUIRE_KVM=1` a test that would skip fails
 //! instead; `VESSEL_LINT=0` leaves out the lint step.
+//!
+//! `--help` works everywhere and does nothing else. An error is one line
+//! (`xtask: error: ...`); `--backtrace` adds where it came from.
 
 mod arm64;
 mod bench;
@@ -22,6 +25,8 @@ mod guests;
 mod lint;
 mod setup;
 mod testing;
+
+use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -31,9 +36,13 @@ use xshell::Shell;
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Vessel's build tool"
+    about = "Vessel's build tool",
+    after_help = "An error is one line; --backtrace adds where in the build tool it came from."
 )]
 struct Cli {
+    /// On an error, also print the backtrace (RUST_BACKTRACE alone does not).
+    #[arg(long, global = true)]
+    backtrace: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -45,14 +54,27 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Arches::X86_64)]
         arch: Arches,
     },
-    /// Build the launcher and every app, packed into target/vessel/<app>
+    /// Build the launcher and the apps, packed into target/vessel/<app>
+    ///
+    /// An app that does not compile does not stop the others: they are
+    /// packed, then the build fails naming it.
     Build {
         #[arg(long, value_enum, default_value_t = Arches::X86_64)]
         arch: Arches,
+        /// Apps to build (folders of apps/); none means every app.
+        apps: Vec<String>,
     },
-    /// Set up and build (x86_64), then run target/vessel/APP with ARGS
+    /// Set up, build APP and the launcher, then run target/vessel/APP
+    ///
+    /// Everything after APP goes to the packed app unchanged: launcher
+    /// flags first, then `--` and the app's own arguments. Exits with the
+    /// app's exit code.
+    #[command(after_help = "Example: cargo xtask run hello --mem 64M -- world\n\
+                            The launcher flags: target/vessel/APP --help (after a build).")]
     Run {
+        /// The app (a folder of apps/).
         app: String,
+        /// Launcher flags, then `--` and the app's arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -121,6 +143,13 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// `x86_64` or `aarch64`, as `--arch` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
     pub fn guest_target(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64-unknown-none",
@@ -159,26 +188,57 @@ fn parse() -> Cli {
     })
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let cli = parse();
+    let backtrace = cli.backtrace;
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {}", report(&e, backtrace));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error as one line (its causes joined by `: `), or with `--backtrace`
+/// as anyhow's multi-line report with the backtrace it captured.
+fn report(e: &anyhow::Error, backtrace: bool) -> String {
+    if backtrace {
+        format!("{e:?}")
+    } else {
+        format!("{e:#}").replace('\n', " ")
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     match cli.cmd {
         Cmd::Setup { arch } => {
             for arch in arch.list() {
                 setup::setup(&sh, arch)?;
+                let mut done = setup::checked(arch);
                 if arch == Arch::Aarch64 {
                     arm64::setup(&sh)?;
+                    done = format!("{done}; {}", arm64::checked());
                 }
+                eprintln!("xtask: setup ({}): {done}: nothing else to do", arch.name());
             }
         }
-        Cmd::Build { arch } => {
+        Cmd::Build { arch, apps } => {
+            let apps = guests::select(&apps)?;
             for arch in arch.list() {
                 setup::setup(&sh, arch)?;
-                guests::build_all(&sh, arch)?;
+                let built = guests::build(&sh, arch, &apps)?;
+                built.check()?;
+                eprintln!(
+                    "xtask: packed {} in {}",
+                    built.packed.join(", "),
+                    guests::packed_dir(arch).display()
+                );
             }
         }
-        Cmd::Run { app, args } => run(&sh, &app, &args)?,
+        Cmd::Run { app, args } => run(&sh, &app, args)?,
         Cmd::Lint => lint::lint(&sh)?,
         Cmd::Test { arch } => test(&sh, &arch.list())?,
         Cmd::Bench(Bench::Boot { runs }) => bench::boot(&sh, runs)?,
@@ -188,19 +248,45 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Set up, build, and run one packed x86_64 app; exits with its status.
-fn run(sh: &Shell, app: &str, args: &[String]) -> Result<()> {
-    setup::setup(sh, Arch::X86_64)?;
-    guests::build_all(sh, Arch::X86_64)?;
-    let exe = guests::packed(Arch::X86_64, app);
-    if !exe.exists() {
-        bail!(
-            "no app named `{app}` (apps: {})",
-            guests::apps()?.join(", ")
-        );
+/// clap drops a `--` that comes before the first trailing argument
+/// (`run hello -- --flag` gives `["--flag"]`), but the packed app needs it
+/// to tell its own flags from the launcher's: put it back when the command
+/// line had one more `--` than `args`.
+fn keep_separator(raw: &[String], mut args: Vec<String>) -> Vec<String> {
+    let count = |v: &[String]| v.iter().filter(|a| *a == "--").count();
+    let after_run = raw
+        .iter()
+        .position(|a| a == "run")
+        .map_or(&raw[..0], |i| &raw[i + 1..]);
+    if count(after_run) > count(&args) {
+        args.insert(0, "--".into());
     }
-    let status = std::process::Command::new(&exe).args(args).status()?;
-    std::process::exit(status.code().unwrap_or(1));
+    args
+}
+
+/// Set up, build one x86_64 app and the launcher, and run the packed app;
+/// exits with its status.
+fn run(sh: &Shell, app: &str, args: Vec<String>) -> Result<()> {
+    let apps = guests::select(&[app.to_string()])?;
+    let raw: Vec<String> = std::env::args().collect();
+    let args = keep_separator(&raw, args);
+    setup::setup(sh, Arch::X86_64)?;
+    guests::build(sh, Arch::X86_64, &apps)?.check()?;
+    let exe = guests::packed(Arch::X86_64, app);
+    let status = std::process::Command::new(&exe)
+        .args(&args)
+        .status()
+        .map_err(|e| anyhow::anyhow!("running {}: {e}", exe.display()))?;
+    std::process::exit(exit_code(status));
+}
+
+/// The app's exit code; killed by a signal, 128 + the signal (the shell's way).
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
 }
 
 /// Lint (unless `VESSEL_LINT=0`), then every test for `arches`; one closing
@@ -237,4 +323,73 @@ pub fn project_root() -> std::path::PathBuf {
         .parent()
         .expect("build/ has a parent")
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn parse_from(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cargo xtask").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn help_is_help_everywhere() {
+        // Help is a clap "error" of kind DisplayHelp: main never dispatches,
+        // so nothing is set up or built.
+        for args in [
+            &["--help"][..],
+            &["build", "--help"],
+            &["run", "--help"],
+            &["test", "--help"],
+            &["bench", "boot", "--help"],
+            &["help", "run"],
+        ] {
+            let e = parse_from(args).err().map(|e| e.kind());
+            assert_eq!(e, Some(ErrorKind::DisplayHelp), "{args:?}");
+        }
+        // Flags the build tool does not know go to the app, --help does not.
+        let e = parse_from(&["run", "hello", "--help"])
+            .err()
+            .map(|e| e.kind());
+        assert_eq!(e, Some(ErrorKind::DisplayHelp));
+    }
+
+    #[test]
+    fn build_takes_app_names() {
+        let Cmd::Build { apps, arch } = parse_from(&["build", "hello", "vector"]).unwrap().cmd
+        else {
+            panic!("not build");
+        };
+        assert_eq!(apps, ["hello", "vector"]);
+        assert!(arch == Arches::X86_64);
+        assert!(parse_from(&["build", "--arch", "sparc"]).is_err());
+    }
+
+    #[test]
+    fn run_passes_launcher_flags_and_the_separator() {
+        let raw = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let line = raw(&["xtask", "run", "hello", "--", "--flag"]);
+        let Cmd::Run { args, .. } = Cli::try_parse_from(&line).unwrap().cmd else {
+            panic!("not run");
+        };
+        assert_eq!(keep_separator(&line, args), ["--", "--flag"]);
+        let line = raw(&["xtask", "run", "hello", "--mem", "64M", "--", "world"]);
+        let Cmd::Run { args, .. } = Cli::try_parse_from(&line).unwrap().cmd else {
+            panic!("not run");
+        };
+        assert_eq!(keep_separator(&line, args), ["--mem", "64M", "--", "world"]);
+        let line = raw(&["xtask", "run", "hello", "world"]);
+        assert_eq!(keep_separator(&line, raw(&["world"])), ["world"]);
+    }
+
+    #[test]
+    fn errors_are_one_line_without_a_backtrace() {
+        std::env::set_var("RUST_BACKTRACE", "1");
+        let e = anyhow::anyhow!("inner\nsecond").context("outer");
+        let line = report(&e, false);
+        assert_eq!(line, "outer: inner second");
+        assert!(report(&e, true).lines().count() > 1);
+    }
 }

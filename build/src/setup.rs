@@ -8,11 +8,20 @@ use crate::Arch;
 /// The rustup targets `arch` needs: its guest target and, for aarch64,
 /// the launcher's musl target.
 pub fn setup(sh: &Shell, arch: Arch) -> Result<()> {
+    add_targets(sh, &targets(arch))
+}
+
+fn targets(arch: Arch) -> Vec<&'static str> {
     let mut targets = vec![arch.guest_target()];
     if arch == Arch::Aarch64 {
         targets.push(arch.launcher_target());
     }
-    add_targets(sh, &targets)
+    targets
+}
+
+/// What `cargo xtask setup` checked for `arch`, for its closing line.
+pub fn checked(arch: Arch) -> String {
+    format!("rustup targets {} installed", targets(arch).join(", "))
 }
 
 /// Only the guest target of `arch` (what `cargo xtask lint` needs).

@@ -115,6 +115,15 @@ pub fn embedded_guest(exe: &Path) -> Result<Option<Vec<u8>>> {
     Ok(None)
 }
 
+/// The guest image inside `exe`, the bytes of an executable already read
+/// (`vessel run APP` of a packed app): None when `exe` is not an ELF file
+/// with a [`GUEST_SECTION`], as an unpacked guest is not.
+pub fn guest_in(exe: &[u8]) -> Option<&[u8]> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(exe).ok()?;
+    file.section_by_name(GUEST_SECTION)?.data().ok()
+}
+
 /// The largest piece `embedded_guest` reads at once.
 const MAX_READ: u64 = 1 << 30;
 
@@ -137,6 +146,9 @@ mod tests {
             Some(&b"guest two!"[..])
         );
         assert_eq!(embedded_guest(&me).unwrap(), None);
+        assert_eq!(guest_in(&repacked), Some(&b"guest two!"[..]));
+        assert_eq!(guest_in(&launcher), None);
+        assert_eq!(guest_in(b"not an elf"), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -131,8 +131,10 @@ pub enum SveError {
     HostHasNone,
     #[error("SVE is off; nothing to choose")]
     Off,
-    #[error("SVE vector length {bits} bits is not a multiple of 128 in {}..={} (the host offers {} bits)", MIN_BITS, MAX_BITS, host.describe())]
-    NotArchitectural { bits: u32, host: Box<VlSet> },
+    #[error("SVE vector length {bits} bits is outside {}..={} (the host offers {} bits)", MIN_BITS, MAX_BITS, host.describe())]
+    OutOfRange { bits: u32, host: Box<VlSet> },
+    #[error("SVE vector length {bits} bits is not a multiple of 128 (the host offers {} bits)", host.describe())]
+    NotMultiple { bits: u32, host: Box<VlSet> },
     #[error("SVE vector length {bits} bits is not one the host offers (it offers {} bits)", host.describe())]
     NotOffered { bits: u32, host: Box<VlSet> },
     /// arm64 host without KVM_CAP_ARM_SVE.
@@ -220,8 +222,14 @@ impl VlSet {
         let max_vq = match req {
             SveRequest::Off => return Err(SveError::Off),
             SveRequest::Max => host_max,
+            SveRequest::Bits(bits) if !(MIN_BITS..=MAX_BITS).contains(&bits) => {
+                return Err(SveError::OutOfRange {
+                    bits,
+                    host: Box::new(*self),
+                });
+            }
             SveRequest::Bits(bits) if !valid_bits(bits) => {
-                return Err(SveError::NotArchitectural {
+                return Err(SveError::NotMultiple {
                     bits,
                     host: Box::new(*self),
                 });
@@ -297,10 +305,17 @@ mod tests {
         let e = host.clip(SveRequest::Bits(2048)).unwrap_err().to_string();
         assert!(e.contains("not one the host offers"), "{e}");
         assert!(VlSet::default().clip(SveRequest::Max).is_err());
-        for bad in [0, 100, 2176, 64, u32::MAX] {
+        for bad in [0, 64, 2176, 4096, u32::MAX] {
             let e = host.clip(SveRequest::Bits(bad)).unwrap_err().to_string();
             assert!(
-                e.contains("not a multiple of 128") && e.contains("1024"),
+                e.contains(&format!("{bad} bits is outside 128..=2048")) && e.contains("1024"),
+                "{e}"
+            );
+        }
+        for bad in [200, 1000, 2047] {
+            let e = host.clip(SveRequest::Bits(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("not a multiple of 128 (") && e.contains("1024"),
                 "{e}"
             );
         }

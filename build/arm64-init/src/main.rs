@@ -3,8 +3,9 @@
 //!
 //! Reads `/tests.txt`, one test a line, tab-separated:
 //! `NAME  EXIT_CODE  STDOUT_PATTERNS  STDERR_PATTERNS  COMMAND ARGS...`
-//! where patterns are substrings joined by ` && ` (empty: no check) and the
-//! command is split on spaces. Prints `VESSEL-TEST ok NAME` or
+//! where patterns are substrings joined by ` && ` (empty: no check; a
+//! pattern starting with `!` must be absent) and the command is split on
+//! spaces. Prints `VESSEL-TEST ok NAME` or
 //! `VESSEL-TEST FAIL NAME: why`, then `VESSEL-TESTS N passed, M failed`,
 //! then the sentinel `VESSEL-DONE rc=N`, and powers the machine off. As
 //! PID 1 it must never exit (the kernel would panic).
@@ -140,16 +141,8 @@ fn run(t: &Test) -> Result<(), String> {
     } else if code != t.code {
         why.push(format!("exit code {code}, want {}", t.code));
     }
-    for p in &t.stdout {
-        if !out.contains(p.as_str()) {
-            why.push(format!("stdout lacks `{p}`"));
-        }
-    }
-    for p in &t.stderr {
-        if !err.contains(p.as_str()) {
-            why.push(format!("stderr lacks `{p}`"));
-        }
-    }
+    why.extend(mismatches("stdout", &out, &t.stdout));
+    why.extend(mismatches("stderr", &err, &t.stderr));
     if why.is_empty() {
         Ok(())
     } else {
@@ -161,6 +154,23 @@ fn run(t: &Test) -> Result<(), String> {
             start.elapsed().as_secs_f64()
         ))
     }
+}
+
+/// What `text` (the test's `what`) lacks of `patterns`, or has of the
+/// `!`-prefixed ones.
+fn mismatches<'a>(
+    what: &'a str,
+    text: &'a str,
+    patterns: &'a [String],
+) -> impl Iterator<Item = String> + 'a {
+    patterns
+        .iter()
+        .filter_map(move |p| match p.strip_prefix('!') {
+            Some(absent) if text.contains(absent) => Some(format!("{what} has `{absent}`")),
+            Some(_) => None,
+            None if !text.contains(p.as_str()) => Some(format!("{what} lacks `{p}`")),
+            None => None,
+        })
 }
 
 /// devtmpfs (for /dev/kvm) and procfs (packed apps find their embedded

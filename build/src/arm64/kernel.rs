@@ -21,6 +21,16 @@ pub fn kernel() -> PathBuf {
         .unwrap_or_else(|| kernel_dir().join("vmlinuz"))
 }
 
+/// What `setup` checked, for `cargo xtask setup`'s closing line.
+pub fn checked() -> String {
+    let pkg = std::fs::read_to_string(kernel_dir().join("kernel-package")).unwrap_or_default();
+    format!(
+        "qemu-system-aarch64 installed, arm64 kernel {} at {}",
+        pkg.trim(),
+        kernel().display()
+    )
+}
+
 /// qemu-system-aarch64 and an arm64 kernel with KVM built in.
 pub fn setup(sh: &Shell) -> Result<()> {
     if cmd!(sh, "qemu-system-aarch64 --version")

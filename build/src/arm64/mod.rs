@@ -16,7 +16,7 @@ mod suite;
 use anyhow::Result;
 use xshell::{cmd, Shell};
 
-pub use kernel::setup;
+pub use kernel::{checked, setup};
 
 use crate::testing::Counts;
 use crate::{guests, Arch};

@@ -72,14 +72,31 @@ pub fn fault_report(ram: &GuestRam, _vcpu: &VcpuFd, image: &GuestImage, frame_gp
         .get((f.kind & 3) as usize)
         .copied()
         .unwrap_or("?");
+    let far = if far_is_valid(esr) {
+        format!(", FAR {:#x}", f.far)
+    } else {
+        String::new()
+    };
     format!(
-        "guest exception: {}, {kind} vector {}, ESR {esr:#010x}{detail}, FAR {:#x}, ELR {:#x}{sym}, SP {:#x}",
+        "guest exception: {}, {kind} vector {}, ESR {esr:#010x}{detail}{far}, ELR {:#x}{sym}, SP {:#x}",
         ec_name(ec),
         f.kind,
-        f.far,
         f.elr,
         f.sp
     )
+}
+
+/// Whether FAR_EL1 holds an address for this syndrome: the architecture
+/// defines it only for instruction and data aborts (unless ESR.FnV says
+/// it is not valid), PC alignment faults and watchpoints; for every other
+/// class it is UNKNOWN, so a report must not print it.
+fn far_is_valid(esr: u64) -> bool {
+    const FNV: u64 = 1 << 10;
+    match esr >> 26 {
+        0x20 | 0x21 | 0x24 | 0x25 => esr & FNV == 0,
+        0x22 | 0x34 | 0x35 => true,
+        _ => false,
+    }
 }
 
 /// One line describing the vCPU's state after a crash KVM reported itself.

@@ -83,11 +83,17 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Run a guest ELF (an app built for the bare-metal target).
+    /// Run a guest ELF (an app built for the bare-metal target), or the guest
+    /// inside a packed app.
+    #[command(
+        after_help = "Launcher flags come first. Before `--`, every `--flag` must be a \
+                            launcher flag (a mistyped one is an error naming the closest); the \
+                            app's own flags go after `--`."
+    )]
     Run {
         #[command(flatten)]
         opts: LaunchOpts,
-        /// The guest ELF.
+        /// The guest ELF, or a packed app.
         guest: PathBuf,
         /// Arguments for the app.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -115,7 +121,9 @@ pub enum Cmd {
     version,
     about = "A Vessel app: runs in its own KVM virtual machine",
     after_help = "Launcher flags come first; everything after `--`, or from the first argument that is \
-                  not a launcher flag, goes to the app.\nExit codes: the app's own code; 101 app panic; \
+                  not a launcher flag, goes to the app. Before `--`, every `--flag` must be a launcher \
+                  flag (a mistyped one is an error naming the closest): the app's own flags go after \
+                  `--`.\nExit codes: the app's own code; 101 app panic; \
                   124 timeout; 125 launcher error; 126 guest crash; 134 app abort."
 )]
 pub struct PackedCli {

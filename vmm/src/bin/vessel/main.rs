@@ -5,6 +5,7 @@
 
 mod cli;
 mod crash;
+mod flags;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -122,15 +123,29 @@ fn pack(guest: &Path, output: &Path, launcher: Option<&Path>) -> Result<i32, Err
 }
 
 /// Parse with clap, turning usage errors into exit code 125 (help and
-/// version still exit 0).
-fn parse<T: Parser>(cmd: clap::Command, argv: Vec<OsString>) -> Result<T, i32> {
+/// version still exit 0). Before that, the long flags before `--` in
+/// `argv[skip..]` must be flags of `flags` (a packed app's command, or
+/// `vessel run`'s).
+fn parse<T: Parser>(
+    cmd: clap::Command,
+    argv: Vec<OsString>,
+    flags: Option<(&clap::Command, usize)>,
+) -> Result<T, i32> {
+    let bin = cmd.get_bin_name().unwrap_or("vessel").to_string();
+    if let Some((flags, rest)) = flags.and_then(|(f, skip)| Some((f, argv.get(skip..)?))) {
+        if let Err(e) = flags::check_long_flags(flags, rest) {
+            eprintln!("{bin}: error: {e}");
+            return Err(exit::LAUNCHER_ERROR);
+        }
+    }
     cmd.try_get_matches_from(argv)
         .and_then(|m| T::from_arg_matches(&m))
         .map_err(|e| {
-            let _ = e.print();
             if e.use_stderr() {
+                eprintln!("{}", flags::usage_error(&e, &bin));
                 exit::LAUNCHER_ERROR
             } else {
+                let _ = e.print();
                 0
             }
         })
@@ -154,23 +169,31 @@ fn main_inner() -> Result<i32, Error> {
             .map(file_name)
             .unwrap_or_else(|| "app".into());
         let cmd = PackedCli::command().bin_name(name.clone());
-        return match parse::<PackedCli>(cmd, argv) {
+        return match parse::<PackedCli>(cmd.clone(), argv, Some((&cmd, 1))) {
             Ok(cli) => run_guest(host, guest, &name, cli.opts, cli.args),
             Err(code) => Ok(code),
         };
     }
-    let cli = match parse::<Cli>(Cli::command(), argv) {
+    // `vessel run ...`: the flags after `run` are checked against `run`'s.
+    let cmd = Cli::command().bin_name("vessel");
+    let run = cmd.find_subcommand("run").cloned();
+    let check = run
+        .as_ref()
+        .filter(|_| argv.get(1).is_some_and(|a| a == "run"));
+    let cli = match parse::<Cli>(cmd, argv, check.map(|r| (r, 2))) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
     match cli.cmd {
-        Cmd::Run { opts, guest, args } => run_guest(
-            host,
-            vmm::read_image(&guest)?,
-            &file_name(&guest),
-            opts,
-            args,
-        ),
+        Cmd::Run { opts, guest, args } => {
+            let bytes = vmm::read_image(&guest)?;
+            // A packed app (`vessel run target/vessel/hello`): run its guest.
+            let bytes = match vmm::pack::guest_in(&bytes) {
+                Some(inner) => inner.to_vec(),
+                None => bytes,
+            };
+            run_guest(host, bytes, &file_name(&guest), opts, args)
+        }
         Cmd::Caps => caps(host?),
         Cmd::Pack {
             guest,
