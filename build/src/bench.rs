@@ -16,8 +16,10 @@ use crate::{guests, project_root, Arch};
 
 mod apf;
 mod clock;
+mod embed;
 pub use apf::apf;
 pub use clock::clock;
+pub use embed::embed;
 
 fn time_once(cmd: &mut Command) -> Result<Duration> {
     let t = Instant::now();

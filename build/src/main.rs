@@ -9,6 +9,7 @@
 //! cargo xtask bench boot [--runs N]   boot time of a packed app vs a raw KVM program
 //! cargo xtask bench apf [--runs N]    async page faults vs synchronous; no-fault cost
 //! cargo xtask bench clock [--runs N]  the guest's clock against the host's
+//! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
 //! ```
 //! A is `x86_64`, `aarch64` or `all` (the default for `test`).
 //!
@@ -105,6 +106,11 @@ enum Bench {
     /// The guest's clock against the host's over the same interval
     Clock {
         #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+        runs: usize,
+    },
+    /// Sandbox calls, restores and creation against a raw exit and a raw VM
+    Embed {
+        #[arg(long, default_value_t = 15, value_parser = at_least_one)]
         runs: usize,
     },
 }
@@ -244,6 +250,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Bench(Bench::Boot { runs }) => bench::boot(&sh, runs)?,
         Cmd::Bench(Bench::Apf { runs }) => bench::apf(&sh, runs)?,
         Cmd::Bench(Bench::Clock { runs }) => bench::clock(&sh, runs)?,
+        Cmd::Bench(Bench::Embed { runs }) => bench::embed(&sh, runs)?,
     }
     Ok(())
 }

@@ -96,11 +96,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kvm = kvm_ioctls::Kvm::new()?;
     let mem = 128usize << 20;
     let mut rows = [
-        Row { name: "guest call (nop)", base: "raw exit", goal: "<= 1.2", v: vec![], b: vec![] },
-        Row { name: "host call from the guest", base: "raw exit", goal: "<= 1.2", v: vec![], b: vec![] },
-        Row { name: "call + restore", base: "call", goal: "<= 2.0", v: vec![], b: vec![] },
-        Row { name: "restore alone", base: "64 us", goal: "<= 1.0", v: vec![], b: vec![] },
-        Row { name: "sandbox from snapshot", base: "raw VM", goal: "<= 1.5", v: vec![], b: vec![] },
+        Row {
+            name: "guest call (nop)",
+            base: "raw exit",
+            goal: "<= 1.2",
+            v: vec![],
+            b: vec![],
+        },
+        Row {
+            name: "host call from the guest",
+            base: "raw exit",
+            goal: "<= 1.2",
+            v: vec![],
+            b: vec![],
+        },
+        Row {
+            name: "call + restore",
+            base: "call",
+            goal: "<= 2.0",
+            v: vec![],
+            b: vec![],
+        },
+        Row {
+            name: "restore alone",
+            base: "64 us",
+            goal: "<= 1.0",
+            v: vec![],
+            b: vec![],
+        },
+        Row {
+            name: "sandbox from snapshot",
+            base: "raw VM",
+            goal: "<= 1.5",
+            v: vec![],
+            b: vec![],
+        },
     ];
     for _ in 0..3 {
         raw_exit_us(&mut sb, PER_ROUND);
@@ -119,7 +149,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             sb.restore(&ready).expect("restore");
         });
         rows[2].v.push(both);
-        rows[2].b.push(per(PER_ROUND, || sb.call::<()>("nop", ()).expect("nop")));
+        rows[2]
+            .b
+            .push(per(PER_ROUND, || sb.call::<()>("nop", ()).expect("nop")));
         sb.restore(&ready)?;
         let mut restore_only = Duration::ZERO;
         for _ in 0..PER_ROUND {
@@ -128,7 +160,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             sb.restore(&ready)?;
             restore_only += t.elapsed();
         }
-        rows[3].v.push(restore_only.as_secs_f64() * 1e6 / f64::from(PER_ROUND));
+        rows[3]
+            .v
+            .push(restore_only.as_secs_f64() * 1e6 / f64::from(PER_ROUND));
         rows[3].b.push(64.0);
         let t = Instant::now();
         let fresh = Sandbox::from_snapshot(ready.clone()).build(&mut host)?;
@@ -136,8 +170,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rows[4].v.push(t.elapsed().as_secs_f64() * 1e6);
         rows[4].b.push(raw_vm_us(&kvm, mem));
     }
-    println!("embed benchmark: medians of {rounds} rounds ({PER_ROUND} calls a round), this machine");
-    println!("  {:<28} {:>10} {:>12} {:>10} {:>7}  goal", "", "us", "baseline", "base us", "ratio");
+    println!(
+        "embed benchmark: medians of {rounds} rounds ({PER_ROUND} calls a round), this machine"
+    );
+    println!(
+        "  {:<28} {:>10} {:>12} {:>10} {:>7}  goal",
+        "", "us", "baseline", "base us", "ratio"
+    );
     for r in &mut rows {
         let (v, b) = (median(&mut r.v), median(&mut r.b));
         println!(

@@ -32,16 +32,23 @@ const KVM_CLEAR_DIRTY_LOG: u64 =
 pub(crate) fn enable_manual(vm: &VmFd) -> bool {
     let cap = kvm_enable_cap {
         cap: KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
-        args: [u64::from(kvm_bindings::KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE), 0, 0, 0],
+        args: [
+            u64::from(kvm_bindings::KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE),
+            0,
+            0,
+            0,
+        ],
         ..Default::default()
     };
-    vm.check_extension_raw(u64::from(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2)) > 0 && vm.enable_cap(&cap).is_ok()
+    vm.check_extension_raw(u64::from(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2)) > 0
+        && vm.enable_cap(&cap).is_ok()
 }
 
 /// The pages of `slot` (`size` bytes) the guest wrote: since the last
 /// [`clear`] (manual mode), or since the last call (classic mode).
 pub(crate) fn get(vm: &VmFd, slot: u32, size: u64) -> Result<Vec<u64>> {
-    vm.get_dirty_log(slot, size as usize).kvm("KVM_GET_DIRTY_LOG")
+    vm.get_dirty_log(slot, size as usize)
+        .kvm("KVM_GET_DIRTY_LOG")
 }
 
 /// Forget and re-protect every page of `slot` (manual mode).

@@ -10,8 +10,8 @@
 mod dirty;
 pub mod memory;
 
-pub use dirty::HOT_MAX;
 pub(crate) use dirty::enable_manual as enable_manual_dirty_log;
+pub use dirty::HOT_MAX;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
