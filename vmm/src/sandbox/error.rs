@@ -60,6 +60,9 @@ pub enum SandboxError {
     /// A snapshot of another image or configuration.
     #[error("snapshot does not fit this sandbox: {0}")]
     SnapshotMismatch(String),
+    /// A snapshot file that cannot be restored.
+    #[error("snapshot file: {0}")]
+    SnapshotFile(#[from] crate::snapshot::file::SnapshotFileError),
     /// Building, running or restoring the VM failed.
     #[error(transparent)]
     Vmm(#[from] crate::Error),

@@ -366,6 +366,7 @@ impl Sandbox {
 
     /// Take over the state of `snap` in a freshly built VM.
     fn adopt(&mut self, snap: Arc<Snapshot>) -> Result<(), SandboxError> {
+        snap.check_cpu(&self.core.vm.vcpu)?;
         crate::snapshot::apply(&mut self.core, &snap, false, RestoreScope::Full)?;
         self.exports = snap.exports.clone();
         self.base = Some(snap.id);

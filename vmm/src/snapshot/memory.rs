@@ -85,6 +85,23 @@ impl MemoryImage {
         })
     }
 
+    /// An image of `ram_size` bytes of RAM at the architecture's RAM base
+    /// from saved page indexes (checked by the caller: increasing, inside
+    /// RAM) and their pages, in order.
+    pub(crate) fn from_parts(ram_size: u64, saved: Vec<usize>, data: Vec<u8>) -> MemoryImage {
+        let mut index = vec![NONE; ram_size.div_ceil(PAGE) as usize];
+        for (i, p) in saved.into_iter().enumerate() {
+            if let Some(slot) = index.get_mut(p) {
+                *slot = i as u32;
+            }
+        }
+        MemoryImage {
+            base: crate::arch::RAM_BASE,
+            index,
+            data,
+        }
+    }
+
     /// Pages saved.
     pub fn saved_pages(&self) -> usize {
         self.data.len() / PAGE as usize

@@ -8,6 +8,7 @@
 //! it replaces all of RAM.
 
 mod dirty;
+pub mod file;
 pub mod memory;
 
 pub(crate) use dirty::enable_manual as enable_manual_dirty_log;
@@ -55,6 +56,64 @@ impl Snapshot {
     /// The functions the guest exports.
     pub fn exports(&self) -> &[String] {
         &self.exports
+    }
+
+    /// Write the snapshot to a file ([`file`] describes the format).
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        std::fs::write(path, self.to_bytes()).map_err(|source| crate::Error::HostIo {
+            what: "write",
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Read a snapshot file (every field checked, see [`Snapshot::from_bytes`]).
+    pub fn load(path: &std::path::Path) -> std::result::Result<Snapshot, SandboxError> {
+        let io = |source| crate::Error::HostIo {
+            what: "read",
+            path: path.to_path_buf(),
+            source,
+        };
+        let f = std::fs::File::open(path).map_err(io)?;
+        let len = f.metadata().map_err(io)?.len();
+        if len > file::MAX_FILE {
+            return Err(SandboxError::SnapshotFile(file::SnapshotFileError::Length {
+                said: file::MAX_FILE,
+                got: len as usize,
+            }));
+        }
+        let bytes = std::fs::read(path).map_err(io)?;
+        Snapshot::from_bytes(&bytes).map_err(SandboxError::SnapshotFile)
+    }
+
+    /// Refuse to restore onto a vCPU whose CPU features or SVE length set
+    /// differ from the snapshot's: the guest may have used them.
+    pub(crate) fn check_cpu(&self, vcpu: &kvm_ioctls::VcpuFd) -> std::result::Result<(), SandboxError> {
+        let Some(state) = self.vcpus.first() else {
+            return Ok(());
+        };
+        let (features, sve) = arch::cpu_of(vcpu)?;
+        if features != state.cpu_features() {
+            return Err(SandboxError::SnapshotMismatch(format!(
+                "the guest could use CPU (XSAVE) features {:#x}; this host gives {features:#x}",
+                state.cpu_features()
+            )));
+        }
+        if sve != state.sve_set() {
+            let name = |s: &[u8; 64]| {
+                if *s == [0; 64] {
+                    "none (SVE off)".to_string()
+                } else {
+                    format!("{} bits", crate::sve::VlSet::from_bytes(s).describe())
+                }
+            };
+            return Err(SandboxError::SnapshotMismatch(format!(
+                "the snapshot has SVE lengths {}; this host gives {}",
+                name(&state.sve_set()),
+                name(&sve)
+            )));
+        }
+        Ok(())
     }
 }
 

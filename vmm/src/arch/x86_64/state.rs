@@ -7,6 +7,8 @@ use kvm_bindings::{
     kvm_xsave, Msrs,
 };
 use kvm_ioctls::VcpuFd;
+use std::mem::size_of;
+use vessel_abi::zerocopy::{FromBytes, IntoBytes};
 
 use super::regs::{set_msrs, MSR_KVM_ASYNC_PF_EN, MSR_KVM_ASYNC_PF_INT};
 use crate::error::{Error, KvmContext, Result};
@@ -48,6 +50,67 @@ pub struct VcpuState {
 }
 
 impl VcpuState {
+    /// The CPU features the guest could see and a destination must give
+    /// again: XCR0 (which XSAVE state components exist).
+    pub fn cpu_features(&self) -> u64 {
+        self.xcr0()
+    }
+
+    /// The SVE length set: none on x86_64.
+    pub fn sve_set(&self) -> [u8; 64] {
+        [0; 64]
+    }
+
+    /// The state in the snapshot file's vCPU section (vmm/README.md):
+    /// kvm_regs, kvm_sregs, kvm_xsave, kvm_xcrs, kvm_lapic_state,
+    /// kvm_vcpu_events, kvm_mp_state as KVM lays them out, then the MSR
+    /// count (u32) and (index u32, value u64) pairs.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(6 << 10);
+        out.extend_from_slice(self.regs.as_bytes());
+        out.extend_from_slice(self.sregs.as_bytes());
+        out.extend_from_slice(self.xsave.region.as_bytes());
+        out.extend_from_slice(self.xcrs.as_bytes());
+        out.extend_from_slice(self.lapic.as_bytes());
+        out.extend_from_slice(self.events.as_bytes());
+        out.extend_from_slice(self.mp.as_bytes());
+        out.extend_from_slice(&(self.msrs.len() as u32).to_le_bytes());
+        for (i, v) in &self.msrs {
+            out.extend_from_slice(&i.to_le_bytes());
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Parse [`VcpuState::to_bytes`]; None if the sizes do not add up.
+    pub fn from_bytes(b: &[u8]) -> Option<VcpuState> {
+        let mut r = Take(b);
+        let regs = kvm_regs::read_from_bytes(r.take(size_of::<kvm_regs>())?).ok()?;
+        let sregs = kvm_sregs::read_from_bytes(r.take(size_of::<kvm_sregs>())?).ok()?;
+        let mut xsave = Box::new(kvm_xsave::default());
+        xsave.region = <[u32; 1024]>::read_from_bytes(r.take(4096)?).ok()?;
+        let xcrs = kvm_xcrs::read_from_bytes(r.take(size_of::<kvm_xcrs>())?).ok()?;
+        let lapic = Box::new(kvm_lapic_state::read_from_bytes(r.take(size_of::<kvm_lapic_state>())?).ok()?);
+        let events = kvm_vcpu_events::read_from_bytes(r.take(size_of::<kvm_vcpu_events>())?).ok()?;
+        let mp = kvm_mp_state::read_from_bytes(r.take(size_of::<kvm_mp_state>())?).ok()?;
+        let n = u32::from_le_bytes(r.take(4)?.try_into().ok()?) as usize;
+        if n > SAVED_MSRS.len() || r.0.len() != n * 12 {
+            return None;
+        }
+        let msrs = r
+            .0
+            .chunks_exact(12)
+            .map(|c| {
+                let (i, v) = c.split_at(4);
+                (
+                    u32::from_le_bytes([i[0], i[1], i[2], i[3]]),
+                    u64::from_le_bytes([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]]),
+                )
+            })
+            .collect();
+        Some(VcpuState { regs, sregs, xsave, xcrs, msrs, lapic, events, mp })
+    }
+
     /// XCR0 as saved: the vector state the guest could see.
     pub fn xcr0(&self) -> u64 {
         let n = (self.xcrs.nr_xcrs as usize).min(self.xcrs.xcrs.len());
@@ -57,6 +120,29 @@ impl VcpuState {
             .map(|x| x.value)
             .unwrap_or(0)
     }
+}
+
+/// A cursor over bytes.
+struct Take<'a>(&'a [u8]);
+
+impl<'a> Take<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+}
+
+/// What a snapshot's CPU features are compared with on this vCPU: XCR0,
+/// and (no SVE here) an empty length set.
+pub fn cpu_of(vcpu: &VcpuFd) -> Result<(u64, [u8; 64])> {
+    let xcrs = vcpu.get_xcrs().kvm("KVM_GET_XCRS")?;
+    let n = (xcrs.nr_xcrs as usize).min(xcrs.xcrs.len());
+    let xcr0 = xcrs.xcrs[..n].iter().find(|x| x.xcr == 0).map(|x| x.value).unwrap_or(0);
+    Ok((xcr0, [0; 64]))
 }
 
 /// Read the state of a vCPU that is out of KVM_RUN with no exit pending.
