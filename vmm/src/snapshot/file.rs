@@ -58,7 +58,10 @@ pub enum SnapshotFileError {
     #[error("made for ABI version {got}; this launcher speaks {want}")]
     Abi { got: u32, want: u32 },
     #[error("made on {got}; this host is {want}")]
-    Arch { got: &'static str, want: &'static str },
+    Arch {
+        got: &'static str,
+        want: &'static str,
+    },
     #[error("section {what}: {why}")]
     Section { what: &'static str, why: String },
     #[error("guest image: {0}")]
@@ -132,7 +135,10 @@ fn encode_config(cfg: &VmConfig) -> Vec<u8> {
     out.extend_from_slice(&(cfg.lazy.len() as u32).to_le_bytes());
     for l in &cfg.lazy {
         put_run(&mut out, l.name.as_bytes());
-        put_run(&mut out, std::os::unix::ffi::OsStrExt::as_bytes(l.path.as_os_str()));
+        put_run(
+            &mut out,
+            std::os::unix::ffi::OsStrExt::as_bytes(l.path.as_os_str()),
+        );
         out.extend_from_slice(&l.size.unwrap_or(u64::MAX).to_le_bytes());
     }
     out
@@ -167,9 +173,16 @@ fn encode_memory(m: &MemoryImage) -> Vec<u8> {
 impl Snapshot {
     /// The snapshot as a file (see the module doc).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER + self.image.bytes().len() + self.memory.saved_pages() * 4104);
+        let mut out = Vec::with_capacity(
+            HEADER + self.image.bytes().len() + self.memory.saved_pages() * 4104,
+        );
         out.extend_from_slice(&MAGIC);
-        for v in [FORMAT, vessel_abi::ABI_VERSION, this_machine(), self.vcpus.len() as u32] {
+        for v in [
+            FORMAT,
+            vessel_abi::ABI_VERSION,
+            this_machine(),
+            self.vcpus.len() as u32,
+        ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
         let first = self.vcpus.first();
@@ -178,7 +191,11 @@ impl Snapshot {
         out.extend_from_slice(&0u64.to_le_bytes()); // length, below
         section(&mut out, IMAGE, self.image.bytes());
         section(&mut out, CONFIG, &encode_config(&self.cfg));
-        section(&mut out, PROTOCOL, &encode_protocol(&self.pending, &self.exports));
+        section(
+            &mut out,
+            PROTOCOL,
+            &encode_protocol(&self.pending, &self.exports),
+        );
         for v in &self.vcpus {
             section(&mut out, VCPU, &v.to_bytes());
         }
@@ -207,7 +224,9 @@ impl Snapshot {
         let mut vcpus = Vec::with_capacity(n);
         for _ in 0..n {
             let s = r.section(VCPU, "vCPU")?;
-            vcpus.push(arch::VcpuState::from_bytes(s).ok_or_else(|| bad("vCPU", "sizes do not add up"))?);
+            vcpus.push(
+                arch::VcpuState::from_bytes(s).ok_or_else(|| bad("vCPU", "sizes do not add up"))?,
+            );
         }
         let mut set = [0u8; 64];
         set.copy_from_slice(&b[32..96]);
@@ -216,7 +235,10 @@ impl Snapshot {
         }
         let memory = decode_memory(r.section(MEMORY, "memory")?, cfg.mem_size)?;
         if !r.0.is_empty() {
-            return Err(bad("end", format!("{} bytes after the last section", r.0.len())));
+            return Err(bad(
+                "end",
+                format!("{} bytes after the last section", r.0.len()),
+            ));
         }
         let image = crate::load_image(image.to_vec(), cfg.mem_size)
             .map_err(|e| SnapshotFileError::Image(e.to_string()))?;
@@ -287,7 +309,10 @@ struct Reader<'a>(&'a [u8]);
 impl<'a> Reader<'a> {
     fn take(&mut self, n: u64, what: &'static str) -> Result<&'a [u8], SnapshotFileError> {
         if n > self.0.len() as u64 {
-            return Err(bad(what, format!("{n} bytes, {} left in the file", self.0.len())));
+            return Err(bad(
+                what,
+                format!("{n} bytes, {} left in the file", self.0.len()),
+            ));
         }
         let (a, b) = self.0.split_at(n as usize);
         self.0 = b;
@@ -349,9 +374,7 @@ fn decode_config(b: &[u8]) -> Result<VmConfig, SnapshotFileError> {
         let name = r.string(what)?;
         let plen = r.u32(what)?;
         let path = r.take(u64::from(plen), what)?;
-        let path = std::path::PathBuf::from(std::ffi::OsStr::new(
-            &*String::from_utf8_lossy(path),
-        ));
+        let path = std::path::PathBuf::from(std::ffi::OsStr::new(&*String::from_utf8_lossy(path)));
         let size = r.u64(what)?;
         lazy.push(LazySpec {
             name,
@@ -396,13 +419,21 @@ fn decode_memory(b: &[u8], mem_size: u64) -> Result<MemoryImage, SnapshotFileErr
     let mut r = Reader(b);
     let ram = r.u64(what)?;
     if ram != mem_size {
-        return Err(bad(what, format!("{ram} bytes of RAM, the config says {mem_size}")));
+        return Err(bad(
+            what,
+            format!("{ram} bytes of RAM, the config says {mem_size}"),
+        ));
     }
     let count = r.u64(what)?;
     let room = count
         .checked_mul(8 + PAGE)
         .filter(|n| *n == r.0.len() as u64)
-        .ok_or_else(|| bad(what, format!("{count} pages do not fill {} bytes", r.0.len())))?;
+        .ok_or_else(|| {
+            bad(
+                what,
+                format!("{count} pages do not fill {} bytes", r.0.len()),
+            )
+        })?;
     let _ = room;
     let idx = r.take(count * 8, what)?;
     let pages = ram / PAGE;
@@ -411,7 +442,10 @@ fn decode_memory(b: &[u8], mem_size: u64) -> Result<MemoryImage, SnapshotFileErr
     for c in idx.chunks_exact(8) {
         let p = u64le(c);
         if p >= pages || last.is_some_and(|l| p <= l) {
-            return Err(bad(what, format!("page index {p} out of order or past {pages} pages")));
+            return Err(bad(
+                what,
+                format!("page index {p} out of order or past {pages} pages"),
+            ));
         }
         last = Some(p);
         list.push(p as usize);

@@ -77,10 +77,12 @@ impl Snapshot {
         let f = std::fs::File::open(path).map_err(io)?;
         let len = f.metadata().map_err(io)?.len();
         if len > file::MAX_FILE {
-            return Err(SandboxError::SnapshotFile(file::SnapshotFileError::Length {
-                said: file::MAX_FILE,
-                got: len as usize,
-            }));
+            return Err(SandboxError::SnapshotFile(
+                file::SnapshotFileError::Length {
+                    said: file::MAX_FILE,
+                    got: len as usize,
+                },
+            ));
         }
         let bytes = std::fs::read(path).map_err(io)?;
         Snapshot::from_bytes(&bytes).map_err(SandboxError::SnapshotFile)
@@ -88,7 +90,10 @@ impl Snapshot {
 
     /// Refuse to restore onto a vCPU whose CPU features or SVE length set
     /// differ from the snapshot's: the guest may have used them.
-    pub(crate) fn check_cpu(&self, vcpu: &kvm_ioctls::VcpuFd) -> std::result::Result<(), SandboxError> {
+    pub(crate) fn check_cpu(
+        &self,
+        vcpu: &kvm_ioctls::VcpuFd,
+    ) -> std::result::Result<(), SandboxError> {
         let Some(state) = self.vcpus.first() else {
             return Ok(());
         };

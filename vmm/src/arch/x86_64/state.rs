@@ -90,25 +90,35 @@ impl VcpuState {
         let mut xsave = Box::new(kvm_xsave::default());
         xsave.region = <[u32; 1024]>::read_from_bytes(r.take(4096)?).ok()?;
         let xcrs = kvm_xcrs::read_from_bytes(r.take(size_of::<kvm_xcrs>())?).ok()?;
-        let lapic = Box::new(kvm_lapic_state::read_from_bytes(r.take(size_of::<kvm_lapic_state>())?).ok()?);
-        let events = kvm_vcpu_events::read_from_bytes(r.take(size_of::<kvm_vcpu_events>())?).ok()?;
+        let lapic =
+            Box::new(kvm_lapic_state::read_from_bytes(r.take(size_of::<kvm_lapic_state>())?).ok()?);
+        let events =
+            kvm_vcpu_events::read_from_bytes(r.take(size_of::<kvm_vcpu_events>())?).ok()?;
         let mp = kvm_mp_state::read_from_bytes(r.take(size_of::<kvm_mp_state>())?).ok()?;
         let n = u32::from_le_bytes(r.take(4)?.try_into().ok()?) as usize;
         if n > SAVED_MSRS.len() || r.0.len() != n * 12 {
             return None;
         }
-        let msrs = r
-            .0
-            .chunks_exact(12)
-            .map(|c| {
-                let (i, v) = c.split_at(4);
-                (
-                    u32::from_le_bytes([i[0], i[1], i[2], i[3]]),
-                    u64::from_le_bytes([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]]),
-                )
-            })
-            .collect();
-        Some(VcpuState { regs, sregs, xsave, xcrs, msrs, lapic, events, mp })
+        let msrs =
+            r.0.chunks_exact(12)
+                .map(|c| {
+                    let (i, v) = c.split_at(4);
+                    (
+                        u32::from_le_bytes([i[0], i[1], i[2], i[3]]),
+                        u64::from_le_bytes([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]]),
+                    )
+                })
+                .collect();
+        Some(VcpuState {
+            regs,
+            sregs,
+            xsave,
+            xcrs,
+            msrs,
+            lapic,
+            events,
+            mp,
+        })
     }
 
     /// XCR0 as saved: the vector state the guest could see.
@@ -141,7 +151,11 @@ impl<'a> Take<'a> {
 pub fn cpu_of(vcpu: &VcpuFd) -> Result<(u64, [u8; 64])> {
     let xcrs = vcpu.get_xcrs().kvm("KVM_GET_XCRS")?;
     let n = (xcrs.nr_xcrs as usize).min(xcrs.xcrs.len());
-    let xcr0 = xcrs.xcrs[..n].iter().find(|x| x.xcr == 0).map(|x| x.value).unwrap_or(0);
+    let xcr0 = xcrs.xcrs[..n]
+        .iter()
+        .find(|x| x.xcr == 0)
+        .map(|x| x.value)
+        .unwrap_or(0);
     Ok((xcr0, [0; 64]))
 }
 

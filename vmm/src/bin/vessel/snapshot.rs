@@ -62,7 +62,12 @@ fn save(snap: &Snapshot, out: Option<&Path>) -> Result<Vec<u8>, SandboxError> {
     let bytes = snap.to_bytes();
     if let Some(p) = out {
         snap.save(p)?;
-        println!("wrote {} ({} bytes, {} pages of RAM)", p.display(), bytes.len(), snap.saved_pages());
+        println!(
+            "wrote {} ({} bytes, {} pages of RAM)",
+            p.display(),
+            bytes.len(),
+            snap.saved_pages()
+        );
     }
     Ok(bytes)
 }
@@ -89,7 +94,11 @@ fn check(r: &Request) -> Result<(), SandboxError> {
     let snap = Arc::new(Snapshot::load(&r.input)?);
     let mut host = vmm::Host::open()?;
     let mut sb = Sandbox::from_snapshot(snap).build(&mut host)?;
-    println!("restored {}; exports: {}", r.input.display(), sb.exports().join(", "));
+    println!(
+        "restored {}; exports: {}",
+        r.input.display(),
+        sb.exports().join(", ")
+    );
     call_all(&mut sb, &r.calls)?;
     let again = save(&*sb.snapshot()?, r.output.as_deref())?;
     if !r.calls.is_empty() {
