@@ -50,6 +50,56 @@ pub fn tests(apps: &[String]) -> Vec<T> {
     if apps.iter().any(|a| a == "vector") {
         v.extend(vector_tests());
     }
+    if apps.iter().any(|a| a == "funcs") {
+        v.extend(snapshot_tests());
+    }
+    v
+}
+
+/// `vessel snapshot` of the library guest at `bits` of SVE, then restored
+/// into a new VM and saved again: bit-identical (Z/P/FFR and ZCR_EL1
+/// included).
+fn snapshot_round_trip(bits: u32) -> [T; 2] {
+    let file = format!("/tmp/funcs-sve{bits}.snap");
+    [
+        t(
+            &format!("snapshot-sve{bits}"),
+            0,
+            &["bump -> 1", "bump -> 2", &format!("wrote {file}")],
+            &[],
+            &format!(
+                "/vessel snapshot /apps/funcs --sve-vl {bits} --call bump --call bump -o {file}"
+            ),
+        ),
+        t(
+            &format!("snapshot-sve{bits}-restore"),
+            0,
+            &["saved again: bit-identical"],
+            &[],
+            &format!("/vessel snapshot --check {file}"),
+        ),
+    ]
+}
+
+/// Snapshots with SVE at two lengths; a restore that would change the
+/// length set is refused naming both sets.
+fn snapshot_tests() -> Vec<T> {
+    let mut v: Vec<T> = snapshot_round_trip(256).into_iter().collect();
+    v.extend(snapshot_round_trip(2048));
+    v.push(t(
+        "snapshot-sve256-continues",
+        0,
+        &["bump -> 3"],
+        &[],
+        "/vessel snapshot --check /tmp/funcs-sve256.snap --call bump",
+    ));
+    v.push(t(
+        "snapshot-refuses-other-sve-set",
+        125,
+        &[],
+        &["the snapshot has SVE lengths 128, 256 bits; this host gives 128, 256, 384, 512 bits"],
+        "/vessel snapshot --check /tmp/funcs-sve256.snap --sve-vl 512",
+    ));
     v
 }
 
@@ -404,6 +454,36 @@ pub fn restricted_sve_tests() -> Vec<T> {
             &["vector: all kernels ok (isa=sve, vl=512 bits)"],
             &[],
             "/apps/vector",
+        ),
+        // A snapshot on this host (lengths up to 512) round trips; one
+        // asking for the whole set here is refused for a 384-bit snapshot.
+        t(
+            "sve512-snapshot",
+            0,
+            &["wrote /tmp/funcs-sve512.snap"],
+            &[],
+            "/vessel snapshot /apps/funcs --sve max --call bump -o /tmp/funcs-sve512.snap",
+        ),
+        t(
+            "sve512-snapshot-restore",
+            0,
+            &["saved again: bit-identical"],
+            &[],
+            "/vessel snapshot --check /tmp/funcs-sve512.snap",
+        ),
+        t(
+            "sve512-snapshot-384",
+            0,
+            &["wrote /tmp/funcs-sve384.snap"],
+            &[],
+            "/vessel snapshot /apps/funcs --sve-vl 384 -o /tmp/funcs-sve384.snap",
+        ),
+        t(
+            "sve512-refuses-other-sve-set",
+            125,
+            &[],
+            &["the snapshot has SVE lengths 128, 256, 384 bits; this host gives 128, 256, 384, 512 bits"],
+            "/vessel snapshot --check /tmp/funcs-sve384.snap --sve max",
         ),
     ]
 }

@@ -92,7 +92,9 @@ impl SandboxBuilder {
         self
     }
 
-    /// SVE for the guest (arm64).
+    /// SVE for the guest (arm64). For a sandbox from a snapshot it
+    /// replaces the snapshot's request; a length set other than the
+    /// snapshot's is refused.
     pub fn sve(mut self, sve: SveRequest) -> Self {
         self.cfg.sve = Some(sve);
         self
@@ -166,7 +168,12 @@ impl SandboxBuilder {
     pub fn build(self, host: &mut Host) -> Result<Sandbox, SandboxError> {
         let image = self.image()?;
         let cfg = match &self.source {
-            Source::Snapshot(s) => s.cfg.clone(),
+            // The snapshot's configuration; an SVE request given here
+            // replaces its own (a different length set is then refused).
+            Source::Snapshot(s) => VmConfig {
+                sve: self.cfg.sve.or(s.cfg.sve),
+                ..s.cfg.clone()
+            },
             _ => self.cfg.clone(),
         };
         let vm = Vm::new_shared(host, image.clone(), &cfg, true)?;

@@ -118,7 +118,7 @@ pub enum Cmd {
     Snapshot {
         #[command(flatten)]
         opts: LaunchOpts,
-        /// The guest ELF; with --check, a snapshot file.
+        /// The guest ELF or a packed app; with --check, a snapshot file.
         input: PathBuf,
         /// Write the snapshot to this file.
         #[arg(short, long)]
@@ -129,8 +129,8 @@ pub enum Cmd {
         calls: Vec<String>,
         /// INPUT is a snapshot file: restore it into a new VM (refused if
         /// it is from another ABI, architecture, CPU feature set or SVE
-        /// length set), and save it again; without --call the two files
-        /// must be bit-identical.
+        /// length set; --sve-vl/--sve ask for another set), and save it
+        /// again; without --call the two files must be bit-identical.
         #[arg(long)]
         check: bool,
     },

@@ -74,7 +74,13 @@ fn save(snap: &Snapshot, out: Option<&Path>) -> Result<Vec<u8>, SandboxError> {
 
 fn take(r: &Request) -> Result<(), SandboxError> {
     let mut host = vmm::Host::open()?;
-    let mut b = Sandbox::from_path(&r.input).mem_size(r.opts.mem);
+    let bytes = vmm::read_image(&r.input)?;
+    // A packed app: its guest.
+    let bytes = match vmm::pack::guest_in(&bytes) {
+        Some(inner) => inner.to_vec(),
+        None => bytes,
+    };
+    let mut b = Sandbox::from_bytes(bytes).mem_size(r.opts.mem);
     if let Some(s) = r.opts.sve_vl.or(r.opts.sve) {
         b = b.sve(s);
     }
@@ -93,7 +99,12 @@ fn check(r: &Request) -> Result<(), SandboxError> {
     })?;
     let snap = Arc::new(Snapshot::load(&r.input)?);
     let mut host = vmm::Host::open()?;
-    let mut sb = Sandbox::from_snapshot(snap).build(&mut host)?;
+    let mut b = Sandbox::from_snapshot(snap);
+    // Ask for other SVE lengths than the snapshot's (to see the refusal).
+    if let Some(s) = r.opts.sve_vl.or(r.opts.sve) {
+        b = b.sve(s);
+    }
+    let mut sb = b.build(&mut host)?;
     println!(
         "restored {}; exports: {}",
         r.input.display(),
