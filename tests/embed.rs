@@ -12,6 +12,7 @@ use vmm::sandbox::{Caller, HostFnError, Sandbox, SandboxBuilder, SandboxError};
 fn funcs() -> SandboxBuilder {
     Sandbox::from_path(guest_elf("funcs"))
         .register("prefix", |who: String| Ok::<_, String>(format!("hi {who}")))
+        .register("nop", || Ok::<_, String>(()))
         .register("double", |a: i64| Ok::<_, String>(a * 2))
         .register("refuse", |_a: i64| Err::<i64, _>("refused on purpose"))
         .register_with_caller("down", |c: &mut Caller<'_>, n: u32| {

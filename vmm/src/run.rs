@@ -176,6 +176,12 @@ impl Vm<'_> {
         let start = Instant::now();
         let _attached = self.stop.attach(&mut self.vcpu)?;
         let _watchdog = Watchdog::start(self.timeout, &self.stop)?;
+        // A kick that came while no vCPU was attached (the host was serving
+        // an embedding call) is gone: look at the deadline here too.
+        if self.deadline.is_some_and(|d| start >= d) {
+            let why = crate::outcome::StopReason::Timeout;
+            return Ok(Step::End(Outcome::Stopped(why, Duration::ZERO)));
+        }
         let mut ctx = hypercall::Ctx {
             ram: &self.ram,
             io,

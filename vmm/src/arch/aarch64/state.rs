@@ -9,8 +9,9 @@ use crate::error::{KvmContext, Result};
 use crate::snapshot::RestoreScope;
 use crate::sve;
 
-/// KVM_GET_REG_LIST's room: arm64 KVM lists a few hundred registers.
-const MAX_REGS: usize = 1024;
+/// KVM_GET_REG_LIST's room: arm64 KVM lists a few hundred registers, and
+/// kvm-bindings' `RegList` holds at most 500.
+const MAX_REGS: usize = 500;
 
 /// KVM_REG_ARM_TIMER_CNT (CNTVCT_EL0 as ONE_REG): not restored, so guest
 /// time goes on across a restore (writing it moves the counter offset).
@@ -109,10 +110,7 @@ pub fn cpu_of(vcpu: &VcpuFd) -> Result<(u64, [u8; 64])> {
 
 /// Read the state of a vCPU that is out of KVM_RUN with no exit pending.
 pub fn save_vcpu(vcpu: &VcpuFd) -> Result<VcpuState> {
-    let mut list = RegList::new(MAX_REGS).map_err(|source| crate::error::Error::MsrList {
-        what: "KVM_GET_REG_LIST",
-        source,
-    })?;
+    let mut list = RegList::new(MAX_REGS).map_err(crate::error::Error::RegList)?;
     vcpu.get_reg_list(&mut list).kvm("KVM_GET_REG_LIST")?;
     let mut regs = Vec::with_capacity(list.as_slice().len());
     let mut vls = None;
