@@ -22,11 +22,11 @@ SECTIONS
   .rodata : { *(.rodata .rodata.*) }
   .vessel.header : { KEEP(*(.vessel.header)) }
   . = ALIGN(4096);
-  .data : { *(.data .data.*) }
+  .data : { *(.data .data.*) *(.got .got.*) }
   .bss : { *(.bss .bss.*) *(COMMON) }
   . = ALIGN(4096);
   __image_end = .;
-  /DISCARD/ : { *(.eh_frame*) *(.comment) *(.note*) }
+  /DISCARD/ : { *(.eh_frame*) *(.gcc_except_table*) *(.comment) *(.note*) }
 }
 ";
 

@@ -118,6 +118,28 @@ fn tokens_pair_up_under_latency() {
     );
 }
 
+/// Float-heavy tasks (compiler-generated SSE2/NEON code with vector and
+/// scalar float registers live) parked and resumed across async page
+/// faults while other tasks use the same registers: every task's result
+/// matches the host's bit for bit, and a second pass with every page
+/// present gives the same bits again (`--passes 2`).
+#[test]
+fn float_state_survives_faults_bit_for_bit() {
+    if !async_pf_or_skip() {
+        return;
+    }
+    let (bytes, _) = vessel_tests::lazy_test_bytes(128 * 4096);
+    let (p, _) = data_file("float", bytes.len());
+    let r = ok(lazyscan(
+        &["--lazy", &lazy_arg(&p), "--lazy-latency", "2"],
+        &["--tasks", "8", "--float", "--passes", "2"],
+    ));
+    assert_eq!(r.total, vessel_tests::float_fingerprint(&bytes, 8));
+    assert!(r.n("not_present") >= 8, "{}", r.stdout);
+    assert!(r.n("max_outstanding") > 1, "tasks overlapped: {}", r.stdout);
+    r.assert_paired();
+}
+
 #[test]
 fn no_async_pf_gives_the_same_sum_synchronously() {
     require_kvm!();

@@ -157,7 +157,7 @@ pub fn host_has_cap(cap: &str) -> bool {
 /// The unpacked guest ELF of an app (x86_64).
 pub fn guest_elf(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/x86_64-unknown-none/release")
+        .join("../target/x86_64-unknown-linux-musl/release")
         .join(name)
 }
 
@@ -177,4 +177,18 @@ pub fn lazy_test_bytes(len: usize) -> (Vec<u8>, u64) {
         .collect();
     let sum = bytes.iter().map(|&b| u64::from(b)).sum();
     (bytes, sum)
+}
+
+/// What `lazyscan --float -- --tasks TASKS` prints as its total for a lazy
+/// region of `bytes`: the wrapping sum of `vessel_kernels::fingerprint`
+/// over the same page-aligned shares the app gives its tasks. Computed on
+/// the host, so a guest whose vector state was lost across a fault or a
+/// task switch cannot match it.
+pub fn float_fingerprint(bytes: &[u8], tasks: usize) -> u64 {
+    const PAGE: usize = 4096;
+    let per = bytes.len().div_ceil(PAGE).div_ceil(tasks) * PAGE;
+    bytes
+        .chunks(per)
+        .map(vessel_kernels::fingerprint)
+        .fold(0, u64::wrapping_add)
 }

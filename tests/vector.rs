@@ -86,6 +86,22 @@ fn sse2() {
     isa_test("sse2");
 }
 
+/// The plain-Rust kernels of `vessel-kernels` at the SSE2 baseline.
+#[test]
+fn rust_sse2() {
+    isa_test("rust-sse2");
+}
+
+#[test]
+fn rust_avx2() {
+    isa_or_refusal("rust-avx2", "avx2");
+}
+
+#[test]
+fn rust_avx512() {
+    isa_or_refusal("rust-avx512", "avx512f");
+}
+
 /// A host without the ISA: the guest sees the same CPUID, so asking for it
 /// is the documented refusal (exit 3, one line naming what is available),
 /// and no kernel runs.
@@ -124,12 +140,12 @@ fn avx512() {
 
 #[test]
 fn all() {
-    let mut isas = vec!["scalar", "sse2"];
+    let mut isas = vec!["scalar", "rust-sse2", "sse2"];
     if cpu_has("avx2") {
-        isas.push("avx2");
+        isas.extend(["rust-avx2", "avx2"]);
     }
     if cpu_has("avx512f") {
-        isas.push("avx512");
+        isas.extend(["rust-avx512", "avx512"]);
     }
     if let Some(out) = run(&["--all"]) {
         assert_ok(&out, &isas);
@@ -160,4 +176,57 @@ fn unknown_isa_is_an_error() {
         assert!(lines[0].contains("mmx9000"), "{stderr}");
         assert!(!String::from_utf8_lossy(&out.stdout).contains(" ok "));
     }
+}
+
+/// `--bench` times every available table and Mandelbrot: one line per
+/// case with positive operations and time, the same cases the host's
+/// native run of `vessel_kernels::bench` produces.
+#[test]
+fn bench_lines_cover_every_native_case() {
+    let Some(out) = run(&["--bench"]) else {
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut guest: Vec<String> = Vec::new();
+    for l in stdout.lines().filter_map(|l| l.strip_prefix("bench ")) {
+        let kv: std::collections::HashMap<&str, &str> = l
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .collect();
+        assert!(kv["ops"].parse::<u64>().unwrap() > 0, "{l}");
+        assert!(kv["ns"].parse::<f64>().unwrap() > 0.0, "{l}");
+        guest.push(format!("{}/{}/{}", kv["kernel"], kv["impl"], kv["isa"]));
+    }
+    let mut native = Vec::new();
+    vessel_kernels::bench::run(&mut vessel_kernels::available(), &|| 0, &mut |s| {
+        native.push(format!("{}/{}/{}", s.kernel, s.imp, s.isa));
+    });
+    assert_eq!(guest, native);
+}
+
+/// Mandelbrot's total iteration count (the `ops` of its bench line, which
+/// the guest computed with its own run of the f64 kernel) equals the
+/// host's: the same code gives the same escape times in the guest as
+/// natively, and is not the soft-float build's.
+#[test]
+fn mandelbrot_checksum_is_the_same_natively() {
+    let mut grid = vec![0u32; 48 * 32];
+    let total = vessel_kernels::mandelbrot(&mut grid, 48, 32, 256);
+    let Some(out) = run(&["--bench", "--isa", "scalar"]) else {
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("bench kernel=mandelbrot"))
+        .unwrap_or_else(|| panic!("no mandelbrot line: {stdout}"));
+    assert!(
+        line.contains(&format!(" ops={total} ")),
+        "{line} vs native {total}"
+    );
 }

@@ -1,9 +1,14 @@
-//! `cargo xtask bench boot`: how long a packed app takes as a whole process,
-//! against the least a raw KVM program needs to run guest code.
+//! `cargo xtask bench [GROUP] [--runs N] [--compare OLD.json]`: the
+//! benchmark groups (`boot`, `apf`, `clock`, `vector`; all without GROUP).
 //!
-//! Both are run alternately in one session (so machine noise hits both
-//! alike); the report gives both medians and their ratio. No pass/fail:
-//! performance goals are read from the ratio, not asserted.
+//! Every group runs its subject and its baseline alternately in one
+//! session (so machine noise hits both alike), prints both medians and
+//! their ratio, and records them in `target/bench/results.json`
+//! (`results`) with one SVG per group (`plot`). No pass/fail: performance
+//! goals are read from the ratio, never asserted.
+//!
+//! `boot` (this file): how long a packed app takes as a whole process,
+//! against the least a raw KVM program needs to run guest code.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -16,10 +21,19 @@ use crate::{guests, project_root, Arch};
 
 mod apf;
 mod clock;
+<<<<<<< HEAD
 mod embed;
 pub use apf::apf;
 pub use clock::clock;
 pub use embed::embed;
+=======
+pub mod plot;
+pub mod results;
+mod vector;
+pub use apf::apf;
+pub use clock::clock;
+pub use vector::vector;
+>>>>>>> main
 
 fn time_once(cmd: &mut Command) -> Result<Duration> {
     let t = Instant::now();
@@ -31,14 +45,9 @@ fn time_once(cmd: &mut Command) -> Result<Duration> {
     Ok(d)
 }
 
-pub fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2
-    }
+/// Milliseconds of each duration.
+pub fn ms(v: &[Duration]) -> Vec<f64> {
+    v.iter().map(|d| d.as_secs_f64() * 1e3).collect()
 }
 
 pub fn boot(sh: &Shell, runs: usize) -> Result<()> {
@@ -64,24 +73,22 @@ fn boot_compare(hello: &Path, raw: &Path, runs: usize) -> Result<()> {
         a.push(time_once(&mut Command::new(hello))?);
         b.push(time_once(&mut Command::new(raw))?);
     }
-    let (ma, mb) = (median(&mut a), median(&mut b));
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("boot benchmark ({runs} alternating runs each, whole process: spawn to exit)");
-    println!(
-        "  target/vessel/hello          median {:8.3} ms  (min {:.3}, max {:.3})",
-        ms(ma),
-        ms(a[0]),
-        ms(a[runs - 1])
+    let e = results::Entry::new(
+        "boot",
+        "hello-vs-raw-kvm",
+        "ms",
+        "lower",
+        &mut ms(&a),
+        &mut ms(&b),
     );
-    println!(
-        "  raw KVM program (baseline)   median {:8.3} ms  (min {:.3}, max {:.3})",
-        ms(mb),
-        ms(b[0]),
-        ms(b[runs - 1])
-    );
-    println!(
-        "  ratio hello / raw            {:.2}  (goal: <= 1.30)",
-        ma.as_secs_f64() / mb.as_secs_f64()
+    let json = results::record("boot", std::slice::from_ref(&e))?;
+    let svg = plot::group("boot", std::slice::from_ref(&e))?;
+    results::print(
+        &format!(
+            "boot benchmark ({runs} alternating runs each, whole process: spawn to exit; guest = target/vessel/hello, native = raw KVM program; goal: ratio <= 1.30)"
+        ),
+        &[e],
+        &[&json, &svg],
     );
     Ok(())
 }

@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn executables_are_read_from_cargo_messages() {
-        let bin = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/apps/hello#0.1.0","target":{"kind":["bin"],"name":"hello"},"executable":"/w/target/x86_64-unknown-none/release/hello","fresh":true}"#;
+        let bin = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/apps/hello#0.1.0","target":{"kind":["bin"],"name":"hello"},"executable":"/w/target/x86_64-unknown-linux-musl/release/hello","fresh":true}"#;
         let lib = r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"guest_rt"},"executable":null}"#;
         let msg = r#"{"reason":"compiler-message","target":{"name":"broken"},"executable":"x"}"#;
         assert_eq!(built_executable(bin).as_deref(), Some("hello"));

@@ -6,11 +6,19 @@
 //! cargo xtask run APP [FLAGS] [-- ARGS]  setup + build APP, then run target/vessel/APP FLAGS -- ARGS
 //! cargo xtask lint                    rustfmt and clippy (-D warnings), host and both guest targets
 //! cargo xtask test [--arch A]         lint, then every test: unit, x86_64 integration, arm64 suite
+//! cargo xtask bench [--compare OLD.json]  every group below (or with --compare
+//!                                     alone: compare results.json with OLD.json)
 //! cargo xtask bench boot [--runs N]   boot time of a packed app vs a raw KVM program
 //! cargo xtask bench apf [--runs N]    async page faults vs synchronous; no-fault cost
 //! cargo xtask bench clock [--runs N]  the guest's clock against the host's
+<<<<<<< HEAD
 //! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
+=======
+//! cargo xtask bench vector [--runs N] every kernel in the guest vs natively, per ISA
+>>>>>>> main
 //! ```
+//! Benchmarks record their medians in target/bench/results.json and one SVG
+//! per group in target/bench/ (schema: README.md, "Performance").
 //! A is `x86_64`, `aarch64` or `all` (the default for `test`).
 //!
 //! `cargo xtask test` ends with `vessel-tests: N passed, M failed, K
@@ -86,33 +94,75 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Arches::All)]
         arch: Arches,
     },
-    /// Benchmarks (ratios are printed, never asserted)
-    #[command(subcommand)]
-    Bench(Bench),
+    /// Benchmarks: every group, or one (ratios are printed and recorded in
+    /// target/bench/results.json, never asserted)
+    Bench {
+        #[command(subcommand)]
+        group: Option<Bench>,
+        /// Print the change per case from OLD.json to target/bench/results.json
+        /// (after running GROUP; without a GROUP nothing is run)
+        #[arg(long, value_name = "OLD.json", global = true)]
+        compare: Option<std::path::PathBuf>,
+    },
 }
+
+/// Default runs of each benchmark group.
+const BOOT_RUNS: usize = 40;
+const APF_RUNS: usize = 5;
+const CLOCK_RUNS: usize = 20;
+const VECTOR_RUNS: usize = 5;
 
 #[derive(Subcommand)]
 enum Bench {
     /// Boot time of a packed app vs a raw KVM program
     Boot {
-        #[arg(long, default_value_t = 40, value_parser = at_least_one)]
+        #[arg(long, default_value_t = BOOT_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
     /// Async page faults vs synchronous; the no-fault cost
     Apf {
-        #[arg(long, default_value_t = 5, value_parser = at_least_one)]
+        #[arg(long, default_value_t = APF_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
     /// The guest's clock against the host's over the same interval
     Clock {
-        #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+        #[arg(long, default_value_t = CLOCK_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
+<<<<<<< HEAD
     /// Sandbox calls, restores and creation against a raw exit and a raw VM
     Embed {
         #[arg(long, default_value_t = 15, value_parser = at_least_one)]
         runs: usize,
     },
+=======
+    /// Every vector kernel (Rust and assembly, each ISA) in the guest vs natively
+    Vector {
+        #[arg(long, default_value_t = VECTOR_RUNS, value_parser = at_least_one)]
+        runs: usize,
+    },
+}
+
+impl Bench {
+    /// Every group with its default runs, for `cargo xtask bench`.
+    fn all() -> Vec<Bench> {
+        vec![
+            Bench::Boot { runs: BOOT_RUNS },
+            Bench::Apf { runs: APF_RUNS },
+            Bench::Clock { runs: CLOCK_RUNS },
+            Bench::Vector { runs: VECTOR_RUNS },
+        ]
+    }
+
+    fn run(self, sh: &Shell) -> Result<()> {
+        match self {
+            Bench::Boot { runs } => bench::boot(sh, runs),
+            Bench::Apf { runs } => bench::apf(sh, runs),
+            Bench::Clock { runs } => bench::clock(sh, runs),
+            Bench::Vector { runs } => bench::vector(sh, runs),
+        }
+    }
+>>>>>>> main
 }
 
 fn at_least_one(s: &str) -> Result<usize, String> {
@@ -156,9 +206,12 @@ impl Arch {
             Arch::Aarch64 => "aarch64",
         }
     }
+    /// The target guests are built for. Both have hardware FP/SIMD; the
+    /// x86_64 one is a Linux target used bare (no libc, guest-rt's linker
+    /// script and entry; see guest-rt/README.md and .cargo/config.toml).
     pub fn guest_target(self) -> &'static str {
         match self {
-            Arch::X86_64 => "x86_64-unknown-none",
+            Arch::X86_64 => "x86_64-unknown-linux-musl",
             Arch::Aarch64 => "aarch64-unknown-none",
         }
     }
@@ -247,10 +300,26 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Run { app, args } => run(&sh, &app, args)?,
         Cmd::Lint => lint::lint(&sh)?,
         Cmd::Test { arch } => test(&sh, &arch.list())?,
+<<<<<<< HEAD
         Cmd::Bench(Bench::Boot { runs }) => bench::boot(&sh, runs)?,
         Cmd::Bench(Bench::Apf { runs }) => bench::apf(&sh, runs)?,
         Cmd::Bench(Bench::Clock { runs }) => bench::clock(&sh, runs)?,
         Cmd::Bench(Bench::Embed { runs }) => bench::embed(&sh, runs)?,
+=======
+        Cmd::Bench { group, compare } => {
+            let groups = match (group, &compare) {
+                (Some(g), _) => vec![g],
+                (None, Some(_)) => Vec::new(),
+                (None, None) => Bench::all(),
+            };
+            for g in groups {
+                g.run(&sh)?;
+            }
+            if let Some(old) = compare {
+                bench::results::compare(&old)?;
+            }
+        }
+>>>>>>> main
     }
     Ok(())
 }

@@ -108,7 +108,8 @@ fn setup_says_what_it_checked() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("xtask: setup (x86_64): rustup targets x86_64-unknown-none installed"),
+        stderr
+            .contains("xtask: setup (x86_64): rustup targets x86_64-unknown-linux-musl installed"),
         "{stderr}"
     );
 }

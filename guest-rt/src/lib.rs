@@ -16,9 +16,10 @@
 //! environment, clocks, a task executor ([`task`]) and a panic handler that
 //! exits with code 101.
 #![no_std]
-// Off the bare-metal guest targets (`cargo clippy --workspace` on the host)
+// Outside guest builds (no `--cfg vessel_guest`, set by .cargo/config.toml
+// for the guest targets only; e.g. `cargo clippy --workspace` on the host)
 // the runtime is an empty crate.
-#![cfg(target_os = "none")]
+#![cfg(vessel_guest)]
 
 extern crate alloc;
 

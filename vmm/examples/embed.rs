@@ -8,7 +8,7 @@
 //! ```
 //!
 //! GUEST_ELF defaults to the `funcs` app's
-//! `target/x86_64-unknown-none/release/funcs` (aarch64 on arm64 hosts).
+//! `target/x86_64-unknown-linux-musl/release/funcs` (aarch64 on arm64 hosts).
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ fn default_guest() -> String {
     let target = if cfg!(target_arch = "aarch64") {
         "aarch64-unknown-none"
     } else {
-        "x86_64-unknown-none"
+        "x86_64-unknown-linux-musl"
     };
     format!("target/{target}/release/funcs")
 }

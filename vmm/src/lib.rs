@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! let mut host = vmm::Host::open().unwrap();
-//! let bytes = std::fs::read("target/x86_64-unknown-none/release/hello").unwrap();
+//! let bytes = std::fs::read("target/x86_64-unknown-linux-musl/release/hello").unwrap();
 //! let image = vmm::load_image(bytes, 128 << 20).unwrap();
 //! let cfg = vmm::VmConfig { args: vec!["hello".into()], ..Default::default() };
 //! let outcome = vmm::run(&mut host, &image, &cfg, &mut vmm::StdIo).unwrap();

@@ -2,11 +2,11 @@
 //! (the embedding tests, `vmm/examples/embed.rs`, `cargo xtask bench
 //! embed`), including hostile ones that never return, panic, fault or
 //! break the protocol.
-#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(vessel_guest, no_std)]
 #![no_main]
-// Off the bare-metal guest targets (`cargo clippy --workspace` on the host)
-// the app is an empty crate.
-#![cfg(target_os = "none")]
+// Outside guest builds (no `--cfg vessel_guest`, e.g. `cargo clippy
+// --workspace` on the host) the app is an empty crate.
+#![cfg(vessel_guest)]
 
 extern crate alloc;
 

@@ -1,9 +1,9 @@
 //! Greets the world and echoes its arguments; exits 0.
-#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(vessel_guest, no_std)]
 #![no_main]
-// Off the bare-metal guest targets (`cargo clippy --workspace` on the host)
-// the app is an empty crate.
-#![cfg(target_os = "none")]
+// Outside guest builds (no `--cfg vessel_guest`, e.g. `cargo clippy
+// --workspace` on the host) the app is an empty crate.
+#![cfg(vessel_guest)]
 
 guest_rt::entry!(main);
 

@@ -14,11 +14,16 @@
 //! times with populated pages and print `steady_us=` for those passes (the
 //! no-fault cost of the runtime).
 //! `--write`: store to the (read-only) region: must end as a guest fault.
-#![cfg_attr(target_os = "none", no_std)]
+//! `--float`: each task computes `vessel_kernels::fingerprint` of its share
+//! (f32 lanes in vector registers and an f64 recurrence, live across every
+//! page fault of the share) instead of the byte sum; the total is the
+//! wrapping sum of the fingerprints. With `--passes K` the later passes
+//! recompute them with every page present and must match bit for bit.
+#![cfg_attr(vessel_guest, no_std)]
 #![no_main]
-// Off the bare-metal guest targets (`cargo clippy --workspace` on the host)
-// the app is an empty crate.
-#![cfg(target_os = "none")]
+// Outside guest builds (no `--cfg vessel_guest`, e.g. `cargo clippy
+// --workspace` on the host) the app is an empty crate.
+#![cfg(vessel_guest)]
 
 extern crate alloc;
 
@@ -42,6 +47,9 @@ struct Opts {
     sleep_ms: Option<u64>,
     passes: u32,
     write: bool,
+    /// What each task computes over its share: the byte sum, or with
+    /// `--float` the float fingerprint.
+    work: fn(&[u8]) -> u64,
 }
 
 fn opts(args: &[&str]) -> Opts {
@@ -57,7 +65,17 @@ fn opts(args: &[&str]) -> Opts {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1),
         write: args.contains(&"--write"),
+        work: if args.contains(&"--float") {
+            vessel_kernels::fingerprint
+        } else {
+            byte_sum
+        },
     }
+}
+
+/// The sum of the bytes as unsigned numbers.
+fn byte_sum(part: &[u8]) -> u64 {
+    part.iter().map(|&b| u64::from(b)).sum()
 }
 
 async fn main() -> i32 {
@@ -83,7 +101,7 @@ async fn main() -> i32 {
     if o.passes > 1 {
         let t = guest_rt::time::Instant::now();
         for _ in 1..o.passes {
-            let again = scan(data, o.tasks).await;
+            let again = scan(data, o.tasks, o.work).await;
             if again != total {
                 guest_rt::eprintln!("lazyscan: pass sum {again} != {total}");
                 return 3;
@@ -100,22 +118,17 @@ async fn main() -> i32 {
 /// touching every page at once with `--storm`), reporting over a channel
 /// and through their join handles, which must agree. Err is the exit code.
 async fn first_pass(data: &'static [u8], o: &Opts) -> Result<u64, i32> {
-    let (tasks, storm) = (o.tasks, o.storm);
-    let pages = data.len().div_ceil(PAGE);
-    let per = pages.div_ceil(tasks);
+    let (tasks, storm, work) = (o.tasks, o.storm, o.work);
     let (tx, mut rx) = task::channel::<(usize, u64)>();
     let mut handles = Vec::new();
-    for i in 0..tasks {
-        let lo = (i * per * PAGE).min(data.len());
-        let hi = ((i + 1) * per * PAGE).min(data.len());
-        let part: &'static [u8] = &data[lo..hi];
+    for (i, part) in shares(data, tasks).enumerate() {
         let tx = tx.clone();
         handles.push(task::spawn(async move {
             if storm {
                 touch_pages(part);
                 task::yield_now().await;
             }
-            let sum: u64 = part.iter().map(|&b| u64::from(b)).sum();
+            let sum = work(part);
             tx.send((i, sum));
             sum
         }));
@@ -130,12 +143,12 @@ async fn first_pass(data: &'static [u8], o: &Opts) -> Result<u64, i32> {
     let mut via_channel = 0u64;
     let mut received = 0;
     while let Some((_, s)) = rx.recv().await {
-        via_channel += s;
+        via_channel = via_channel.wrapping_add(s);
         received += 1;
     }
     let mut total = 0u64;
     for h in handles {
-        total += h.await;
+        total = total.wrapping_add(h.await);
     }
     if received != tasks || via_channel != total {
         guest_rt::eprintln!(
@@ -144,6 +157,13 @@ async fn first_pass(data: &'static [u8], o: &Opts) -> Result<u64, i32> {
         return Err(3);
     }
     Ok(total)
+}
+
+/// `tasks` page-aligned shares of `data` (the last ones may be short or
+/// empty): the split every pass uses, so fingerprints compare pass to pass.
+fn shares(data: &'static [u8], tasks: usize) -> impl Iterator<Item = &'static [u8]> {
+    let per = data.len().div_ceil(PAGE).div_ceil(tasks) * PAGE;
+    (0..tasks).map(move |i| &data[(i * per).min(data.len())..((i + 1) * per).min(data.len())])
 }
 
 /// Touch one byte per page so each task faults at once.
@@ -182,17 +202,13 @@ fn report(bytes: usize, tasks: usize, start: guest_rt::time::Instant) {
 }
 
 /// One more pass of the same work with `tasks` tasks; returns the total.
-async fn scan(data: &'static [u8], tasks: usize) -> u64 {
-    let per = data.len().div_ceil(tasks);
-    let handles: Vec<_> = (0..tasks)
-        .map(|i| {
-            let part = &data[(i * per).min(data.len())..((i + 1) * per).min(data.len())];
-            task::spawn(async move { part.iter().map(|&b| u64::from(b)).sum::<u64>() })
-        })
+async fn scan(data: &'static [u8], tasks: usize, work: fn(&[u8]) -> u64) -> u64 {
+    let handles: Vec<_> = shares(data, tasks)
+        .map(|part| task::spawn(async move { work(part) }))
         .collect();
-    let mut total = 0;
+    let mut total = 0u64;
     for h in handles {
-        total += h.await;
+        total = total.wrapping_add(h.await);
     }
     total
 }

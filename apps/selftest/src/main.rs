@@ -3,11 +3,11 @@
 //! Modes: `exit N`, `panic`, `fault` (write to an unmapped address), `ud`
 //! (invalid opcode), `spin` (never ends), `env KEY`, `abort MSG`, `heap MIB`,
 //! `stderr TEXT`, `clock`, `stdin`, `sve` (the SVE vector length RDVL reports, or `sve off`).
-#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(vessel_guest, no_std)]
 #![no_main]
-// Off the bare-metal guest targets (`cargo clippy --workspace` on the host)
-// the app is an empty crate.
-#![cfg(target_os = "none")]
+// Outside guest builds (no `--cfg vessel_guest`, e.g. `cargo clippy
+// --workspace` on the host) the app is an empty crate.
+#![cfg(vessel_guest)]
 
 extern crate alloc;
 

@@ -1,15 +1,22 @@
 //! Vector compute kernels, checked in the guest against scalar references.
 //!
-//! `vector [--isa NAME | --all]`: runs five kernels (dot, saxpy, sum, matmul,
-//! gather) with one ISA (default: the best the machine offers) or with every
-//! available ISA, prints one line per kernel and a final summary, and exits
-//! 0 when every result matches its reference, 1 on any mismatch, 2 on a bad
-//! argument (unknown ISA), 3 when the requested ISA is not available here.
+//! `vector [--isa NAME | --all] [--bench]`: runs five kernels (dot, saxpy,
+//! sum, matmul, gather) with one kernel table (default: the best hand-tuned
+//! one the machine offers) or with every available one, prints one line per
+//! kernel and a final summary, and exits 0 when every result matches its
+//! reference, 1 on any mismatch, 2 on a bad argument (unknown name), 3 when
+//! the requested table is not available here. `--bench` times the chosen
+//! tables (default: all) and Mandelbrot with `vessel_kernels::bench`, the
+//! loop `cargo xtask bench vector` also runs natively, one `bench ...` line
+//! per case.
 //!
-//! ISAs: x86_64 `scalar`, `sse2`, `avx2`, `avx512` (chosen from CPUID and
-//! XCR0, see `x86/`); arm64 `scalar`, `sve` (vector-length agnostic, the
-//! length read with `rdvl`; see `sve.rs`). Without SVE, arm64 falls back to
-//! scalar and says so.
+//! Tables (`--isa`): the kernels live in the `vessel-kernels` crate, which
+//! builds for the host too. x86_64: `scalar` (plain Rust, one element at a
+//! time), `rust-sse2`, `rust-avx2`, `rust-avx512` (plain Rust written to
+//! vectorize, compiled per ISA) and `sse2`, `avx2`, `avx512` (hand-written
+//! assembly), chosen from CPUID and XCR0. arm64: `scalar`, `rust-neon` and
+//! `sve` (vector-length-agnostic assembly, the length read with `rdvl`; see
+//! `sve.rs`). Without SVE, arm64 falls back to `rust-neon` and says so.
 //!
 //! Checking: data are dyadic (multiples of 1/8 in [-4, 4], alpha = 0.375),
 //! so every product and partial sum is exactly representable in f32 and the
@@ -22,66 +29,43 @@
 //!
 //! # Adding a kernel
 //!
-//! 1. Add a field (a safe `fn` type) to [`kernels::Kernels`] and its plain
-//!    Rust version to `kernels::SCALAR`.
-//! 2. x86_64: write one `global_asm!` function in each ISA's file under
-//!    `x86/` (C ABI, caller-saved registers only, scalar or masked tail,
-//!    `vzeroupper` for AVX), declare it in that file's `extern "C"` block,
-//!    and add a safe wrapper that checks slice lengths to the `isa_table!`
-//!    macro in `x86/mod.rs`.
+//! 1. In `vessel-kernels`: add a field (a safe `fn` type) to
+//!    `table::Kernels`, its plain Rust version to `table::SCALAR` and its
+//!    vectorizable one to `lanes` (and the `#[target_feature]` wrappers in
+//!    `x86_64/rust.rs`), and a case in `bench::run_table`.
+//! 2. x86_64 assembly: one `global_asm!` function in each ISA's file under
+//!    `kernels/src/x86_64/` (C ABI, caller-saved registers only, scalar or
+//!    masked tail, `vzeroupper` for AVX), declared in that file's
+//!    `extern "C"` block, with a safe wrapper that checks slice lengths in
+//!    the `isa_table!` macro.
 //! 3. arm64: the same in `sve.rs` with a `whilelo`/predicated loop.
 //! 4. Here: add a reference implementation (in f64 or exact integers), a
 //!    `Case` in [`run_isa`] that generates data with [`Rng`], runs the
 //!    kernel once for the check and `reps` times for the timing, and
 //!    compares with [`check_f32`] / exact equality.
 //! 5. Add the kernel's name to `KERNELS` in tests/vector.rs.
-#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(vessel_guest, no_std)]
 #![no_main]
-// Off the bare-metal guest targets (`cargo clippy --workspace` on the host)
-// the app is an empty crate.
-#![cfg(target_os = "none")]
+// Outside guest builds (no `--cfg vessel_guest`, e.g. `cargo clippy
+// --workspace` on the host) the app is an empty crate.
+#![cfg(vessel_guest)]
 
 extern crate alloc;
 
-mod kernels;
 #[cfg(target_arch = "aarch64")]
 mod sve;
-#[cfg(target_arch = "x86_64")]
-mod x86;
 
 use alloc::{string::String, vec, vec::Vec};
 use guest_rt::{eprintln, println, time::Instant};
-use kernels::Kernels;
+use vessel_kernels::bench::{ALPHA, MM, N, TABLE};
+use vessel_kernels::data::Rng;
+use vessel_kernels::table::Kernels;
 
 // Ask the launcher for the largest SVE vector length on arm64 (no effect on x86_64).
 guest_rt::entry!(main, sve = max);
 
 /// Relative tolerance for float results (see the module comment).
 pub const F32_REL_TOL: f64 = 1e-6;
-
-const N: usize = 4099;
-const MM: usize = 67;
-const TABLE: usize = 1031;
-const ALPHA: f32 = 0.375;
-
-/// SplitMix64: deterministic data, no host randomness.
-pub struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// A multiple of 1/8 in [-4, 4].
-    fn dyadic(&mut self) -> f32 {
-        ((self.next() % 65) as i32 - 32) as f32 / 8.0
-    }
-    fn f32s(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.dyadic()).collect()
-    }
-}
 
 // ------------------------------------------------------------ references ---
 
@@ -150,20 +134,20 @@ fn time(reps: u32, mut f: impl FnMut()) -> u64 {
 fn run_isa(k: &Kernels) -> u32 {
     let mut rng = Rng(0x5eed_0f7e_55e1);
     let mut failures = 0;
-    // Scalar on x86_64-unknown-none is soft-float: fewer repetitions.
-    let reps: u32 = if k.isa == "scalar" { 3 } else { 50 };
+    // Scalar (one lane, the latency of each f32 add in a chain): fewer repetitions.
+    let reps: u32 = if k.name == "scalar" { 3 } else { 50 };
     let mut report =
         |name: &str, n: usize, res: Result<(), String>, ops: u64, ns: u64, unit: &str| {
             let rate = ops as f64 * f64::from(reps) * 1e3 / ns as f64;
             match res {
                 Ok(()) => println!(
                     "{name:<7} isa={} vl={} n={n} ok {rate:.1} {unit}",
-                    k.isa, k.vl_bits
+                    k.name, k.vl_bits
                 ),
                 Err(e) => {
                     failures += 1;
-                    println!("{name:<7} isa={} vl={} n={n} FAIL", k.isa, k.vl_bits);
-                    eprintln!("vector: kernel {name} failed with isa={}: {e}", k.isa);
+                    println!("{name:<7} isa={} vl={} n={n} FAIL", k.name, k.vl_bits);
+                    eprintln!("vector: kernel {name} failed with isa={}: {e}", k.name);
                 }
             }
         };
@@ -191,7 +175,7 @@ fn run_isa(k: &Kernels) -> u32 {
     report("saxpy", N, res, 2 * N as u64, ns, "Mflop/s");
 
     // sum (wrapping i32: exact in any order)
-    let v: Vec<i32> = (0..N).map(|_| rng.next() as i32).collect();
+    let v: Vec<i32> = (0..N).map(|_| rng.next_u64() as i32).collect();
     let res = check_i32(&[(k.sum)(&v)], &[ref_sum(&v)]);
     let ns = time(reps, || {
         core::hint::black_box((k.sum)(core::hint::black_box(&v)));
@@ -207,21 +191,21 @@ fn run_isa(k: &Kernels) -> u32 {
     if failures == 0 {
         println!(
             "vector: all kernels ok (isa={}, vl={} bits)",
-            k.isa, k.vl_bits
+            k.name, k.vl_bits
         );
     }
     failures
 }
 
 /// matmul MM x MM x MM: the check, and nanoseconds for `reps` runs
-/// (measured over fewer runs for soft-float scalar, then scaled).
+/// (measured over fewer runs for scalar, then scaled).
 fn case_matmul(k: &Kernels, rng: &mut Rng, reps: u32) -> (Result<(), String>, u64) {
     let ma = rng.f32s(MM * MM);
     let mb = rng.f32s(MM * MM);
     let mut mc = vec![f32::NAN; MM * MM];
     (k.matmul)(&ma, &mb, &mut mc, MM, MM, MM);
     let res = check_f32(&mc, &ref_matmul(&ma, &mb, MM, MM, MM));
-    let mreps = if k.isa == "scalar" { 1 } else { reps };
+    let mreps = if k.name == "scalar" { 1 } else { reps };
     let ns = time(mreps, || {
         (k.matmul)(core::hint::black_box(&ma), &mb, &mut mc, MM, MM, MM)
     }) * u64::from(reps)
@@ -231,8 +215,10 @@ fn case_matmul(k: &Kernels, rng: &mut Rng, reps: u32) -> (Result<(), String>, u6
 
 /// gather of N elements from a TABLE-entry table: the check and the time.
 fn case_gather(k: &Kernels, rng: &mut Rng, reps: u32) -> (Result<(), String>, u64) {
-    let table: Vec<i32> = (0..TABLE).map(|_| rng.next() as i32).collect();
-    let idx: Vec<u32> = (0..N).map(|_| (rng.next() % TABLE as u64) as u32).collect();
+    let table: Vec<i32> = (0..TABLE).map(|_| rng.next_u64() as i32).collect();
+    let idx: Vec<u32> = (0..N)
+        .map(|_| (rng.next_u64() % TABLE as u64) as u32)
+        .collect();
     let mut out = vec![0i32; N];
     (k.gather)(&table, &idx, &mut out);
     let res = check_i32(&out, &ref_gather(&table, &idx));
@@ -244,21 +230,22 @@ fn case_gather(k: &Kernels, rng: &mut Rng, reps: u32) -> (Result<(), String>, u6
 
 // ------------------------------------------------------- ISA selection ---
 
-/// What this machine can run, best last.
+/// What this machine can run, best hand-tuned table last.
 #[cfg(target_arch = "x86_64")]
 fn available() -> Vec<&'static Kernels> {
-    let f = x86::features();
+    let f = vessel_kernels::x86_64::features();
     println!(
         "vector: x86_64 sse2={} avx2={} avx512f={} xcr0={:#x}",
         f.sse2, f.avx2, f.avx512f, f.xcr0
     );
-    x86::available()
-        .into_iter()
-        .filter_map(x86::kernels)
-        .collect()
+    vessel_kernels::available().collect()
 }
+
+/// Every table name this architecture knows, available or not.
 #[cfg(target_arch = "x86_64")]
-use x86::KNOWN;
+fn known() -> Vec<&'static str> {
+    vessel_kernels::KNOWN.to_vec()
+}
 
 /// SVE vector length in bits, or None when this VM has no SVE. Kept behind
 /// this one function so the source of truth (guest-rt's feature bits and
@@ -271,64 +258,99 @@ fn sve_bits() -> Option<u32> {
     // SAFETY: the launcher enabled SVE for this VM (feature bit above).
     Some(unsafe { sve::rdvl_bits() })
 }
+
+/// What this machine can run, best hand-tuned table last.
 #[cfg(target_arch = "aarch64")]
 fn available() -> Vec<&'static Kernels> {
-    let mut v: Vec<&'static Kernels> = vec![&kernels::SCALAR];
+    let mut v: Vec<&'static Kernels> = vessel_kernels::available().collect();
     match sve_bits() {
         // SAFETY: SVE is enabled (sve_bits returned Some).
         Some(bits) => v.push(alloc::boxed::Box::leak(alloc::boxed::Box::new(unsafe {
             sve::kernels(bits)
         }))),
-        None => println!("vector: SVE absent in this VM; falling back to scalar"),
+        None => println!("vector: SVE absent in this VM; falling back to rust-neon"),
     }
     v
 }
-#[cfg(target_arch = "aarch64")]
-use sve::KNOWN;
 
-fn main() -> i32 {
-    let args: Vec<&str> = guest_rt::env::args().skip(1).collect();
-    let mut isa: Option<&str> = None;
-    let mut all = false;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i] {
-            "--all" => all = true,
-            "--isa" if i + 1 < args.len() => {
-                i += 1;
-                isa = Some(args[i]);
-            }
-            a if a.starts_with("--isa=") => isa = Some(&a[6..]),
+/// Every table name this architecture knows, available or not.
+#[cfg(target_arch = "aarch64")]
+fn known() -> Vec<&'static str> {
+    let mut v = vessel_kernels::KNOWN.to_vec();
+    v.push("sve");
+    v
+}
+
+/// `--bench`: time `tables` and Mandelbrot, one line per case.
+fn bench(tables: &[&Kernels]) {
+    let t0 = Instant::now();
+    let now = || t0.elapsed().as_nanos() as u64;
+    vessel_kernels::bench::run(&mut tables.iter().copied(), &now, &mut |s| {
+        println!(
+            "bench kernel={} impl={} isa={} unit={} ops={} ns={:.1}",
+            s.kernel, s.imp, s.isa, s.unit, s.ops, s.ns
+        );
+    });
+}
+
+/// The command line: `--isa NAME`, `--all`, `--bench`.
+struct Opts {
+    isa: Option<&'static str>,
+    all: bool,
+    bench: bool,
+}
+
+/// Parse the arguments; Err is the exit code (after printing why).
+fn opts() -> Result<Opts, i32> {
+    let args: Vec<&'static str> = guest_rt::env::args().skip(1).collect();
+    let known = known();
+    let usage = alloc::format!(
+        "usage: vector [--isa {} | --all] [--bench]",
+        known.join("|")
+    );
+    let mut o = Opts {
+        isa: None,
+        all: false,
+        bench: false,
+    };
+    let mut it = args.iter();
+    while let Some(&a) = it.next() {
+        match a {
+            "--all" => o.all = true,
+            "--bench" => o.bench = true,
+            "--isa" if it.len() > 0 => o.isa = it.next().copied(),
+            a if a.starts_with("--isa=") => o.isa = Some(&a[6..]),
             "-h" | "--help" => {
-                println!("usage: vector [--isa {} | --all]", KNOWN.join("|"));
-                return 0;
+                println!("{usage}");
+                return Err(0);
             }
             other => {
-                eprintln!(
-                    "vector: unknown argument `{other}` (usage: vector [--isa {} | --all])",
-                    KNOWN.join("|")
-                );
-                return 2;
+                eprintln!("vector: unknown argument `{other}` ({usage})");
+                return Err(2);
             }
         }
-        i += 1;
     }
-    if let Some(name) = isa {
-        if !KNOWN.contains(&name) {
-            eprintln!(
-                "vector: unknown --isa `{name}` (expected one of: {})",
-                KNOWN.join(", ")
-            );
-            return 2;
-        }
+    if let Some(name) = o.isa.filter(|n| !known.contains(n)) {
+        eprintln!(
+            "vector: unknown --isa `{name}` (expected one of: {})",
+            known.join(", ")
+        );
+        return Err(2);
     }
+    Ok(o)
+}
+
+fn main() -> i32 {
+    let o = match opts() {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     let avail = available();
-    let chosen: Vec<&Kernels> = match (all, isa) {
-        (true, _) => avail,
-        (false, Some(name)) => match avail.iter().find(|k| k.isa == name) {
+    let chosen: Vec<&Kernels> = match (o.all || o.bench, o.isa) {
+        (_, Some(name)) => match avail.iter().find(|k| k.name == name) {
             Some(k) => vec![*k],
             None => {
-                let names: Vec<&str> = avail.iter().map(|k| k.isa).collect();
+                let names: Vec<&str> = avail.iter().map(|k| k.name).collect();
                 eprintln!(
                     "vector: isa `{name}` is not available on this machine (available: {})",
                     names.join(", ")
@@ -336,8 +358,13 @@ fn main() -> i32 {
                 return 3;
             }
         },
+        (true, None) => avail,
         (false, None) => vec![*avail.last().expect("scalar is always available")],
     };
+    if o.bench {
+        bench(&chosen);
+        return 0;
+    }
     let failures: u32 = chosen.iter().map(|k| run_isa(k)).sum();
     if failures > 0 {
         eprintln!("vector: {failures} kernel(s) FAILED");

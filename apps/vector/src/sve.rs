@@ -9,10 +9,10 @@
 //! alone for aarch64-unknown-none. The arm64 suite (`cargo xtask test`)
 //! runs the app under Vessel at every SVE length from 128 to 2048 bits
 //! (`vector-sve-N`) and checks every kernel against its scalar reference;
-//! before that, the kernels were checked equal to `kernels::SCALAR` on a
+//! before that, the kernels were checked equal to `table::SCALAR` on a
 //! bare-metal EL1 harness for n = 0, 1, 3, 15, 17 and 4099.
 
-use crate::kernels::{check_gather, check_matmul, Kernels};
+use vessel_kernels::table::{check_gather, check_matmul, Kernels};
 
 /// Vector length the hardware actually uses, in bits (`rdvl`).
 ///
@@ -25,22 +25,17 @@ pub unsafe fn rdvl_bits() -> u32 {
     (bytes * 8) as u32
 }
 
-/// Every ISA name this architecture knows.
-pub const KNOWN: &[&str] = &["scalar", "sve"];
-
 /// The SVE kernel table; `vl_bits` from [`rdvl_bits`].
 ///
 /// # Safety
 /// SVE must be enabled for this VM.
 pub unsafe fn kernels(vl_bits: u32) -> Kernels {
-    Kernels {
-        isa: "sve",
-        vl_bits,
-        ..SVE
-    }
+    Kernels { vl_bits, ..SVE }
 }
 
 const SVE: Kernels = Kernels {
+    name: "sve",
+    imp: "asm",
     isa: "sve",
     vl_bits: 0,
     dot: |a, b| {

@@ -6,10 +6,12 @@
 //! - `kernel`: installing QEMU and the kernel (`cargo xtask setup --arch aarch64`);
 //! - `suite`: the test table;
 //! - `initramfs`: the archive /init, the apps, the data and the table go in;
-//! - `qemu`: booting the machine and counting what /init reports.
+//! - `qemu`: booting the machine and counting what /init reports;
+//! - `neon`: the check that plain Rust in a guest is NEON-vectorized.
 
 mod initramfs;
 mod kernel;
+mod neon;
 mod qemu;
 mod suite;
 
@@ -32,7 +34,7 @@ pub fn test(sh: &Shell) -> Result<Counts> {
     .run()?;
     let apps = guests::apps()?;
     let base = initramfs::base(&apps)?;
-    let mut counts = Counts::default();
+    let mut counts = neon::check();
     for (name, cpu, tests) in [
         ("arm64 suite", "max,sve=on", suite::tests(&apps)),
         // A host whose SVE stops at 512 bits (vq 1..=4): the lengths it

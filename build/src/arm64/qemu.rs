@@ -12,8 +12,10 @@ use anyhow::{Context, Result};
 use super::kernel::kernel;
 use crate::testing::Counts;
 
-/// Whole-suite limit, boot included.
-const SUITE_LIMIT: Duration = Duration::from_secs(280);
+/// Whole-suite limit, boot included: a guard against a hung machine, not a
+/// performance goal. The suite takes 30 s on an idle machine but over
+/// 260 s when other builds share this project's two cores.
+const SUITE_LIMIT: Duration = Duration::from_secs(420);
 
 /// Start QEMU on `cpu` with `initrd`; console lines arrive on the receiver.
 fn spawn(cpu: &str, initrd: &Path) -> Result<(Child, mpsc::Receiver<String>)> {

@@ -296,9 +296,21 @@ fn vector_tests() -> Vec<T> {
         t(
             "vector-sve-off",
             0,
-            &["SVE absent in this VM", "all kernels ok (isa=scalar"],
+            &["SVE absent in this VM", "all kernels ok (isa=rust-neon"],
             &[],
             "/apps/vector --sve off",
+        ),
+        // Every table: plain Rust (scalar, NEON-vectorized) and SVE asm.
+        t(
+            "vector-all",
+            0,
+            &[
+                "all kernels ok (isa=scalar,",
+                "all kernels ok (isa=rust-neon, vl=128",
+                "all kernels ok (isa=sve, vl=256",
+            ],
+            &[],
+            "/apps/vector --sve-vl 256 -- --all",
         ),
     ];
     for vq in SVE_LENGTHS {
@@ -322,17 +334,32 @@ pub const APF_DATA: &[(&str, usize)] = &[
     ("sync.bin", 300 * 1024),
     ("storm.bin", 64 * 4096),
     ("halt.bin", 8 * 4096),
+    ("float.bin", 32 * 4096),
     ("bad.bin", 10),
 ];
 
+/// Tasks of the float-state tests (`lazyscan --float`).
+const FLOAT_TASKS: usize = 4;
+
 /// The sum of the bytes of `/data/NAME`, as lazyscan prints it.
 fn apf_sum(name: &str) -> String {
-    let len = APF_DATA
+    vessel_tests::lazy_test_bytes(apf_len(name)).1.to_string()
+}
+
+/// The length of `/data/NAME`.
+fn apf_len(name: &str) -> usize {
+    APF_DATA
         .iter()
         .find(|d| d.0 == name)
         .map(|d| d.1)
-        .unwrap_or(0);
-    vessel_tests::lazy_test_bytes(len).1.to_string()
+        .unwrap_or(0)
+}
+
+/// What `lazyscan --float -- --tasks FLOAT_TASKS` prints for `/data/NAME`:
+/// the host's float fingerprint of the same bytes.
+fn apf_float(name: &str) -> String {
+    let (bytes, _) = vessel_tests::lazy_test_bytes(apf_len(name));
+    vessel_tests::float_fingerprint(&bytes, FLOAT_TASKS).to_string()
 }
 
 /// The equivalents of tests/apf.rs, with sums computed here. Overlap is
@@ -383,8 +410,31 @@ fn apf_tests() -> Vec<T> {
             "/apps/lazyscan --lazy data=/data/halt.bin --lazy-latency 30 -- --tasks 1 --sleep-ms 50",
         ),
     ];
+    v.extend(apf_float_tests());
     v.extend(apf_error_tests());
     v
+}
+
+/// Float-heavy tasks parked and resumed across faults (tests/apf.rs's
+/// `float_state_survives_faults_bit_for_bit`): NEON and FP registers live
+/// across every fault must come back bit for bit, with the Q-register save
+/// path and, with SVE on, the Z/P/FFR one. The total is the host's.
+fn apf_float_tests() -> Vec<T> {
+    let fp = apf_float("float.bin");
+    let argv = |sve: &str| {
+        format!(
+            "/apps/lazyscan --lazy data=/data/float.bin --lazy-latency 2 {sve}-- --tasks {FLOAT_TASKS} --float --passes 2"
+        )
+    };
+    let want = [
+        "paired=true async=true overlapped=true",
+        "faults8=true",
+        fp.as_str(),
+    ];
+    vec![
+        t("apf-float", 0, &want, &[], &argv("")),
+        t("apf-float-sve", 0, &want, &[], &argv("--sve max ")),
+    ]
 }
 
 /// Bad lazy regions are refused before boot; writing one is a guest fault.

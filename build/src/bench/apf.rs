@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
+use super::{plot, results};
 use crate::{guests, project_root, Arch};
 
 fn run(exe: &Path, launcher: &[&str], app: &[&str]) -> Result<(Duration, String)> {
@@ -90,15 +91,31 @@ pub fn apf(sh: &Shell, runs: usize) -> Result<()> {
         )?;
         off.push(field(&o, "steady_us")?);
     }
-    on.sort();
-    off.sort();
-    let (m_on, m_off) = (on[runs / 2], off[runs / 2]);
-    println!("  no-fault cost: 3 passes over a populated 32 MiB region, median of {runs}:");
-    println!("    async PF on        {:9.3} ms", m_on as f64 / 1e3);
-    println!("    async PF off       {:9.3} ms", m_off as f64 / 1e3);
-    println!(
-        "    ratio on/off        {:8.3}   (goal: <= 1.02)",
-        m_on as f64 / m_off.max(1) as f64
+    let to_ms = |v: &[u64]| v.iter().map(|&us| us as f64 / 1e3).collect::<Vec<f64>>();
+    let entries = [
+        results::Entry::new(
+            "apf",
+            "2MiB-20ms-16tasks-async-vs-sync",
+            "ms",
+            "lower",
+            &mut [ms(t_async)],
+            &mut [ms(t_sync)],
+        ),
+        results::Entry::new(
+            "apf",
+            "no-fault-on-vs-off",
+            "ms",
+            "lower",
+            &mut to_ms(&on),
+            &mut to_ms(&off),
+        ),
+    ];
+    let json = results::record("apf", &entries)?;
+    let svg = plot::group("apf", &entries)?;
+    results::print(
+        &format!("  no-fault cost: 3 passes over a populated 32 MiB region, median of {runs} (guest = async PF on, native = off; goal: <= 1.02)"),
+        &entries,
+        &[&json, &svg],
     );
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
+use super::{plot, results};
 use crate::{guests, Arch};
 
 /// `host H ns guest G ns realtime R` -> (H, G).
@@ -25,6 +26,7 @@ pub fn clock(sh: &Shell, runs: usize) -> Result<()> {
     crate::setup::setup(sh, Arch::X86_64)?;
     guests::build_all(sh, Arch::X86_64)?;
     let exe = guests::packed(Arch::X86_64, "selftest");
+    let (mut guest_ns, mut host_ns) = (Vec::new(), Vec::new());
     let mut ratios = Vec::new();
     for _ in 0..runs {
         let out = Command::new(&exe).arg("clock").output()?;
@@ -35,7 +37,19 @@ pub fn clock(sh: &Shell, runs: usize) -> Result<()> {
         let (host, guest) =
             parse(&stdout).with_context(|| format!("selftest clock printed: {stdout}"))?;
         ratios.push(guest as f64 / host.max(1) as f64);
+        guest_ns.push(guest as f64 / 1e6);
+        host_ns.push(host as f64 / 1e6);
     }
+    let e = results::Entry::new(
+        "clock",
+        "guest-vs-host-elapsed",
+        "ms",
+        "equal",
+        &mut guest_ns,
+        &mut host_ns,
+    );
+    let json = results::record("clock", std::slice::from_ref(&e))?;
+    let svg = plot::group("clock", std::slice::from_ref(&e))?;
     ratios.sort_by(f64::total_cmp);
     println!("clock benchmark ({runs} runs of `selftest clock`, x86_64)");
     println!(
@@ -43,6 +57,11 @@ pub fn clock(sh: &Shell, runs: usize) -> Result<()> {
         ratios[runs / 2],
         ratios[0],
         ratios[runs - 1]
+    );
+    println!(
+        "  written: {}\n  written: {}",
+        json.display(),
+        svg.display()
     );
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! ```no_run
 //! use vmm::sandbox::Sandbox;
 //! let mut host = vmm::Host::open()?;
-//! let mut sb = Sandbox::from_path("target/x86_64-unknown-none/release/funcs")
+//! let mut sb = Sandbox::from_path("target/x86_64-unknown-linux-musl/release/funcs")
 //!     .register("prefix", |s: String| Ok::<_, String>(format!("host says {s}")))
 //!     .reset_after_call(true)                       // every call sees the state at `serve`
 //!     .timeout(std::time::Duration::from_secs(1))  // per call

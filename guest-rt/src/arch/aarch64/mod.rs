@@ -6,6 +6,8 @@
 //! only exception code is the vector table below: each of its 16 entries
 //! records an `Arm64FaultFrame` and reports it through the fault doorbell.
 
+mod mem;
+
 use core::mem::{offset_of, size_of};
 
 use vessel_abi::arch::aarch64::{

@@ -26,6 +26,8 @@
 //! 0: every ring-0 instruction costs ~1 µs here, and xsave at ring 0 would
 //! need SSE-clean emulation this KVM lacks; the CPL3 path runs natively.
 
+mod mem;
+
 use core::mem::offset_of;
 
 use vessel_abi::apf::{ApfArea, PAGE_NOT_PRESENT};

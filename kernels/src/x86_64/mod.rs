@@ -1,23 +1,15 @@
-//! x86_64 kernels: SSE2 (128-bit), AVX2 (256-bit), AVX-512F (512-bit).
+//! x86_64 kernels: SSE2 (128-bit), AVX2 (256-bit), AVX-512F (512-bit),
+//! each twice: hand-written assembly (the reference for hand-tuned code)
+//! and the plain Rust of [`crate::lanes`] compiled for that ISA
+//! (`rust.rs`: `#[target_feature]` wrappers).
 //!
-//! Why assembly and not `core::arch::x86_64` intrinsics: x86_64-unknown-none
-//! is a soft-float target (`-sse,+soft-float`, the x86-softfloat ABI). On
-//! stable Rust 1.95 a `#[target_feature(enable = "avx512f")]` function that
-//! uses intrinsics either fails in LLVM ("Do not know how to scalarize the
-//! result of this operator") or, for SSE2, compiles every `_mm_mul_ps` into
-//! calls to the soft-float routines: with `+soft-float` LLVM has no vector
-//! register classes at all. Inline `asm!` cannot name xmm/zmm registers
-//! either (not even as clobbers: "couldn't allocate output register"), and
-//! turning soft-float off with `-C target-feature=-soft-float` is a
-//! future-incompatibility warning that changes the whole workspace's ABI.
-//!
-//! So each kernel is a small `global_asm!` function with the C calling
-//! convention: pointers, lengths and f32 bit patterns in general-purpose
-//! registers, results in eax. Vector registers never cross a Rust function
-//! boundary, and because all xmm/ymm/zmm/k registers are caller-saved in the
-//! SysV ABI (and the soft-float compiler never keeps anything in them) a
-//! call clobbering them is sound. Each function uses only rax, rcx, rdx, rsi,
-//! rdi, r8-r11 and no stack. AVX functions end with `vzeroupper`.
+//! Each assembly kernel is a small `global_asm!` function with the C
+//! calling convention: pointers, lengths and f32 bit patterns in
+//! general-purpose registers, results in eax. Vector registers never cross
+//! a Rust function boundary, and because all xmm/ymm/zmm/k registers are
+//! caller-saved in the SysV ABI, a call clobbering them is sound. Each
+//! function uses only rax, rcx, rdx, rsi, rdi, r8-r11 and no stack. AVX
+//! functions end with `vzeroupper`.
 //!
 //! Tails: SSE2/AVX2 finish the last n % lanes elements with scalar SSE
 //! instructions; AVX-512 uses a k-mask for a single masked iteration
@@ -29,12 +21,13 @@
 //!
 //! One file per ISA (`sse2.rs`, `avx2.rs`, `avx512.rs`), each with its
 //! assembly, its `extern "C"` declarations and its [`Kernels`] table built
-//! by `isa_table!`; this file detects what the machine can run and hands
-//! out the tables.
+//! by `isa_table!`, and `rust.rs` for the Rust tables; this file detects
+//! what the machine can run (CPUID and XCR0, which work unprivileged in a
+//! guest and natively alike) and hands out the tables.
 
 use core::arch::x86_64::{__cpuid, __cpuid_count};
 
-use crate::kernels::Kernels;
+use crate::table::Kernels;
 
 /// What the CPU offers and the OS (here: the launcher, via XCR0) enabled.
 #[derive(Clone, Copy, Debug, Default)]
@@ -81,30 +74,32 @@ pub fn features() -> Features {
     }
 }
 
-/// Names of the ISAs this machine can run, best last.
-pub fn available() -> alloc::vec::Vec<&'static str> {
-    let f = features();
-    let mut v = alloc::vec!["scalar"];
-    if f.sse2 {
-        v.push("sse2");
-    }
-    if f.avx2 {
-        v.push("avx2");
-    }
-    if f.avx512f {
-        v.push("avx512");
-    }
-    v
+/// Every table name this architecture knows, available or not: the plain
+/// Rust ones first, then the assembly ones, each from narrow to wide (so
+/// the last available one is the best hand-tuned table).
+pub const KNOWN: &[&str] = &[
+    "scalar",
+    "rust-sse2",
+    "rust-avx2",
+    "rust-avx512",
+    "sse2",
+    "avx2",
+    "avx512",
+];
+
+/// The kernel tables this machine can run, in [`KNOWN`]'s order.
+pub fn available() -> impl Iterator<Item = &'static Kernels> {
+    KNOWN.iter().filter_map(|name| kernels(name))
 }
 
-/// Every ISA name this architecture knows, available or not.
-pub const KNOWN: &[&str] = &["scalar", "sse2", "avx2", "avx512"];
-
-/// The kernel table for `isa`, or None when the machine can't run it.
-pub fn kernels(isa: &str) -> Option<&'static Kernels> {
+/// The kernel table named `name`, or None when the machine can't run it.
+pub fn kernels(name: &str) -> Option<&'static Kernels> {
     let f = features();
-    match isa {
-        "scalar" => Some(&crate::kernels::SCALAR),
+    match name {
+        "scalar" => Some(&crate::table::SCALAR),
+        "rust-sse2" if f.sse2 => Some(&rust::SSE2),
+        "rust-avx2" if f.avx2 => Some(&rust::AVX2),
+        "rust-avx512" if f.avx512f => Some(&rust::AVX512),
         "sse2" if f.sse2 => Some(&sse2::SSE2),
         "avx2" if f.avx2 => Some(&avx2::AVX2),
         "avx512" if f.avx512f => Some(&avx512::AVX512),
@@ -123,7 +118,9 @@ pub fn kernels(isa: &str) -> Option<&'static Kernels> {
 /// - `gather(table, idx, out, n)`
 macro_rules! isa_table {
     ($name:ident, $isa:literal, $bits:literal, $dot:ident, $saxpy:ident, $sum:ident, $mm:ident, $gather:ident $(,)?) => {
-        pub(super) static $name: crate::kernels::Kernels = crate::kernels::Kernels {
+        pub(super) static $name: crate::table::Kernels = crate::table::Kernels {
+            name: $isa,
+            imp: "asm",
             isa: $isa,
             vl_bits: $bits,
             dot: |a, b| {
@@ -139,7 +136,7 @@ macro_rules! isa_table {
             // SAFETY: reads a[..n]; ISA checked.
             sum: |a| unsafe { $sum(a.as_ptr(), a.len()).cast_signed() },
             matmul: |a, b, c, m, k, n| {
-                crate::kernels::check_matmul(a, b, c, m, k, n);
+                crate::table::check_matmul(a, b, c, m, k, n);
                 for i in 0..m {
                     // SAFETY: reads a[i*k..][..k] and b[..k*n], writes
                     // c[i*n..][..n], all in bounds by check_matmul.
@@ -155,7 +152,7 @@ macro_rules! isa_table {
                 }
             },
             gather: |table, idx, out| {
-                crate::kernels::check_gather(table, idx, out);
+                crate::table::check_gather(table, idx, out);
                 // SAFETY: every idx is < table.len() (checked); writes out[..n].
                 unsafe { $gather(table.as_ptr(), idx.as_ptr(), out.as_mut_ptr(), idx.len()) }
             },
@@ -165,4 +162,5 @@ macro_rules! isa_table {
 
 mod avx2;
 mod avx512;
+mod rust;
 mod sse2;

@@ -1,0 +1,109 @@
+//! `cargo xtask bench vector`: every kernel of `vessel-kernels` (Rust and
+//! assembly, at each ISA level this machine has) in the guest against the
+//! same function run natively here, alternating: one guest process
+//! (`vector --bench`), then one native pass in this process, `runs` times.
+//! Throughput medians and their ratio (goal: >= 0.98 everywhere).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use xshell::Shell;
+
+use super::{plot, results};
+use crate::{guests, Arch};
+
+/// (unit, rates in M/s per run) by case name `kernel/impl/isa`.
+type Rates = BTreeMap<String, (String, Vec<f64>)>;
+
+/// Throughput in millions per second of one sample.
+fn rate(ops: f64, ns: f64) -> f64 {
+    ops * 1e3 / ns.max(1e-9)
+}
+
+/// One guest run: parse its `bench kernel=.. impl=.. isa=.. unit=.. ops=.. ns=..` lines.
+fn guest_run(exe: &std::path::Path, into: &mut Rates) -> Result<()> {
+    let out = Command::new(exe).args(["--", "--bench"]).output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "{} --bench failed ({}): {}",
+            exe.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut seen = 0;
+    for line in stdout.lines().filter_map(|l| l.strip_prefix("bench ")) {
+        let kv: BTreeMap<&str, &str> = line
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .collect();
+        let get = |k: &str| {
+            kv.get(k)
+                .copied()
+                .with_context(|| format!("no {k}= in `{line}`"))
+        };
+        let case = format!("{}/{}/{}", get("kernel")?, get("impl")?, get("isa")?);
+        let (ops, ns): (f64, f64) = (get("ops")?.parse()?, get("ns")?.parse()?);
+        let slot = into
+            .entry(case)
+            .or_insert_with(|| (String::new(), Vec::new()));
+        slot.0 = get("unit")?.to_string();
+        slot.1.push(rate(ops, ns));
+        seen += 1;
+    }
+    if seen == 0 {
+        bail!("vector --bench printed no bench lines: {stdout}");
+    }
+    Ok(())
+}
+
+/// One native pass over the same tables, in this process.
+fn native_run(into: &mut Rates) {
+    let t0 = Instant::now();
+    let now = || t0.elapsed().as_nanos() as u64;
+    vessel_kernels::bench::run(&mut vessel_kernels::available(), &now, &mut |s| {
+        let case = format!("{}/{}/{}", s.kernel, s.imp, s.isa);
+        let slot = into
+            .entry(case)
+            .or_insert_with(|| (String::new(), Vec::new()));
+        slot.0 = s.unit.to_string();
+        slot.1.push(rate(s.ops as f64, s.ns));
+    });
+}
+
+/// `runs` (at least 1) alternating guest and native passes.
+pub fn vector(sh: &Shell, runs: usize) -> Result<()> {
+    crate::setup::setup(sh, Arch::X86_64)?;
+    guests::build_all(sh, Arch::X86_64)?;
+    let exe = guests::packed(Arch::X86_64, "vector");
+    let (mut guest, mut native) = (Rates::new(), Rates::new());
+    for _ in 0..runs {
+        guest_run(&exe, &mut guest)?;
+        native_run(&mut native);
+    }
+    let mut entries = Vec::new();
+    for (case, (unit, g)) in &mut guest {
+        let Some((_, n)) = native.get_mut(case) else {
+            bail!("case {case} ran in the guest but not natively");
+        };
+        entries.push(results::Entry::new("vector", case, unit, "higher", g, n));
+    }
+    let json = results::record("vector", &entries)?;
+    let svg = plot::group("vector", &entries)?;
+    let f = vessel_kernels::x86_64::features();
+    results::print(
+        &format!(
+            "vector benchmark ({runs} alternating guest/native runs; ISAs here: sse2={} avx2={} avx512f={}; goal: ratio >= 0.98)",
+            f.sse2, f.avx2, f.avx512f
+        ),
+        &entries,
+        &[&json, &svg],
+    );
+    if !f.avx512f {
+        println!("  avx512: not measured: this CPU has no AVX-512F (the guest refuses it too)");
+    }
+    Ok(())
+}
