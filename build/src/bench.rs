@@ -21,19 +21,14 @@ use crate::{guests, project_root, Arch};
 
 mod apf;
 mod clock;
-<<<<<<< HEAD
 mod embed;
-pub use apf::apf;
-pub use clock::clock;
-pub use embed::embed;
-=======
 pub mod plot;
 pub mod results;
 mod vector;
 pub use apf::apf;
 pub use clock::clock;
+pub use embed::embed;
 pub use vector::vector;
->>>>>>> main
 
 fn time_once(cmd: &mut Command) -> Result<Duration> {
     let t = Instant::now();

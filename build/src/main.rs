@@ -11,11 +11,8 @@
 //! cargo xtask bench boot [--runs N]   boot time of a packed app vs a raw KVM program
 //! cargo xtask bench apf [--runs N]    async page faults vs synchronous; no-fault cost
 //! cargo xtask bench clock [--runs N]  the guest's clock against the host's
-<<<<<<< HEAD
-//! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
-=======
 //! cargo xtask bench vector [--runs N] every kernel in the guest vs natively, per ISA
->>>>>>> main
+//! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
 //! ```
 //! Benchmarks record their medians in target/bench/results.json and one SVG
 //! per group in target/bench/ (schema: README.md, "Performance").
@@ -111,6 +108,7 @@ const BOOT_RUNS: usize = 40;
 const APF_RUNS: usize = 5;
 const CLOCK_RUNS: usize = 20;
 const VECTOR_RUNS: usize = 5;
+const EMBED_RUNS: usize = 15;
 
 #[derive(Subcommand)]
 enum Bench {
@@ -129,13 +127,11 @@ enum Bench {
         #[arg(long, default_value_t = CLOCK_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
-<<<<<<< HEAD
     /// Sandbox calls, restores and creation against a raw exit and a raw VM
     Embed {
-        #[arg(long, default_value_t = 15, value_parser = at_least_one)]
+        #[arg(long, default_value_t = EMBED_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
-=======
     /// Every vector kernel (Rust and assembly, each ISA) in the guest vs natively
     Vector {
         #[arg(long, default_value_t = VECTOR_RUNS, value_parser = at_least_one)]
@@ -151,6 +147,7 @@ impl Bench {
             Bench::Apf { runs: APF_RUNS },
             Bench::Clock { runs: CLOCK_RUNS },
             Bench::Vector { runs: VECTOR_RUNS },
+            Bench::Embed { runs: EMBED_RUNS },
         ]
     }
 
@@ -160,9 +157,9 @@ impl Bench {
             Bench::Apf { runs } => bench::apf(sh, runs),
             Bench::Clock { runs } => bench::clock(sh, runs),
             Bench::Vector { runs } => bench::vector(sh, runs),
+            Bench::Embed { runs } => bench::embed(sh, runs),
         }
     }
->>>>>>> main
 }
 
 fn at_least_one(s: &str) -> Result<usize, String> {
@@ -300,12 +297,6 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Run { app, args } => run(&sh, &app, args)?,
         Cmd::Lint => lint::lint(&sh)?,
         Cmd::Test { arch } => test(&sh, &arch.list())?,
-<<<<<<< HEAD
-        Cmd::Bench(Bench::Boot { runs }) => bench::boot(&sh, runs)?,
-        Cmd::Bench(Bench::Apf { runs }) => bench::apf(&sh, runs)?,
-        Cmd::Bench(Bench::Clock { runs }) => bench::clock(&sh, runs)?,
-        Cmd::Bench(Bench::Embed { runs }) => bench::embed(&sh, runs)?,
-=======
         Cmd::Bench { group, compare } => {
             let groups = match (group, &compare) {
                 (Some(g), _) => vec![g],
@@ -319,7 +310,6 @@ fn dispatch(cli: Cli) -> Result<()> {
                 bench::results::compare(&old)?;
             }
         }
->>>>>>> main
     }
     Ok(())
 }
