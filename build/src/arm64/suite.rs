@@ -87,13 +87,6 @@ fn snapshot_tests() -> Vec<T> {
     let mut v: Vec<T> = snapshot_round_trip(256).into_iter().collect();
     v.extend(snapshot_round_trip(2048));
     v.push(t(
-        "snapshot-sve256-continues",
-        0,
-        &["bump -> 3"],
-        &[],
-        "/vessel snapshot --check /tmp/funcs-sve256.snap --call bump",
-    ));
-    v.push(t(
         "snapshot-refuses-other-sve-set",
         125,
         &[],

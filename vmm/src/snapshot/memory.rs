@@ -1,7 +1,7 @@
 //! Guest RAM in a snapshot, and putting back only the pages that changed.
 //!
-//! A snapshot keeps the pages that had memory behind them (`mincore`);
-//! the rest read as zero. Restoring takes the pages written since the last
+//! A snapshot keeps the pages that had memory behind them (`mincore`) and
+//! are not all zeros; the rest read as zero. Restoring takes the pages written since the last
 //! restore point, from KVM's dirty log (the guest's writes) and the RAM's
 //! own host-write bitmap (the launcher's writes on the guest's behalf),
 //! and copies each back (zeroes it when the snapshot had none there): the
@@ -60,23 +60,27 @@ pub struct MemoryImage {
 }
 
 impl MemoryImage {
-    /// Save every resident page of `ram` (the vCPU must be out of KVM_RUN).
+    /// Save every resident page of `ram` that is not all zeros (the vCPU
+    /// must be out of KVM_RUN). Skipping zero pages keeps the set the same
+    /// however the host backed RAM: with transparent huge pages one touch
+    /// makes 512 pages resident, and which ones depends on history.
     pub fn capture(ram: &GuestRam) -> Result<MemoryImage> {
         let resident = ram.resident()?;
-        let count = resident.iter().filter(|r| *r & 1 != 0).count();
-        let mut data = vec![0u8; count * PAGE as usize];
+        let mut data = Vec::new();
         let mut index = vec![NONE; resident.len()];
-        let mut n = 0usize;
+        let mut page = vec![0u8; PAGE as usize];
+        let mut n = 0u32;
         for (p, r) in resident.iter().enumerate() {
-            if r & 1 != 0 {
-                let at = n * PAGE as usize;
-                ram.read(
-                    ram.base() + p as u64 * PAGE,
-                    &mut data[at..at + PAGE as usize],
-                )?;
-                index[p] = n as u32;
-                n += 1;
+            if r & 1 == 0 {
+                continue;
             }
+            ram.read(ram.base() + p as u64 * PAGE, &mut page)?;
+            if page.iter().all(|&b| b == 0) {
+                continue;
+            }
+            data.extend_from_slice(&page);
+            index[p] = n;
+            n += 1;
         }
         Ok(MemoryImage {
             base: ram.base(),
