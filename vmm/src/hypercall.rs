@@ -40,14 +40,23 @@ pub enum Served {
     Done(Outcome),
     /// An embedding call (`Serve`, `HostCall`, `Again`) for the sandbox
     /// running the VM; its frame at `frame` is not answered yet.
-    Embed { frame: u64, call: Call },
+    Embed {
+        /// The frame's guest address.
+        frame: u64,
+        /// The call, decoded.
+        call: Call,
+    },
 }
 
 /// What every call may use.
 pub struct Ctx<'a> {
+    /// Guest RAM.
     pub ram: &'a GuestRam,
+    /// Where console I/O goes.
     pub io: &'a mut dyn HostIo,
+    /// When the run started (the monotonic clock's zero).
     pub start: std::time::Instant,
+    /// The feature bits offered in BootInfo.
     pub features: u64,
     /// Set when a console write failed (reported once on stderr).
     pub output_lost: bool,

@@ -44,13 +44,23 @@ pub enum ValueError {
     /// The bytes end inside a value.
     Truncated,
     /// A value of another type: tags `want` and `got`.
-    WrongType { want: u8, got: u8 },
+    WrongType {
+        /// The tag expected.
+        want: u8,
+        /// The tag found.
+        got: u8,
+    },
     /// Text that is not UTF-8.
     BadUtf8,
     /// A `bool` byte other than 0 or 1.
     BadBool(u8),
     /// A tuple of `got` values where `want` were expected.
-    Arity { want: u8, got: u8 },
+    Arity {
+        /// Values expected.
+        want: u8,
+        /// Values found.
+        got: u8,
+    },
     /// Bytes left after the value.
     Trailing(usize),
 }

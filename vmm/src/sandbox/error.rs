@@ -38,7 +38,9 @@ pub enum SandboxError {
     /// The guest's result is not a value of the expected type (*poisons*).
     #[error("result of {function}: {source}")]
     BadResult {
+        /// The guest function called.
         function: String,
+        /// What is wrong with its result.
         source: ValueError,
     },
     /// The guest reported another error for the call (nested too deep,

@@ -161,7 +161,7 @@ impl SandboxBuilder {
             })?,
             Source::Snapshot(s) => return Ok(s.image.clone()),
         };
-        Ok(Arc::new(crate::load_image(bytes, self.cfg.mem_size)?))
+        Ok(Arc::new(crate::load_image(bytes)?))
     }
 
     /// Build the VM and run the guest until it serves calls.

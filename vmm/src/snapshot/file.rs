@@ -45,25 +45,59 @@ const MEMORY: u32 = 5;
 /// Why a snapshot file is refused ("snapshot file: ...").
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotFileError {
+    /// Shorter than a header and a checksum.
     #[error("{0} bytes is too short for a snapshot")]
     Truncated(usize),
+    /// Not a snapshot file.
     #[error("not a Vessel snapshot (bad magic)")]
     Magic,
+    /// Another format version.
     #[error("format version {got}; this launcher reads {FORMAT}")]
-    Format { got: u32 },
+    Format {
+        /// The file's version.
+        got: u32,
+    },
+    /// The file is not as long as its header says (cut, or grown).
     #[error("the header says {said} bytes, the file has {got}")]
-    Length { said: u64, got: usize },
+    Length {
+        /// The header's length.
+        said: u64,
+        /// The file's length.
+        got: usize,
+    },
+    /// The bytes are not the ones written.
     #[error("checksum mismatch: stored {stored:#018x}, computed {computed:#018x}")]
-    Checksum { stored: u64, computed: u64 },
+    Checksum {
+        /// The trailer's checksum.
+        stored: u64,
+        /// The checksum of the bytes read.
+        computed: u64,
+    },
+    /// Made by a launcher of another ABI version.
     #[error("made for ABI version {got}; this launcher speaks {want}")]
-    Abi { got: u32, want: u32 },
+    Abi {
+        /// The file's ABI version.
+        got: u32,
+        /// This launcher's.
+        want: u32,
+    },
+    /// Made on another architecture.
     #[error("made on {got}; this host is {want}")]
     Arch {
+        /// The file's architecture.
         got: &'static str,
+        /// This host's.
         want: &'static str,
     },
+    /// A section that does not parse.
     #[error("section {what}: {why}")]
-    Section { what: &'static str, why: String },
+    Section {
+        /// Which section.
+        what: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+    /// The guest image in the file is refused.
     #[error("guest image: {0}")]
     Image(String),
 }
@@ -240,7 +274,7 @@ impl Snapshot {
                 format!("{} bytes after the last section", r.0.len()),
             ));
         }
-        let image = crate::load_image(image.to_vec(), cfg.mem_size)
+        let image = crate::load_image(image.to_vec())
             .map_err(|e| SnapshotFileError::Image(e.to_string()))?;
         Ok(Snapshot {
             id: super::next_id(),
