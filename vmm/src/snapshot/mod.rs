@@ -58,7 +58,7 @@ impl Snapshot {
         &self.exports
     }
 
-    /// Write the snapshot to a file ([`file`] describes the format).
+    /// Write the snapshot to a file ([`mod@file`] describes the format).
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
         std::fs::write(path, self.to_bytes()).map_err(|source| crate::Error::HostIo {
             what: "write",
