@@ -24,10 +24,12 @@ mod clock;
 mod embed;
 pub mod plot;
 pub mod results;
+mod smp;
 mod vector;
 pub use apf::apf;
 pub use clock::clock;
 pub use embed::embed;
+pub use smp::smp;
 pub use vector::vector;
 
 fn time_once(cmd: &mut Command) -> Result<Duration> {

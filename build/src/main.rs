@@ -124,6 +124,7 @@ const APF_RUNS: usize = 5;
 const CLOCK_RUNS: usize = 20;
 const VECTOR_RUNS: usize = 5;
 const EMBED_RUNS: usize = 15;
+const SMP_RUNS: usize = 5;
 
 #[derive(Subcommand)]
 enum Bench {
@@ -152,6 +153,11 @@ enum Bench {
         #[arg(long, default_value_t = VECTOR_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
+    /// Parallel speed-up on 2 vCPUs vs 1 (native threads as baseline); boot with 4 vCPUs vs 1
+    Smp {
+        #[arg(long, default_value_t = SMP_RUNS, value_parser = at_least_one)]
+        runs: usize,
+    },
 }
 
 impl Bench {
@@ -163,6 +169,7 @@ impl Bench {
             Bench::Clock { runs: CLOCK_RUNS },
             Bench::Vector { runs: VECTOR_RUNS },
             Bench::Embed { runs: EMBED_RUNS },
+            Bench::Smp { runs: SMP_RUNS },
         ]
     }
 
@@ -173,6 +180,7 @@ impl Bench {
             Bench::Clock { runs } => bench::clock(sh, runs),
             Bench::Vector { runs } => bench::vector(sh, runs),
             Bench::Embed { runs } => bench::embed(sh, runs),
+            Bench::Smp { runs } => bench::smp(sh, runs),
         }
     }
 }

@@ -34,6 +34,7 @@ mod cell;
 pub mod console;
 pub mod env;
 pub mod export;
+pub mod futex;
 #[doc(hidden)]
 pub mod header;
 pub mod heap;
@@ -41,7 +42,9 @@ pub mod host;
 pub mod hypercall;
 mod panic;
 pub mod process;
+pub mod sync;
 pub mod task;
+pub mod thread;
 pub mod time;
 
 pub use vessel_abi as abi;

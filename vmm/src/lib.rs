@@ -28,12 +28,15 @@ pub mod lazy;
 pub mod memory;
 pub mod outcome;
 pub mod pack;
+mod park;
 mod run;
 pub mod sandbox;
+mod smp;
 pub mod snapshot;
 pub mod softapf;
 pub mod stop;
 pub mod sve;
+pub mod vcpu;
 pub mod vm;
 mod wake;
 
@@ -45,6 +48,7 @@ pub use outcome::{Fault, FaultKind, Outcome, StopReason};
 pub use run::Doorbell;
 pub use sandbox::{Sandbox, SandboxError};
 pub use stop::StopHandle;
+pub use vcpu::Vcpu;
 pub use vm::Vm;
 
 /// Build a VM for `image` on `host` and run it to its end.

@@ -1,5 +1,5 @@
 //! Building a VM for a guest image: memory, memslots, devices, the image,
-//! the boot area and the vCPU, in the order KVM and boot time want.
+//! the boot area and the vCPUs, in the order KVM and boot time want.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,27 +9,26 @@ use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 
 use crate::arch;
 use crate::boot::{self, BootParams};
-use crate::config::{ConfigError, VmConfig};
+use crate::config::VmConfig;
 use crate::elf::{ElfError, GuestImage};
 use crate::error::{KvmContext, Result};
 use crate::host::Host;
 use crate::layout::Layout;
 use crate::lazy::{LazyMemory, LazySpecError, PlannedRegion};
 use crate::memory::GuestRam;
-use crate::softapf::SoftApf;
+use crate::park::Parker;
 use crate::stop::StopHandle;
-use crate::sve::SveRequest;
-use crate::wake::WakeTimer;
+use crate::sve::{SveRequest, VlSet};
+use crate::vcpu::Vcpu;
 
 /// A VM built for one guest image, ready to run.
 pub struct Vm<'a> {
-    // Field order is drop order: vCPU, wake-up thread, then VM, then the
-    // RAM, page tables and lazy regions KVM maps.
-    pub(crate) vcpu: VcpuFd,
-    pub(crate) waker: WakeTimer,
-    /// Launcher-served async page faults (aarch64), once the guest registers.
-    pub(crate) soft: Option<SoftApf>,
-    pub(crate) vm_fd: Arc<VmFd>,
+    // Field order is drop order: vCPUs (and their wake-up threads), then
+    // the VM, then the RAM, page tables and lazy regions KVM maps.
+    pub(crate) vcpus: Vec<Vcpu>,
+    pub(crate) vm: Arc<VmFd>,
+    /// Where vCPU threads block in a launcher-served Wait (aarch64).
+    pub(crate) parker: Arc<Parker>,
     pub(crate) ram: GuestRam,
     /// The page tables' own memory (`arch::PAGE_TABLES`), unmapped in the guest.
     _tables: GuestRam,
@@ -40,7 +39,8 @@ pub struct Vm<'a> {
     pub(crate) deadline: Option<std::time::Instant>,
     /// RAM's dirty log is in manual-protect mode (`snapshot::dirty`).
     pub(crate) manual_dirty: bool,
-    /// Zero of the guest's monotonic clock.
+    /// Zero of the guest's monotonic clock for sandboxes, whose VM runs
+    /// in many pieces.
     pub(crate) epoch: std::time::Instant,
     pub(crate) features: u64,
     pub(crate) vector_bits: u32,
@@ -94,9 +94,6 @@ impl<'a> Vm<'a> {
         dirty_log: bool,
     ) -> Result<Vm<'a>> {
         crate::caps::check_required(kvm)?;
-        if cfg.vcpus != 1 {
-            return Err(ConfigError::OneVcpuOnly(cfg.vcpus).into());
-        }
         let layout = Layout::plan(cfg, image.end())?;
         check_segments(&image, &layout)?;
         let mut ram = GuestRam::new(layout.ram_base, cfg.mem_size)?;
@@ -124,31 +121,40 @@ impl<'a> Vm<'a> {
         image.load(&ram)?;
         let lazy_map: Vec<(u64, u64)> = planned.iter().map(|p| (p.gpa, p.mapped)).collect();
         arch::setup_memory(&ram, &tables, &layout, &image, &lazy_map)?;
-        let vcpu = vm.create_vcpu(0).kvm("KVM_CREATE_VCPU")?;
-        let granted = arch::init_vcpu(kvm, &vm, &vcpu, sve_request(cfg, &image))?;
-        let vector_bits = granted.map(|g| g.0).unwrap_or(0);
+        let vm = Arc::new(vm);
+        let (vcpus, vl) = create_vcpus(kvm, &vm, cfg.vcpus, sve_request(cfg, &image))?;
+        let vector_bits = vl.map(|g| g.0).unwrap_or(0);
         let features = features(kvm, cpu, cfg, &planned, vector_bits);
         let params = BootParams {
             args: &cfg.args,
             env: &cfg.env,
             features,
             vector_bits: u64::from(vector_bits),
-            counter_khz: arch::counter_khz(&vcpu),
+            counter_khz: arch::counter_khz(&vcpus[0].fd),
             lazy: &lazy_info(&planned),
             console_flags: console_flags(cfg),
         };
         let addrs = boot::write(&ram, &layout, &params)?;
-        arch::setup_vcpu(kvm, cpu, &vcpu, 0, &layout, &image, addrs.info, vector_bits)?;
-        let vm = Arc::new(vm);
+        for v in &vcpus {
+            arch::setup_vcpu(
+                kvm,
+                cpu,
+                &v.fd,
+                v.id,
+                &layout,
+                &image,
+                addrs.info,
+                vector_bits,
+            )?;
+        }
         Ok(Vm {
             image,
             ram,
             _tables: tables,
             lazy,
-            waker: WakeTimer::new(vm.clone()),
-            soft: None,
-            vm_fd: vm,
-            vcpu,
+            parker: Arc::new(Parker::default()),
+            vm,
+            vcpus,
             timeout: cfg.timeout,
             deadline: None,
             manual_dirty,
@@ -166,23 +172,72 @@ impl<'a> Vm<'a> {
         self.vector_bits
     }
 
-    /// Finish the exit the vCPU is in (KVM completes an MMIO access only at
+    /// Finish the exit vCPU 0 is in (KVM completes an MMIO access only at
     /// the next KVM_RUN) without running guest code: KVM_RUN with
     /// `immediate_exit` set. Its state is then whole for saving or setting.
     pub(crate) fn settle(&mut self) -> Result<()> {
-        self.vcpu.set_kvm_immediate_exit(1);
-        let r = self.vcpu.run().map(|_| ());
-        self.vcpu.set_kvm_immediate_exit(0);
+        let fd = &mut self.vcpus[0].fd;
+        fd.set_kvm_immediate_exit(1);
+        let r = fd.run().map(|_| ());
+        fd.set_kvm_immediate_exit(0);
         match r {
             Err(e) if e.errno() == libc::EINTR => Ok(()),
             other => other.kvm("KVM_RUN (immediate exit)"),
         }
     }
 
+    /// vCPU 0 (sandboxes run one vCPU).
+    pub(crate) fn vcpu0(&self) -> &VcpuFd {
+        &self.vcpus[0].fd
+    }
+
     /// A handle that ends this VM's run from any thread (see [`StopHandle`]).
     pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()
     }
+
+    /// The VM's vCPUs, vCPU 0 first.
+    pub fn vcpus(&self) -> &[Vcpu] {
+        &self.vcpus
+    }
+
+    /// The VM's vCPUs, mutably (to save or restore their state between runs).
+    pub fn vcpus_mut(&mut self) -> &mut [Vcpu] {
+        &mut self.vcpus
+    }
+}
+
+/// The SVE maximum granted (bits) and the set of lengths, as `arch::init_vcpu` returns.
+type Granted = (u32, VlSet);
+
+/// Create and initialise `count` vCPUs (SVE included): every vCPU must
+/// finalize the same set of SVE lengths as vCPU 0, or the VM is refused.
+/// Returns them with vCPU 0's granted maximum and set.
+fn create_vcpus(
+    kvm: &Kvm,
+    vm: &Arc<VmFd>,
+    count: u32,
+    sve: Option<SveRequest>,
+) -> Result<(Vec<Vcpu>, Option<Granted>)> {
+    let mut vcpus = Vec::new();
+    let mut first: Option<Granted> = None;
+    for id in 0..count {
+        let fd = vm
+            .create_vcpu(u64::from(id))
+            .kvm(format!("KVM_CREATE_VCPU({id})"))?;
+        let granted = arch::init_vcpu(kvm, vm, &fd, sve)?;
+        if id == 0 {
+            first = granted;
+        } else {
+            crate::sve::check_same_set(
+                id,
+                first.as_ref().map(|g| &g.1),
+                granted.as_ref().map(|g| &g.1),
+            )?;
+        }
+        vcpus.push(Vcpu::new(fd, id, vm.clone()));
+    }
+    Ok((vcpus, first))
 }
 
 impl Drop for Vm<'_> {
@@ -193,9 +248,6 @@ impl Drop for Vm<'_> {
         self.lazy.release();
     }
 }
-
-/// The memslot of guest RAM.
-pub(crate) const RAM_SLOT: u32 = 0;
 
 /// Every loadable segment lies in the image window and below the heap's end.
 fn check_segments(image: &GuestImage, layout: &Layout) -> Result<()> {
@@ -222,6 +274,9 @@ fn sve_request(cfg: &VmConfig, image: &GuestImage) -> Option<SveRequest> {
         (None, bits) => Some(SveRequest::from_header(bits)),
     }
 }
+
+/// The memslot of guest RAM.
+pub(crate) const RAM_SLOT: u32 = 0;
 
 /// `fixed` (RAM, the page tables) as slots 0.., each lazy region as its own
 /// slot after them; refused before any slot exists if KVM has too few.
@@ -290,7 +345,10 @@ fn features(
     if vector_bits > 0 {
         features |= vessel_abi::features::SVE;
     }
-    if cfg.async_pf && !planned.is_empty() && arch::async_pf_supported(kvm, cpu) {
+    // Launcher-served async page faults (aarch64) serve one vCPU; with
+    // more, lazy faults are served synchronously (the vCPU waits).
+    let one_area = !arch::SOFT_APF || cfg.vcpus == 1;
+    if cfg.async_pf && one_area && !planned.is_empty() && arch::async_pf_supported(kvm, cpu) {
         features |= vessel_abi::features::ASYNC_PF;
     }
     features

@@ -38,11 +38,13 @@ pub mod nr {
     pub const APF_ENABLE: u32 = 8;
     /// [`crate::Call::Serve`] (embedding, [`crate::embed`]: numbers apart
     /// from the runtime's).
-    pub const SERVE: u32 = 20;
+    pub const SERVE: u32 = 30;
     /// [`crate::Call::HostCall`].
-    pub const HOST_CALL: u32 = 21;
+    pub const HOST_CALL: u32 = 31;
     /// [`crate::Call::Again`].
-    pub const AGAIN: u32 = 22;
+    pub const AGAIN: u32 = 32;
+    /// [`Call::Wake`](super::Call::Wake).
+    pub const WAKE: u32 = 20;
 }
 
 /// Clock ids for [`Call::Clock`].
@@ -191,6 +193,15 @@ pub enum Call {
         /// Where to write the reply.
         free: GuestSlice,
     },
+    /// Wake the vCPUs whose bits are set in `vcpus` (bit `i`: vCPU `i`)
+    /// from a [`Call::Wait`]: an IPI on x86_64 (an MSI to each one's local
+    /// APIC), the launcher's own wake-up on aarch64. Bits of vCPUs that do
+    /// not exist are ignored; a vCPU that is not waiting returns from its
+    /// next Wait at once or re-checks its watch word. `ret` = vCPUs woken.
+    Wake {
+        /// Bit `i` set: wake vCPU `i`.
+        vcpus: u64,
+    },
 }
 
 /// Why a frame did not decode.
@@ -230,6 +241,7 @@ impl Call {
             Call::Serve { .. } => nr::SERVE,
             Call::HostCall { .. } => nr::HOST_CALL,
             Call::Again { .. } => nr::AGAIN,
+            Call::Wake { .. } => nr::WAKE,
         }
     }
 
@@ -267,6 +279,7 @@ impl Call {
                 args[..4].copy_from_slice(&[req.addr, req.len, free.addr, free.len])
             }
             Call::Again { free } => args[..2].copy_from_slice(&[free.addr, free.len]),
+            Call::Wake { vcpus } => args[0] = vcpus,
         }
         Frame {
             nr: self.nr(),
@@ -324,6 +337,7 @@ impl Call {
             nr::AGAIN => Call::Again {
                 free: slice(a[0], a[1]),
             },
+            nr::WAKE => Call::Wake { vcpus: a[0] },
             other => return Err(DecodeError::UnknownNumber(other)),
         })
     }
@@ -333,7 +347,7 @@ impl Call {
 mod tests {
     use super::*;
 
-    const ALL: [Call; 11] = [
+    const ALL: [Call; 12] = [
         Call::Exit {
             code: -3,
             stdout: GuestSlice {
@@ -406,6 +420,7 @@ mod tests {
                 len: 1 << 20,
             },
         },
+        Call::Wake { vcpus: 0b1010 },
     ];
 
     #[test]

@@ -87,7 +87,7 @@ impl Core {
             p
         } else {
             self.answer_frame(p.frame, reply::MORE, len)?;
-            match self.vm.run_steps(&mut self.io, true)? {
+            match self.vm.run_steps(&mut self.io)? {
                 Step::Embed {
                     frame,
                     call: Call::Again { free },
@@ -136,7 +136,7 @@ impl Core {
         depth: u32,
     ) -> Result<Returned, SandboxError> {
         loop {
-            match self.vm.run_steps(&mut self.io, true)? {
+            match self.vm.run_steps(&mut self.io)? {
                 Step::End(o) => return Err(self.ended(o)),
                 Step::Embed {
                     frame,

@@ -59,6 +59,9 @@ pub enum SandboxError {
     /// The guest ended or failed before it served calls.
     #[error("the guest did not start serving calls: {0}")]
     NotServing(String),
+    /// A sandbox runs one vCPU; this many were asked for.
+    #[error("a sandbox runs one vCPU, not {0}")]
+    OneVcpu(u32),
     /// A snapshot of another image or configuration.
     #[error("snapshot does not fit this sandbox: {0}")]
     SnapshotMismatch(String),

@@ -86,7 +86,7 @@ impl SandboxBuilder {
         self
     }
 
-    /// vCPUs (this version runs one; others are refused at `build`).
+    /// vCPUs (a sandbox runs one; others are refused at `build`).
     pub fn vcpus(mut self, n: u32) -> Self {
         self.cfg.vcpus = n;
         self
@@ -176,6 +176,9 @@ impl SandboxBuilder {
             },
             _ => self.cfg.clone(),
         };
+        if cfg.vcpus != 1 {
+            return Err(SandboxError::OneVcpu(cfg.vcpus));
+        }
         let vm = Vm::new_shared(host, image.clone(), &cfg, true)?;
         let mut sb = Sandbox {
             core: Core {
@@ -373,7 +376,7 @@ impl Sandbox {
 
     /// Take over the state of `snap` in a freshly built VM.
     fn adopt(&mut self, snap: Arc<Snapshot>) -> Result<(), SandboxError> {
-        snap.check_cpu(&self.core.vm.vcpu)?;
+        snap.check_cpu(self.core.vm.vcpu0())?;
         crate::snapshot::apply(&mut self.core, &snap, false, RestoreScope::Full)?;
         self.exports = snap.exports.clone();
         self.base = Some(snap.id);

@@ -132,9 +132,9 @@ fn clear_dirty(core: &crate::sandbox::Core) -> Result<()> {
     let vm = &core.vm;
     let size = vm.ram.size();
     if vm.manual_dirty {
-        dirty::clear(&vm.vm_fd, crate::vm::RAM_SLOT, size)?;
+        dirty::clear(&vm.vm, crate::vm::RAM_SLOT, size)?;
     } else {
-        dirty::get(&vm.vm_fd, crate::vm::RAM_SLOT, size)?;
+        dirty::get(&vm.vm, crate::vm::RAM_SLOT, size)?;
     }
     let _ = vm.ram.take_host_dirty();
     Ok(())
@@ -151,7 +151,7 @@ pub(crate) fn capture(
         .pending
         .ok_or_else(|| SandboxError::Protocol("no call can be snapshotted mid-way".into()))?;
     core.vm.settle()?;
-    let vcpus = vec![arch::save_vcpu(&core.vm.vcpu)?];
+    let vcpus = vec![arch::save_vcpu(core.vm.vcpu0())?];
     let memory = MemoryImage::capture(&core.vm.ram)?;
     clear_dirty(core)?;
     Ok(Snapshot {
@@ -177,18 +177,18 @@ pub(crate) fn apply(
     }
     let ram = &core.vm.ram;
     if incremental {
-        let mut dirty = dirty::get(&core.vm.vm_fd, crate::vm::RAM_SLOT, ram.size())?;
+        let mut dirty = dirty::get(&core.vm.vm, crate::vm::RAM_SLOT, ram.size())?;
         memory::merge(&mut dirty, &ram.take_host_dirty());
         let copied = snap.memory.restore_dirty(ram, &dirty)?;
         if core.vm.manual_dirty && copied > HOT_MAX {
-            dirty::clear(&core.vm.vm_fd, crate::vm::RAM_SLOT, ram.size())?;
+            dirty::clear(&core.vm.vm, crate::vm::RAM_SLOT, ram.size())?;
         }
     } else {
         snap.memory.restore_all(ram)?;
         clear_dirty(core)?;
     }
     for state in &snap.vcpus {
-        arch::restore_vcpu(&core.vm.vcpu, state, scope)?;
+        arch::restore_vcpu(core.vm.vcpu0(), state, scope)?;
     }
     core.pending = Some(snap.pending);
     Ok(())
