@@ -13,6 +13,7 @@
 //! cargo xtask bench apf [--runs N]    async page faults vs synchronous; no-fault cost
 //! cargo xtask bench clock [--runs N]  the guest's clock against the host's
 //! cargo xtask bench vector [--runs N] every kernel in the guest vs natively, per ISA
+//! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
 //! ```
 //! Benchmarks record their medians in target/bench/results.json and one SVG
 //! per group in target/bench/ (schema: README.md, "Performance").
@@ -121,6 +122,7 @@ const BOOT_RUNS: usize = 40;
 const APF_RUNS: usize = 5;
 const CLOCK_RUNS: usize = 20;
 const VECTOR_RUNS: usize = 5;
+const EMBED_RUNS: usize = 15;
 const SMP_RUNS: usize = 5;
 
 #[derive(Subcommand)]
@@ -138,6 +140,11 @@ enum Bench {
     /// The guest's clock against the host's over the same interval
     Clock {
         #[arg(long, default_value_t = CLOCK_RUNS, value_parser = at_least_one)]
+        runs: usize,
+    },
+    /// Sandbox calls, restores and creation against a raw exit and a raw VM
+    Embed {
+        #[arg(long, default_value_t = EMBED_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
     /// Every vector kernel (Rust and assembly, each ISA) in the guest vs natively
@@ -160,6 +167,7 @@ impl Bench {
             Bench::Apf { runs: APF_RUNS },
             Bench::Clock { runs: CLOCK_RUNS },
             Bench::Vector { runs: VECTOR_RUNS },
+            Bench::Embed { runs: EMBED_RUNS },
             Bench::Smp { runs: SMP_RUNS },
         ]
     }
@@ -170,6 +178,7 @@ impl Bench {
             Bench::Apf { runs } => bench::apf(sh, runs),
             Bench::Clock { runs } => bench::clock(sh, runs),
             Bench::Vector { runs } => bench::vector(sh, runs),
+            Bench::Embed { runs } => bench::embed(sh, runs),
             Bench::Smp { runs } => bench::smp(sh, runs),
         }
     }
