@@ -22,6 +22,7 @@ use crate::{guests, project_root, Arch};
 mod apf;
 mod clock;
 mod io;
+mod embed;
 pub mod plot;
 pub mod results;
 mod smp;
@@ -29,6 +30,7 @@ mod vector;
 pub use apf::apf;
 pub use clock::clock;
 pub use io::io;
+pub use embed::embed;
 pub use smp::smp;
 pub use vector::vector;
 

@@ -49,6 +49,14 @@ pub enum Served {
     Resume,
     /// The VM is over.
     Done(Outcome),
+    /// An embedding call (`Serve`, `HostCall`, `Again`) for the sandbox
+    /// running the VM; its frame at `frame` is not answered yet.
+    Embed {
+        /// The frame's guest address.
+        frame: u64,
+        /// The call, decoded.
+        call: Call,
+    },
 }
 
 /// What every call may use.
@@ -65,6 +73,9 @@ pub struct Ctx<'a> {
     pub output_lost: bool,
     /// The I/O ring and file server.
     pub io_server: &'a crate::ring::IoServer,
+    /// A sandbox runs the VM: embedding calls go to it (else they get
+    /// `NotSupported`).
+    pub embed: bool,
 }
 
 impl Ctx<'_> {
@@ -116,6 +127,14 @@ pub fn serve(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, frame_gpa: u64) -> Served {
         Err(e) => return bad_frame(format!("hypercall frame unreadable: {e}")),
     };
     let (result, next) = match Call::decode(&frame) {
+        Ok(call @ (Call::Serve { .. } | Call::HostCall { .. } | Call::Again { .. }))
+            if ctx.embed =>
+        {
+            return Served::Embed {
+                frame: frame_gpa,
+                call,
+            };
+        }
         Err(_) => (Err(Errno::Inval), Served::Resume),
         Ok(call) => match dispatch(ctx, vcpu, call) {
             Ok((ret, next)) => (Ok(ret), next),
@@ -159,6 +178,8 @@ fn dispatch(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, call: Call) -> Answer {
             timeout_ns,
         } => ring_enter(ctx, vcpu, min_complete, timeout_ns),
         Call::Wake { vcpus } => wake(vcpu, vcpus),
+        // Only a sandbox (`ctx.embed`, handled in `serve`) answers these.
+        Call::Serve { .. } | Call::HostCall { .. } | Call::Again { .. } => Err(Errno::NotSupported),
     }
 }
 
@@ -421,6 +442,7 @@ mod tests {
             io,
             start: std::time::Instant::now(),
             output_lost: false,
+            embed: false,
             features: vessel_abi::features::ASYNC_PF,
             io_server: &test_server(ram),
         };
@@ -519,6 +541,7 @@ mod tests {
             io: &mut io,
             start: std::time::Instant::now(),
             output_lost: false,
+            embed: false,
             features: 0,
             io_server: &test_server(&ram),
         };
@@ -653,6 +676,7 @@ mod tests {
             io: &mut io,
             start: std::time::Instant::now(),
             output_lost: false,
+            embed: false,
             features: 0,
             io_server: &test_server(&ram),
         };
