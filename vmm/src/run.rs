@@ -109,6 +109,23 @@ pub(crate) struct Shared<'v> {
     start: Instant,
     /// How many vCPUs the VM has.
     count: u32,
+    /// A sandbox runs the VM: embedding calls end the loop (`Ending::embed`).
+    embed: bool,
+    /// The running sandbox call's deadline.
+    deadline: Option<Instant>,
+}
+
+/// Where a sandbox's run stopped: the guest's end, or an embedding call.
+pub(crate) enum Step {
+    /// The guest ended.
+    End(Outcome),
+    /// An unanswered embedding call; its frame is at `frame`.
+    Embed {
+        /// The frame's guest address.
+        frame: u64,
+        /// The call.
+        call: vessel_abi::Call,
+    },
 }
 
 /// How one vCPU's loop ended.
@@ -118,6 +135,8 @@ pub(crate) struct Ending {
     pub outcome: Option<Outcome>,
     /// A console write of this vCPU's failed (reported on stderr then).
     pub output_lost: bool,
+    /// (Sandboxes) the embedding call that paused the loop.
+    pub embed: Option<(u64, vessel_abi::Call)>,
 }
 
 /// What hypercalls may ask of the vCPU that made them.
@@ -200,13 +219,15 @@ impl Vm<'_> {
         let sh = Shared {
             ram: &self.ram,
             lazy: &self.lazy,
-            image: self.image,
+            image: &self.image,
             stop: &self.stop,
             vm: &self.vm,
             parker: &self.parker,
             features: self.features,
             start: Instant::now(),
             count: self.vcpus.len() as u32,
+            embed: false,
+            deadline: None,
         };
         if let [only] = &mut self.vcpus[..] {
             return vcpu_loop(&sh, only, io)?.outcome.ok_or(Error::NoOutcome);
@@ -215,6 +236,37 @@ impl Vm<'_> {
             vcpu_loop(&sh, v, io)
         })
     }
+}
+
+impl Vm<'_> {
+    /// Run vCPU 0 (a sandbox's only one) until the guest ends or makes an
+    /// embedding call.
+    pub(crate) fn run_steps(&mut self, io: &mut dyn HostIo) -> Result<Step> {
+        let sh = Shared {
+            ram: &self.ram,
+            lazy: &self.lazy,
+            image: &self.image,
+            stop: &self.stop,
+            vm: &self.vm,
+            parker: &self.parker,
+            features: self.features,
+            start: self.epoch,
+            count: 1,
+            embed: true,
+            deadline: self.deadline,
+        };
+        let ending = vcpu_loop(&sh, &mut self.vcpus[0], io)?;
+        match (ending.embed, ending.outcome) {
+            (Some((frame, call)), _) => Ok(Step::Embed { frame, call }),
+            (None, Some(o)) => Ok(Step::End(o)),
+            (None, None) => Err(Error::NoOutcome),
+        }
+    }
+}
+
+/// Whether a sandbox call's deadline has passed.
+fn past(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
 }
 
 /// Run one vCPU until the VM ends (the outcome is None when another vCPU
@@ -227,13 +279,21 @@ fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending
         start: sh.start,
         features: sh.features,
         output_lost: false,
+        embed: sh.embed,
     };
     let end = |o: Option<Outcome>, lost: bool| {
         Ok(Ending {
             outcome: o,
             output_lost: lost,
+            embed: None,
         })
     };
+    // A kick that came while no vCPU was attached (the host was serving an
+    // embedding call) is gone: look at the deadline here too.
+    if past(sh.deadline) {
+        let o = Outcome::Stopped(crate::outcome::StopReason::Timeout, Duration::ZERO);
+        return end(Some(o), false);
+    }
     loop {
         if let Some(why) = sh.stop.reason() {
             return end(
@@ -266,6 +326,11 @@ fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending
             }
         };
         let served = match ev {
+            // A kick: a sandbox call's deadline may have passed.
+            Event::Again if past(sh.deadline) => Served::Done(Outcome::Stopped(
+                crate::outcome::StopReason::Timeout,
+                sh.start.elapsed(),
+            )),
             Event::Again => Served::Resume,
             Event::Crash(kind, what) => Served::Done(crash(sh, vcpu, kind, what)),
             Event::Ring(Doorbell::Fault, frame) => Served::Done(fault_report(sh, vcpu, frame)),
@@ -274,8 +339,16 @@ fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending
                 hypercall::serve(&mut ctx, &mut ops, frame)
             }
         };
-        if let Served::Done(o) = served {
-            return end(Some(o), ctx.output_lost);
+        match served {
+            Served::Resume => {}
+            Served::Done(o) => return end(Some(o), ctx.output_lost),
+            Served::Embed { frame, call } => {
+                return Ok(Ending {
+                    outcome: None,
+                    output_lost: ctx.output_lost,
+                    embed: Some((frame, call)),
+                })
+            }
         }
     }
 }
