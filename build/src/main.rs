@@ -12,6 +12,7 @@
 //! cargo xtask bench apf [--runs N]    async page faults vs synchronous; no-fault cost
 //! cargo xtask bench clock [--runs N]  the guest's clock against the host's
 //! cargo xtask bench vector [--runs N] every kernel in the guest vs natively, per ISA
+//! cargo xtask bench lines NAME --guest APP --native CMD...  your own kernel, the same way
 //! ```
 //! Benchmarks record their medians in target/bench/results.json and one SVG
 //! per group in target/bench/ (schema: README.md, "Performance").
@@ -130,6 +131,19 @@ enum Bench {
         #[arg(long, default_value_t = VECTOR_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
+    /// Your own kernel: GUEST (a packed app) and a NATIVE command both print
+    /// `bench ...` lines (guest-rt/README.md); recorded as group NAME
+    Lines {
+        name: String,
+        /// The packed app, run as `GUEST -- --bench`
+        #[arg(long)]
+        guest: std::path::PathBuf,
+        /// The native command and its arguments (the rest of the line)
+        #[arg(long, num_args = 1.., allow_hyphen_values = true, required = true)]
+        native: Vec<String>,
+        #[arg(long, default_value_t = VECTOR_RUNS, value_parser = at_least_one)]
+        runs: usize,
+    },
 }
 
 impl Bench {
@@ -149,6 +163,12 @@ impl Bench {
             Bench::Apf { runs } => bench::apf(sh, runs),
             Bench::Clock { runs } => bench::clock(sh, runs),
             Bench::Vector { runs } => bench::vector(sh, runs),
+            Bench::Lines {
+                name,
+                guest,
+                native,
+                runs,
+            } => bench::lines(&name, &guest, &native, runs),
         }
     }
 }

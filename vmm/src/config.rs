@@ -34,6 +34,9 @@ pub struct VmConfig {
     /// The guest flushes stdout at every newline (stdout is a terminal)
     /// instead of per 4 KiB.
     pub stdout_line_buffered: bool,
+    /// When the launcher started, for the stats' launch-to-entry time
+    /// (None: when the VM was created).
+    pub launched: Option<std::time::Instant>,
 }
 
 impl Default for VmConfig {
@@ -51,6 +54,7 @@ impl Default for VmConfig {
             sve: None,
             dump_regs: false,
             stdout_line_buffered: false,
+            launched: None,
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Ctx<'a> {
     pub features: u64,
     /// Set when a console write failed (reported once on stderr).
     pub output_lost: bool,
+    /// Calls and bytes, for `--stats`.
+    pub counts: crate::stats::CallCounts,
 }
 
 impl Ctx<'_> {
@@ -100,10 +102,13 @@ pub fn serve(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, frame_gpa: u64) -> Served {
     };
     let (result, next) = match Call::decode(&frame) {
         Err(_) => (Err(Errno::Inval), Served::Resume),
-        Ok(call) => match dispatch(ctx, vcpu, call) {
-            Ok((ret, next)) => (Ok(ret), next),
-            Err(e) => (Err(e), Served::Resume),
-        },
+        Ok(call) => {
+            ctx.counts.call(call.nr());
+            match dispatch(ctx, vcpu, call) {
+                Ok((ret, next)) => (Ok(ret), next),
+                Err(e) => (Err(e), Served::Resume),
+            }
+        }
     };
     match result {
         Ok((r1, r2)) => {
@@ -142,6 +147,7 @@ fn exit(ctx: &mut Ctx, code: i32, stdout: GuestSlice) -> Answer {
     if stdout.len > 0 {
         match ctx.ram.read_vec(stdout.addr, stdout.len, MAX_IO) {
             Ok(bytes) => {
+                ctx.counts.bytes_written += bytes.len() as u64;
                 if let Err(e) = ctx.io.write(1, &bytes) {
                     if let Some(o) = ctx.output_failed(1, &e) {
                         return Ok(((0, 0), Served::Done(o)));
@@ -190,7 +196,10 @@ fn write(ctx: &mut Ctx, fd: u32, buf: GuestSlice) -> Answer {
         .read_vec(buf.addr, len, MAX_IO)
         .map_err(|_| Errno::Fault)?;
     match ctx.io.write(fd, &bytes) {
-        Ok(()) => ok(len),
+        Ok(()) => {
+            ctx.counts.bytes_written += len;
+            ok(len)
+        }
         Err(e) => match ctx.output_failed(fd, &e) {
             Some(o) => Ok(((0, 0), Served::Done(o))),
             None => Err(Errno::Io),
@@ -205,6 +214,7 @@ fn read(ctx: &mut Ctx, fd: u32, buf: GuestSlice) -> Answer {
     check(ctx.ram, buf)?;
     let mut tmp = vec![0u8; buf.len.min(MAX_IO) as usize];
     let n = ctx.io.read_stdin(&mut tmp).map_err(|_| Errno::Io)?;
+    ctx.counts.bytes_read += n as u64;
     ctx.ram
         .write(buf.addr, &tmp[..n])
         .map_err(|_| Errno::Fault)?;
@@ -357,6 +367,7 @@ mod tests {
             start: std::time::Instant::now(),
             output_lost: false,
             features: vessel_abi::features::ASYNC_PF,
+            counts: Default::default(),
         };
         let s = serve(&mut ctx, vcpu, 0x100);
         (ram.read_pod(0x100).unwrap(), s)
@@ -441,6 +452,7 @@ mod tests {
             start: std::time::Instant::now(),
             output_lost: false,
             features: 0,
+            counts: Default::default(),
         };
         let vcpu = &mut FakeVcpu::default();
         assert!(matches!(serve(&mut ctx, vcpu, 0x100), Served::Resume));
@@ -563,6 +575,7 @@ mod tests {
             start: std::time::Instant::now(),
             output_lost: false,
             features: 0,
+            counts: Default::default(),
         };
         ctx.ram
             .write_pod(

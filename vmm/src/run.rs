@@ -106,6 +106,7 @@ struct VcpuOps<'v> {
 impl hypercall::Vcpu for VcpuOps<'_> {
     fn enable_apf(&mut self, area: u64, vector: u32) -> Result<()> {
         arch::apf_enable(self.vcpu, area, vector)?;
+        self.lazy.async_enabled();
         if arch::SOFT_APF {
             crate::softapf::enable(self.soft, self.ram, self.lazy, area)?;
         }
@@ -162,31 +163,37 @@ impl Vm<'_> {
             start,
             features: self.features,
             output_lost: false,
+            counts: Default::default(),
         };
-        loop {
+        let end = loop {
             if let Some(why) = self.stop.reason() {
-                return Ok(Outcome::Stopped(why, start.elapsed()));
+                break Ok(Outcome::Stopped(why, start.elapsed()));
             }
             if let Some(e) = self.lazy.failed() {
-                return Ok(Outcome::Fault(Fault::new(FaultKind::Lazy, e)));
+                break Ok(Outcome::Fault(Fault::new(FaultKind::Lazy, e)));
             }
-            let ev = match self.vcpu.run() {
-                Ok(exit) => event(exit),
+            let vcpu = &mut self.vcpu;
+            let ran = self.rec.kvm_run(|| vcpu.run().map(event));
+            let exits = &mut self.rec.exits;
+            let ev = match ran {
+                Ok(ev) => ev,
                 // A lazy page in SIGBUS mode: a launcher-served async PF.
                 Err(e) if e.errno() == libc::EFAULT && self.soft.is_some() => {
+                    exits.lazy_fault += 1;
                     match soft_fault(&self.vcpu, self.soft.as_ref()) {
-                        Ok(()) => Event::Again,
+                        Ok(()) => continue,
                         Err(m) => Event::Crash(FaultKind::Lazy, m),
                     }
                 }
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Event::Again,
                 Err(e) => {
-                    return Err(Error::Kvm {
+                    break Err(Error::Kvm {
                         what: "KVM_RUN".into(),
                         source: e,
                     })
                 }
             };
+            count(exits, &ev);
             let served = match ev {
                 Event::Again => Served::Resume,
                 Event::Crash(kind, what) => Served::Done(self.crash(kind, what)),
@@ -204,9 +211,11 @@ impl Vm<'_> {
                 }
             };
             if let Served::Done(o) = served {
-                return Ok(o);
+                break Ok(o);
             }
-        }
+        };
+        self.rec.end(ctx.counts);
+        end
     }
 
     /// A store to the fault doorbell: the ring-0 / vector stub's report, or
@@ -225,6 +234,16 @@ impl Vm<'_> {
     fn crash(&self, kind: FaultKind, what: String) -> Outcome {
         let text = format!("{what}: {}", arch::crash_report(&self.vcpu, self.image));
         Outcome::Fault(Fault::new(kind, text))
+    }
+}
+
+/// Count one KVM_RUN return for the stats.
+fn count(exits: &mut crate::stats::Exits, ev: &Event) {
+    match ev {
+        Event::Ring(Doorbell::Call, _) => exits.hypercall += 1,
+        Event::Ring(Doorbell::Fault, _) => exits.fault_report += 1,
+        Event::Again => exits.interrupted += 1,
+        Event::Crash(..) => exits.fatal += 1,
     }
 }
 

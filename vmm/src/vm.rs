@@ -17,6 +17,7 @@ use crate::layout::Layout;
 use crate::lazy::{LazyMemory, LazySpecError, PlannedRegion};
 use crate::memory::GuestRam;
 use crate::softapf::SoftApf;
+use crate::stats::{Recorder, Stats};
 use crate::stop::StopHandle;
 use crate::sve::SveRequest;
 use crate::wake::WakeTimer;
@@ -43,6 +44,8 @@ pub struct Vm<'a> {
     /// from guest-writable memory).
     pub(crate) stdout_buffer: u64,
     pub(crate) stop: StopHandle,
+    /// What the run did (`--stats`).
+    pub(crate) rec: Recorder,
 }
 
 impl<'a> Vm<'a> {
@@ -116,7 +119,14 @@ impl<'a> Vm<'a> {
             dump_regs: cfg.dump_regs,
             stdout_buffer: addrs.stdout,
             stop: StopHandle::default(),
+            rec: Recorder::new(cfg.launched.unwrap_or_else(std::time::Instant::now)),
         })
+    }
+
+    /// What the run did so far (after [`Vm::run`]: all of it).
+    pub fn stats(&self) -> Stats {
+        let soft = self.soft.as_ref().map(SoftApf::counts).unwrap_or_default();
+        self.rec.finish(self.lazy.counts(), soft)
     }
 
     /// SVE vector length granted to the guest in bits (0: none).

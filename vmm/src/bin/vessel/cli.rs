@@ -54,6 +54,13 @@ pub struct LaunchOpts {
     /// Do not offer async page faults: lazy-region faults stall the vCPU.
     #[arg(long)]
     pub no_async_pf: bool,
+    /// When the guest ends, print what the run did on stderr: exits by
+    /// reason, hypercalls, async page faults, pages fetched, bytes, times.
+    #[arg(long)]
+    pub stats: bool,
+    /// Write the same report as JSON to FILE (schema in vmm/README.md).
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<std::path::PathBuf>,
 }
 
 /// `--lazy` takes the OS string as given: FILE is used byte for byte.
