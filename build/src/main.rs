@@ -4,7 +4,8 @@
 //! cargo xtask setup [--arch A]        install what the build needs (idempotent)
 //! cargo xtask build [--arch A] [APP..] build the launcher and the apps (default: all), pack target/vessel/<app>
 //! cargo xtask run APP [FLAGS] [-- ARGS]  setup + build APP, then run target/vessel/APP FLAGS -- ARGS
-//! cargo xtask lint                    rustfmt and clippy (-D warnings), host and both guest targets
+//! cargo xtask lint                    rustfmt and clippy (-D warnings), host and both guest targets; cargo doc
+//! cargo xtask doc                     the API documentation (vmm, vessel-abi, guest-rt)
 //! cargo xtask test [--arch A]         lint, then every test: unit, x86_64 integration, arm64 suite
 //! cargo xtask bench [--compare OLD.json]  every group below (or with --compare
 //!                                     alone: compare results.json with OLD.json)
@@ -27,6 +28,7 @@
 
 mod arm64;
 mod bench;
+mod doc;
 mod guests;
 mod lint;
 mod setup;
@@ -76,16 +78,29 @@ enum Cmd {
     /// flags first, then `--` and the app's own arguments. Exits with the
     /// app's exit code.
     #[command(after_help = "Example: cargo xtask run hello --mem 64M -- world\n\
-                            The launcher flags: target/vessel/APP --help (after a build).")]
+                            Example: cargo xtask run vector --arch aarch64 --sve-vl 512 -- --isa sve\n\
+                            --arch and --qemu-cpu go right after APP; the launcher flags are in \
+                            target/vessel/APP --help (after a build).")]
     Run {
         /// The app (a folder of apps/).
         app: String,
+        /// `aarch64` boots the emulated arm64 machine the test suite uses
+        /// (QEMU with Debian's arm64 kernel and real arm64 KVM inside,
+        /// installed on first use) and runs the app there.
+        #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+        arch: Arch,
+        /// aarch64: QEMU's CPU model, e.g. `max,sve=on,sve-max-vq=4` (SVE
+        /// up to 512 bits).
+        #[arg(long, value_name = "MODEL", default_value = arm64::run::DEFAULT_CPU)]
+        qemu_cpu: String,
         /// Launcher flags, then `--` and the app's arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
     /// rustfmt and clippy with -D warnings, for the host and both guest targets
     Lint,
+    /// The API documentation: vmm, vessel-abi, and guest-rt for both guest targets
+    Doc,
     /// Lint, then every test: unit, x86_64 integration, arm64 suite
     Test {
         #[arg(long, value_enum, default_value_t = Arches::All)]
@@ -200,9 +215,14 @@ impl Arches {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One architecture Vessel builds for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Arch {
+    /// x86_64: guests run on this machine's /dev/kvm.
+    #[value(name = "x86_64")]
     X86_64,
+    /// aarch64: guests run in the emulated arm64 machine.
+    #[value(name = "aarch64")]
     Aarch64,
 }
 
@@ -305,8 +325,22 @@ fn dispatch(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Cmd::Run { app, args } => run(&sh, &app, args)?,
+        Cmd::Run {
+            app,
+            arch,
+            qemu_cpu,
+            args,
+        } => run(&sh, &app, arch, &qemu_cpu, args)?,
         Cmd::Lint => lint::lint(&sh)?,
+        Cmd::Doc => {
+            let failed = doc::build(&sh, false)?;
+            if !failed.is_empty() {
+                bail!("cargo doc failed for: {}", failed.join(", "));
+            }
+            for page in doc::index_pages() {
+                eprintln!("xtask: {}", page.display());
+            }
+        }
         Cmd::Test { arch } => test(&sh, &arch.list())?,
         Cmd::Bench { group, compare } => {
             let groups = match (group, &compare) {
@@ -341,12 +375,15 @@ fn keep_separator(raw: &[String], mut args: Vec<String>) -> Vec<String> {
     args
 }
 
-/// Set up, build one x86_64 app and the launcher, and run the packed app;
-/// exits with its status.
-fn run(sh: &Shell, app: &str, args: Vec<String>) -> Result<()> {
+/// Set up, build one app and the launcher, and run the packed app (on
+/// aarch64: in the emulated arm64 machine); exits with its status.
+fn run(sh: &Shell, app: &str, arch: Arch, cpu: &str, args: Vec<String>) -> Result<()> {
     let apps = guests::select(&[app.to_string()])?;
     let raw: Vec<String> = std::env::args().collect();
     let args = keep_separator(&raw, args);
+    if arch == Arch::Aarch64 {
+        std::process::exit(arm64::run::run(sh, app, &args, cpu)?);
+    }
     setup::setup(sh, Arch::X86_64)?;
     guests::build(sh, Arch::X86_64, &apps)?.check()?;
     let exe = guests::packed(Arch::X86_64, app);
@@ -457,6 +494,30 @@ mod tests {
             panic!("not run");
         };
         assert_eq!(keep_separator(&line, args), ["--mem", "64M", "--", "world"]);
+        let line = raw(&[
+            "xtask",
+            "run",
+            "hello",
+            "--arch",
+            "aarch64",
+            "--qemu-cpu",
+            "max",
+            "--sve-vl",
+            "256",
+            "--",
+            "x",
+        ]);
+        let Cmd::Run {
+            args,
+            arch,
+            qemu_cpu,
+            ..
+        } = Cli::try_parse_from(&line).unwrap().cmd
+        else {
+            panic!("not run");
+        };
+        assert_eq!((arch, qemu_cpu.as_str()), (Arch::Aarch64, "max"));
+        assert_eq!(keep_separator(&line, args), ["--sve-vl", "256", "--", "x"]);
         let line = raw(&["xtask", "run", "hello", "world"]);
         assert_eq!(keep_separator(&line, raw(&["world"])), ["world"]);
     }

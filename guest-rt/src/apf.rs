@@ -2,10 +2,10 @@
 //! task, "page ready" -> wake it, and the counters that check the pairing.
 //!
 //! The arch layer delivers two events here (see `arch::x86_64` and
-//! `arch::aarch64` for how): [`vessel_apf_park`] is called at CPL3/EL1 on
+//! `arch::aarch64` for how): `vessel_apf_park` is called at CPL3/EL1 on
 //! the faulting task's stack with the token; ready tokens land in
 //! [`ApfShared::ring`] (written by the interrupt stub on x86_64, by the
-//! launcher on aarch64; drained by [`drain`] in the scheduler). Parking goes
+//! launcher on aarch64; drained by `drain` in the scheduler). Parking goes
 //! through the executor when a task is running; otherwise (sync `main`,
 //! boot code) the vCPU waits in place with the futex-like Wait hypercall.
 
@@ -25,10 +25,12 @@ pub const VECTOR: u32 = 0x40;
 /// ring the interrupt stub (x86_64) or the launcher (aarch64) fills.
 #[repr(C, align(64))]
 pub struct ApfShared {
+    /// The notification area registered with `Call::ApfEnable`.
     pub area: ApfArea,
     /// Count of tokens ever pushed: written only by the interrupt stub
     /// (x86_64) or the launcher (aarch64), read by the runtime.
     pub head: u64,
+    /// The ready ring: `head` counts the tokens written here, mod `RING`.
     pub ring: [u32; RING],
 }
 
@@ -41,6 +43,7 @@ const _: () = {
     assert!(RING as u64 == vessel_abi::apf::READY_RING_ENTRIES);
 };
 
+/// This vCPU's async-PF area and ready ring (the interrupt stub finds it by this symbol).
 #[no_mangle]
 pub static mut VESSEL_APF_SHARED: ApfShared = ApfShared {
     area: ApfArea {

@@ -150,22 +150,26 @@ pub fn _eprint(args: fmt::Arguments) {
     let _ = Stderr.write_fmt(args);
 }
 
+/// Print to the guest's stdout (buffered; see [`console`](crate::console)).
 #[macro_export]
 macro_rules! print {
     ($($arg:tt)*) => { $crate::console::_print(format_args!($($arg)*)) };
 }
 
+/// Print a line to the guest's stdout.
 #[macro_export]
 macro_rules! println {
     () => { $crate::print!("\n") };
     ($($arg:tt)*) => { $crate::console::_print(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+/// Print to the guest's stderr (line-buffered).
 #[macro_export]
 macro_rules! eprint {
     ($($arg:tt)*) => { $crate::console::_eprint(format_args!($($arg)*)) };
 }
 
+/// Print a line to the guest's stderr.
 #[macro_export]
 macro_rules! eprintln {
     () => { $crate::eprint!("\n") };

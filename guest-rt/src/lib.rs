@@ -16,6 +16,7 @@
 //! environment, clocks, a task executor ([`task`]) and a panic handler that
 //! exits with code 101.
 #![no_std]
+#![warn(missing_docs)]
 // Outside guest builds (no `--cfg vessel_guest`, set by .cargo/config.toml
 // for the guest targets only; e.g. `cargo clippy --workspace` on the host)
 // the runtime is an empty crate.
@@ -42,6 +43,7 @@ pub use vessel_abi as abi;
 
 /// What an app's main function may return.
 pub trait Termination {
+    /// The process exit code this value stands for.
     fn exit_code(self) -> i32;
 }
 impl Termination for () {

@@ -4,7 +4,7 @@
 //! Each task is a future polled **on its own stack** (heap-allocated), so a
 //! task can be suspended anywhere, not only at `.await`: when it touches a
 //! lazy page that is not there yet, the async-PF upcall parks it mid-poll
-//! ([`park`]) and the scheduler runs another task; "page ready" makes it
+//! (`park`) and the scheduler runs another task; "page ready" makes it
 //! runnable again and it resumes inside the same poll, retrying the access.
 //! Waker-driven suspension works as usual: `Pending` returns to the
 //! scheduler until the task's waker is called.

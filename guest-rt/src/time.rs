@@ -19,6 +19,7 @@ impl Instant {
         let cycles = u128::from(self.0.saturating_sub(earlier.0));
         Duration::from_nanos((cycles * 1_000_000 / u128::from(khz)) as u64)
     }
+    /// Time since this instant.
     pub fn elapsed(&self) -> Duration {
         Instant::now().duration_since(*self)
     }

@@ -20,8 +20,11 @@ pub enum CapKind {
 /// One capability Vessel knows about.
 #[derive(Clone, Copy, Debug)]
 pub struct CapInfo {
+    /// The name in the kernel headers (`KVM_CAP_...`).
     pub name: &'static str,
+    /// Its number for KVM_CHECK_EXTENSION.
     pub id: u32,
+    /// How to read its value.
     pub kind: CapKind,
     /// Vessel refuses to run without it.
     pub required: bool,
@@ -30,6 +33,7 @@ pub struct CapInfo {
 }
 
 impl CapInfo {
+    /// A table entry (a `const fn`, so the table is a constant).
     pub const fn new(
         name: &'static str,
         id: u32,
@@ -111,8 +115,11 @@ pub const COMMON: &[CapInfo] = &[
 /// A capability with its values on the system fd and on a VM fd.
 #[derive(Clone, Debug)]
 pub struct CapValue {
+    /// Which capability.
     pub info: CapInfo,
+    /// KVM_CHECK_EXTENSION on the system fd.
     pub system: i32,
+    /// KVM_CHECK_EXTENSION on a VM fd, if one could be created.
     pub vm: Option<i32>,
 }
 

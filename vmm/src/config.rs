@@ -59,22 +59,36 @@ impl Default for VmConfig {
     }
 }
 
-/// A flag, an environment entry or a guest image file the launcher refuses
-/// before building anything ("invalid configuration: ...").
+/// A [`VmConfig`] field, an environment entry or a guest image file the
+/// launcher refuses before building anything ("invalid configuration:
+/// ..."). Messages name the field (`vcpus`, `env`); the `vessel` command
+/// shows its flag instead ([`crate::Error::config_field`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--cpus {0}: this version runs guests on exactly 1 vCPU")]
+    /// More than one vCPU asked for.
+    #[error("vcpus {0}: this version runs guests on exactly 1 vCPU")]
     OneVcpuOnly(u32),
-    #[error("--env `{0}` has an empty name")]
+    /// An environment entry `=VALUE` without a name.
+    #[error("env `{0}` has an empty name")]
     EnvEmptyName(String),
-    #[error("--env {0}: the launcher's environment has no {0}")]
+    /// An environment entry `KEY` naming a variable the launcher does not have.
+    #[error("env {0}: the launcher's environment has no {0}")]
     EnvUnset(String),
+    /// The KVM device path has a NUL byte.
     #[error("VESSEL_KVM `{0}` contains a NUL byte")]
     KvmPathNul(String),
+    /// The guest image is not a regular file.
     #[error("guest image {} is not a regular file", .0.display())]
     ImageNotAFile(PathBuf),
+    /// The guest image is larger than `MAX_IMAGE_BYTES`.
     #[error("guest image {} is {} MiB; the limit is {} MiB", path.display(), len >> 20, crate::MAX_IMAGE_BYTES >> 20)]
-    ImageTooLarge { path: PathBuf, len: u64 },
+    ImageTooLarge {
+        /// The image file.
+        path: PathBuf,
+        /// Its size.
+        len: u64,
+    },
+    /// The guest image grew past the limit while being read.
     #[error("guest image {} grew past {} MiB while being read", .0.display(), crate::MAX_IMAGE_BYTES >> 20)]
     ImageGrew(PathBuf),
 }

@@ -9,6 +9,7 @@ use std::os::fd::RawFd;
 pub trait HostIo: Send {
     /// Write all of `data` to guest fd 1 (stdout) or 2 (stderr).
     fn write(&mut self, fd: u32, data: &[u8]) -> std::io::Result<()>;
+    /// Read up to `buf.len()` bytes of guest stdin (fd 0); 0 at its end.
     fn read_stdin(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
     /// Write what a crashed or stopped guest left in its stdout buffer:
     /// like `write`, but it must not block for long (the deadline passed).

@@ -17,7 +17,9 @@ use crate::memory::GuestRam;
 /// The architecture an image is built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Machine {
+    /// EM_X86_64.
     X86_64,
+    /// EM_AARCH64.
     Aarch64,
 }
 
@@ -29,6 +31,7 @@ impl Machine {
             _ => None,
         }
     }
+    /// `x86_64` or `aarch64`.
     pub fn name(self) -> &'static str {
         match self {
             Machine::X86_64 => "x86_64",
@@ -40,10 +43,15 @@ impl Machine {
 /// One PT_LOAD segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Segment {
+    /// Guest-physical (= virtual) address it loads at.
     pub vaddr: u64,
+    /// Offset of its bytes in the file.
     pub offset: u64,
+    /// Bytes taken from the file.
     pub filesz: u64,
+    /// Bytes in memory (the rest past `filesz` is zero).
     pub memsz: u64,
+    /// PF_R / PF_W / PF_X bits.
     pub flags: u32,
 }
 
@@ -59,9 +67,13 @@ struct Symbol {
 /// A checked guest image.
 pub struct GuestImage {
     data: Vec<u8>,
+    /// The architecture it is built for.
     pub machine: Machine,
+    /// The entry point (`_start`).
     pub entry: u64,
+    /// Its PT_LOAD segments, sorted and checked not to overlap.
     pub segments: Vec<Segment>,
+    /// Its `.vessel.header` (ABI version, vector stubs, SVE request).
     pub header: GuestHeader,
 }
 

@@ -45,6 +45,7 @@ impl Host {
         })
     }
 
+    /// The opened `/dev/kvm`.
     pub fn kvm(&self) -> &Kvm {
         &self.kvm
     }

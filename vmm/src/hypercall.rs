@@ -42,9 +42,13 @@ pub enum Served {
 
 /// What every call may use.
 pub struct Ctx<'a> {
+    /// Guest RAM.
     pub ram: &'a GuestRam,
+    /// Where console I/O goes.
     pub io: &'a mut dyn HostIo,
+    /// When the run started (the monotonic clock's zero).
     pub start: std::time::Instant,
+    /// The feature bits offered in BootInfo.
     pub features: u64,
     /// Set when a console write failed (reported once on stderr).
     pub output_lost: bool,

@@ -9,8 +9,11 @@ use crate::memory::PAGE;
 /// Where things are in guest memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
+    /// Guest-physical start of RAM.
     pub ram_base: u64,
+    /// Guest-physical end of RAM.
     pub ram_end: u64,
+    /// Number of vCPUs planned for.
     pub vcpus: u32,
     /// `[start, end)` of the boot area (BootInfo, frames, strings).
     pub boot_area: (u64, u64),
@@ -25,37 +28,59 @@ const MIN_HEAP: u64 = 64 << 10;
 /// A memory map that cannot be built ("invalid configuration: ...").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayoutError {
-    #[error("--mem {shown} is outside {min}..={max} MiB ({side})", shown = shown_mem(*.0), min = arch::MIN_RAM >> 20, max = arch::MAX_RAM >> 20, side = side(*.0))]
+    /// RAM size outside what this architecture allows.
+    #[error("mem_size {shown} is outside {min}..={max} MiB ({side})", shown = shown_mem(*.0), min = arch::MIN_RAM >> 20, max = arch::MAX_RAM >> 20, side = side(*.0))]
     MemOutOfRange(u64),
-    #[error("--mem {0} is not a multiple of 4 KiB")]
+    /// RAM size not a whole number of pages.
+    #[error("mem_size {0} is not a multiple of 4 KiB")]
     MemNotPages(u64),
-    #[error("--cpus {0} is outside 1..={max}", max = arch::MAX_VCPUS)]
+    /// vCPU count outside 1..=MAX_VCPUS.
+    #[error("vcpus {0} is outside 1..={max}", max = arch::MAX_VCPUS)]
     CpusOutOfRange(u32),
-    #[error("stack size {0} must be a multiple of 4 KiB, at least 64 KiB")]
+    /// Stack size not a multiple of 4 KiB, or under 64 KiB.
+    #[error("stack_size {0} must be a multiple of 4 KiB, at least 64 KiB")]
     StackSize(u64),
+    /// The stacks take all of RAM.
     #[error("stacks exceed RAM")]
     StacksExceedRam,
-    #[error("--mem {} MiB leaves no room for a heap after the image ({} KiB) and {vcpus} stack(s) of {} KiB", mem >> 20, image >> 10, stack >> 10)]
+    /// No heap is left after the image and the stacks.
+    #[error("mem_size {} MiB leaves no room for a heap after the image ({} KiB) and {vcpus} stack(s) of {} KiB", mem >> 20, image >> 10, stack >> 10)]
     NoRoomForHeap {
+        /// RAM size.
         mem: u64,
         /// Bytes from the start of RAM to the end of the image.
         image: u64,
+        /// vCPUs.
         vcpus: u32,
+        /// Stack size of each.
         stack: u64,
     },
     /// The boot area's strings: `room` bytes in all, `left` of them free
     /// when an `item`-byte string came.
     #[error("arguments, environment and region names do not fit in the {} KiB the boot area has for them (a {item}-byte item did not fit in the {left} bytes left)", room / 1024)]
-    BootAreaFull { room: u64, item: u64, left: u64 },
+    BootAreaFull {
+        /// Bytes for strings in all.
+        room: u64,
+        /// Size of the string that did not fit.
+        item: u64,
+        /// Bytes left when it came.
+        left: u64,
+    },
     /// The page tables outgrew the `reserved` bytes set aside for them.
     #[error("page tables for this memory map need more than the {} KiB reserved for them", reserved / 1024)]
-    PageTableSpace { reserved: u64 },
+    PageTableSpace {
+        /// Bytes reserved for page tables.
+        reserved: u64,
+    },
     /// arm64: the memory map needs a wider IPA than the host offers
     /// (`limit` None: the host has no KVM_CAP_ARM_VM_IPA_SIZE).
     #[error("guest memory ends at {end:#x}, which needs a {need}-bit IPA; {}", ipa_offer(*limit))]
     IpaTooSmall {
+        /// The highest guest-physical address in use.
         end: u64,
+        /// IPA bits that address needs.
         need: u32,
+        /// The host's IPA limit, if it says.
         limit: Option<u32>,
     },
 }
@@ -90,11 +115,22 @@ fn ipa_offer(limit: Option<u32>) -> String {
 /// rather than a configuration ("page tables: ...").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PagingError {
+    /// An empty or unaligned range.
     #[error("cannot map {start:#x}..{end:#x}")]
-    BadRange { start: u64, end: u64 },
+    BadRange {
+        /// Start of the range.
+        start: u64,
+        /// Its end.
+        end: u64,
+    },
     /// x86_64: a 2 MiB page covers what a finer mapping needs.
     #[error("mapping conflicts with a huge page at table {table:#x}[{index}]")]
-    HugePageInTheWay { table: u64, index: usize },
+    HugePageInTheWay {
+        /// The table's address.
+        table: u64,
+        /// The entry.
+        index: usize,
+    },
     /// arm64: a block covers what a finer mapping needs.
     #[error("a block is in the way of a finer mapping")]
     BlockInTheWay,

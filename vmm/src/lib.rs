@@ -4,13 +4,14 @@
 //! ```no_run
 //! let mut host = vmm::Host::open().unwrap();
 //! let bytes = std::fs::read("target/x86_64-unknown-linux-musl/release/hello").unwrap();
-//! let image = vmm::load_image(bytes, 128 << 20).unwrap();
+//! let image = vmm::load_image(bytes).unwrap();
 //! let cfg = vmm::VmConfig { args: vec!["hello".into()], ..Default::default() };
 //! let outcome = vmm::run(&mut host, &image, &cfg, &mut vmm::StdIo).unwrap();
 //! std::process::exit(outcome.exit_code());
 //! ```
 //!
 //! The `vessel` binary is a thin command-line user of this crate.
+#![warn(missing_docs)]
 
 pub mod arch;
 mod boot;
@@ -102,12 +103,13 @@ pub fn read_image(path: &std::path::Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Parse and check a guest image for this host's architecture and a VM of
-/// `mem_size` bytes.
-pub fn load_image(bytes: Vec<u8>, mem_size: u64) -> Result<elf::GuestImage> {
-    layout::check_mem_size(mem_size)?;
-    let (lo, hi) = arch::image_window(arch::RAM_BASE + mem_size);
-    elf::GuestImage::parse(bytes, arch::MACHINE, lo, hi)
+/// Parse and check a guest image for this host's architecture.
+///
+/// The image is not tied to a memory size: [`VmConfig::mem_size`] is the
+/// one place that decides it, and [`Vm::new`] checks that the image, the
+/// stacks and a heap fit in that much RAM.
+pub fn load_image(bytes: Vec<u8>) -> Result<elf::GuestImage> {
+    check_image_for(bytes, arch::MACHINE)
 }
 
 /// Check a guest image for a launcher of `machine` (which may not be this

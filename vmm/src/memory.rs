@@ -15,25 +15,45 @@ pub const PAGE: u64 = 0x1000;
 /// A guest RAM access or mapping that failed ("guest memory: ...").
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
+    /// A size the host cannot map.
     #[error("size {0:#x} too large")]
     SizeTooLarge(u64),
+    /// The host mapping for guest RAM could not be made.
     #[error("cannot map {size} bytes of guest RAM: {source}")]
     Map {
+        /// Bytes asked for.
         size: u64,
+        /// Why.
         source: vm_memory::mmap::FromRangesError,
     },
+    /// A range outside guest RAM.
     #[error("range {addr:#x}+{len:#x} is outside guest RAM")]
-    OutOfRange { addr: u64, len: u64 },
+    OutOfRange {
+        /// Guest-physical start.
+        addr: u64,
+        /// Length in bytes.
+        len: u64,
+    },
+    /// A u64 store at an address that is not 8-byte aligned.
     #[error("unaligned u64 store at {0:#x}")]
     Unaligned(u64),
+    /// A length over the limit for its use.
     #[error("length {len} exceeds the limit of {max}")]
-    TooLong { len: u64, max: u64 },
+    TooLong {
+        /// The length asked for.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
     /// vm-memory refused an access that passed the range check (`op`:
     /// "read", "write", "store").
     #[error("{op} at {addr:#x}: {source}")]
     Access {
+        /// The operation.
         op: &'static str,
+        /// Guest-physical address.
         addr: u64,
+        /// Why.
         source: vm_memory::GuestMemoryError,
     },
 }
@@ -60,14 +80,17 @@ impl GuestRam {
         Ok(GuestRam { mem, base, size })
     }
 
+    /// Guest-physical address of the first byte.
     pub fn base(&self) -> u64 {
         self.base
     }
 
+    /// Size in bytes.
     pub fn size(&self) -> u64 {
         self.size
     }
 
+    /// Guest-physical address one past the last byte.
     pub fn end(&self) -> u64 {
         self.base + self.size
     }
@@ -97,6 +120,7 @@ impl GuestRam {
         }
     }
 
+    /// Write `data` at guest-physical `addr` (checked to lie inside).
     pub fn write(&self, addr: u64, data: &[u8]) -> Result<()> {
         self.check(addr, data.len() as u64)?;
         self.mem
@@ -118,6 +142,7 @@ impl GuestRam {
         Ok(())
     }
 
+    /// Read `buf.len()` bytes at guest-physical `addr` (checked to lie inside).
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         self.check(addr, buf.len() as u64)?;
         self.mem

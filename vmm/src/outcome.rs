@@ -26,11 +26,14 @@ pub enum FaultKind {
 /// where, and in which function).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fault {
+    /// What kind of crash.
     pub kind: FaultKind,
+    /// The one line users see.
     pub message: String,
 }
 
 impl Fault {
+    /// A fault of `kind` described by `message`.
     pub fn new(kind: FaultKind, message: impl Into<String>) -> Fault {
         Fault {
             kind,

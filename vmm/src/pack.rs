@@ -22,14 +22,19 @@ pub const GUEST_SECTION: &str = ".vessel.guest";
 /// A launcher executable that cannot carry or give up a guest.
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
+    /// The launcher file is not ELF.
     #[error("the launcher is not an ELF executable: {0}")]
     NotElf(object::read::Error),
+    /// The launcher is for another architecture.
     #[error("the launcher is built for {0:?}; Vessel launchers are x86_64 or aarch64")]
     Architecture(object::Architecture),
+    /// object could not read the launcher for rewriting.
     #[error("cannot read the launcher executable as ELF: {0}")]
     Read(object::build::Error),
+    /// object could not write the packed executable.
     #[error("cannot write the packed executable: {0}")]
     Write(object::build::Error),
+    /// The guest section runs past the end of the file.
     #[error("the embedded guest in {} is truncated", .0.display())]
     Truncated(PathBuf),
 }

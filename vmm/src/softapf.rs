@@ -31,10 +31,18 @@ use crate::memory::{GuestRam, PAGE};
 /// Launcher-served async page faults that cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApfError {
+    /// The async-PF area the guest registered is outside guest RAM.
     #[error("async-PF area {area:#x}+{bytes:#x} (with its ready ring) is outside guest RAM")]
-    AreaOutside { area: u64, bytes: u64 },
+    AreaOutside {
+        /// Guest address of the area.
+        area: u64,
+        /// Its size with the ring.
+        bytes: u64,
+    },
+    /// A fetch thread panicked while holding the shared state.
     #[error("async-PF state poisoned")]
     Poisoned,
+    /// The fetch threads ended while faults were outstanding.
     #[error("async-PF fetch threads are gone")]
     FetchThreadsGone,
     /// x86_64: KVM serves async page faults; the launcher never does.

@@ -232,6 +232,7 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
+    /// Start the watchdog: after `limit` (None: never) it stops the run through `handle`.
     pub fn start(limit: Option<Duration>, handle: &StopHandle) -> Result<Watchdog> {
         let Some(limit) = limit else {
             return Ok(Watchdog {

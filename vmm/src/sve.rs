@@ -12,8 +12,11 @@ pub const KVM_REG_ARM64: u64 = 0x6000_0000_0000_0000;
 const SIZE_SHIFT: u64 = 52;
 /// `KVM_REG_SIZE_U64`, `_U256`, `_U512`, `_U2048`.
 pub const KVM_REG_SIZE_U64: u64 = 3 << SIZE_SHIFT;
+/// `KVM_REG_SIZE_U256`.
 pub const KVM_REG_SIZE_U256: u64 = 5 << SIZE_SHIFT;
+/// `KVM_REG_SIZE_U512`.
 pub const KVM_REG_SIZE_U512: u64 = 6 << SIZE_SHIFT;
+/// `KVM_REG_SIZE_U2048`.
 pub const KVM_REG_SIZE_U2048: u64 = 8 << SIZE_SHIFT;
 /// `KVM_REG_ARM64_SVE` (coprocessor field 0x15).
 pub const KVM_REG_ARM64_SVE: u64 = 0x0015 << 16;
@@ -26,9 +29,11 @@ pub const VLS_ID: u64 = KVM_REG_ARM64 | KVM_REG_ARM64_SVE | KVM_REG_SIZE_U512 | 
 
 /// Number of Z / P registers.
 pub const Z_REGS: u32 = 32;
+/// Number of P registers.
 pub const P_REGS: u32 = 16;
 /// Bytes of one register slice as KVM transfers it: Z 2048 bits, P/FFR 256 bits.
 pub const Z_SLICE_BYTES: usize = 256;
+/// Bytes of one P or FFR slice.
 pub const P_SLICE_BYTES: usize = 32;
 
 /// `KVM_REG_ARM64_SVE_ZREG(n, i)`.
@@ -58,6 +63,7 @@ pub const fn ffr_id(slice: u32) -> u64 {
 
 /// Smallest and largest vector length the architecture allows, in bits.
 pub const MIN_BITS: u32 = 128;
+/// Largest vector length the architecture allows, in bits.
 pub const MAX_BITS: u32 = 2048;
 
 /// Vector length in bits -> vq (number of 128-bit quadwords).
@@ -125,23 +131,44 @@ impl fmt::Display for SveRequest {
 /// configuration: ...").
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SveError {
+    /// A request that is neither a length in bits nor `max`.
     #[error("`{0}` is not a vector length in bits (e.g. 256) or `max`")]
     NotALength(String),
+    /// SVE asked for on a host without SVE lengths.
     #[error("SVE requested but the host offers no SVE vector lengths")]
     HostHasNone,
+    /// SVE was turned off.
     #[error("SVE is off; nothing to choose")]
     Off,
+    /// A length outside 128..=2048 bits.
     #[error("SVE vector length {bits} bits is outside {}..={} (the host offers {} bits)", MIN_BITS, MAX_BITS, host.describe())]
-    OutOfRange { bits: u32, host: Box<VlSet> },
+    OutOfRange {
+        /// The length asked for.
+        bits: u32,
+        /// What the host offers.
+        host: Box<VlSet>,
+    },
+    /// A length that is not a multiple of 128 bits.
     #[error("SVE vector length {bits} bits is not a multiple of 128 (the host offers {} bits)", host.describe())]
-    NotMultiple { bits: u32, host: Box<VlSet> },
+    NotMultiple {
+        /// The length asked for.
+        bits: u32,
+        /// What the host offers.
+        host: Box<VlSet>,
+    },
+    /// A valid length the host does not offer.
     #[error("SVE vector length {bits} bits is not one the host offers (it offers {} bits)", host.describe())]
-    NotOffered { bits: u32, host: Box<VlSet> },
+    NotOffered {
+        /// The length asked for.
+        bits: u32,
+        /// What the host offers.
+        host: Box<VlSet>,
+    },
     /// arm64 host without KVM_CAP_ARM_SVE.
     #[error("SVE ({0}) requested but this host has no KVM_CAP_ARM_SVE (it offers no SVE vector lengths)")]
     NoKvmCap(SveRequest),
     /// An x86_64 launcher asked for SVE.
-    #[error("SVE ({0}) is an arm64 feature; --sve-vl/--sve cannot be used on x86_64")]
+    #[error("sve {0}: SVE is an arm64 feature; it cannot be asked for on x86_64")]
     NotThisArch(SveRequest),
 }
 
@@ -150,6 +177,7 @@ pub enum SveError {
 pub struct VlSet(pub [u64; 8]);
 
 impl VlSet {
+    /// The set from the VLS register's 64 bytes (little-endian words).
     pub fn from_bytes(b: &[u8; 64]) -> VlSet {
         let mut w = [0u64; 8];
         for (i, c) in b.chunks_exact(8).enumerate() {
@@ -160,6 +188,7 @@ impl VlSet {
         VlSet(w)
     }
 
+    /// The VLS register's 64 bytes.
     pub fn to_bytes(self) -> [u8; 64] {
         let mut b = [0u8; 64];
         for (i, w) in self.0.iter().enumerate() {
@@ -168,6 +197,7 @@ impl VlSet {
         b
     }
 
+    /// The set of these vqs (out-of-range ones ignored).
     pub fn from_vqs(vqs: &[u32]) -> VlSet {
         let mut s = VlSet::default();
         for &vq in vqs {
@@ -179,6 +209,7 @@ impl VlSet {
         s
     }
 
+    /// Whether the set has `vq`.
     pub fn contains_vq(&self, vq: u32) -> bool {
         (1..=512).contains(&vq) && self.0[((vq - 1) / 64) as usize] & (1 << ((vq - 1) % 64)) != 0
     }
@@ -193,10 +224,12 @@ impl VlSet {
         self.vqs().into_iter().map(vq_to_bits).collect()
     }
 
+    /// The largest vq in the set.
     pub fn max_vq(&self) -> Option<u32> {
         self.vqs().last().copied()
     }
 
+    /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)
     }

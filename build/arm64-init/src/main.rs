@@ -9,6 +9,12 @@
 //! `VESSEL-TEST FAIL NAME: why`, then `VESSEL-TESTS N passed, M failed`,
 //! then the sentinel `VESSEL-DONE rc=N`, and powers the machine off. As
 //! PID 1 it must never exit (the kernel would panic).
+//!
+//! With `/run.txt` instead (`cargo xtask run APP --arch aarch64`), it runs
+//! that one command (arguments separated by NUL bytes), prints each line of
+//! its stdout as `VESSEL-OUT LINE` and of its stderr as `VESSEL-ERR LINE`
+//! while it runs, then `VESSEL-RUN-EXIT rc=N` (128 + the signal if one
+//! killed it), and powers off.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -188,8 +194,67 @@ fn mount_fs() {
     }
 }
 
+/// Copy `from` to the console line by line, each line after `prefix`.
+fn relay(from: impl Read + Send + 'static, prefix: &'static str) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(from).split(b'\n') {
+            let Ok(line) = line else { break };
+            println!("{prefix}{}", String::from_utf8_lossy(&line));
+        }
+    })
+}
+
+/// `/run.txt` mode: run one command, relaying its output; its exit code.
+fn run_one(spec: &str) -> i32 {
+    let argv: Vec<&str> = spec.split('\0').filter(|a| !a.is_empty()).collect();
+    let Some((exe, args)) = argv.split_first() else {
+        println!("VESSEL-ERR init: /run.txt names no command");
+        return 125;
+    };
+    let spawned = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            println!("VESSEL-ERR init: cannot run {exe}: {e}");
+            return 125;
+        }
+    };
+    let relays: Vec<_> = [
+        child.stdout.take().map(|o| relay(o, "VESSEL-OUT ")),
+        child.stderr.take().map(|e| relay(e, "VESSEL-ERR ")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let status = child.wait();
+    for r in relays {
+        let _ = r.join();
+    }
+    match status {
+        Ok(st) => st
+            .code()
+            .or_else(|| std::os::unix::process::ExitStatusExt::signal(&st).map(|s| 128 + s))
+            .unwrap_or(125),
+        Err(e) => {
+            println!("VESSEL-ERR init: wait: {e}");
+            125
+        }
+    }
+}
+
 fn main_inner() -> i32 {
     mount_fs();
+    if let Ok(spec) = std::fs::read_to_string("/run.txt") {
+        let rc = run_one(&spec);
+        println!("VESSEL-RUN-EXIT rc={rc}");
+        return rc;
+    }
     if let Ok(v) = std::fs::read_to_string("/proc/version") {
         println!("init: {}", v.trim());
     }

@@ -79,10 +79,7 @@ pub fn base(apps: &[String]) -> Result<Cpio> {
         c.dir(d);
     }
     c.entry("dev/console", 0o020600, (5, 1), &[]);
-    c.file(
-        "init",
-        &project_root().join("target/aarch64-unknown-linux-musl/release/vessel-arm64-init"),
-    )?;
+    c.file("init", &init_path())?;
     for app in apps {
         c.file(&format!("apps/{app}"), &guests::packed(Arch::Aarch64, app))?;
     }
@@ -105,4 +102,33 @@ pub fn write(base: &Cpio, tests: &[T]) -> Result<PathBuf> {
     let initrd = project_root().join("target/arm64-initrd.cpio");
     std::fs::write(&initrd, c.finish()).with_context(|| format!("writing {}", initrd.display()))?;
     Ok(initrd)
+}
+
+/// The initramfs of `cargo xtask run APP --arch aarch64`: /init, /apps/APP,
+/// the `--lazy` files at their archive paths, and /run.txt (`argv`,
+/// NUL-separated). Written to target/arm64-run.cpio; returns its path and size.
+pub fn for_run(app: &str, files: &[(String, PathBuf)], argv: &[String]) -> Result<(PathBuf, u64)> {
+    let mut c = Cpio::new();
+    for d in ["dev", "proc", "sys", "tmp", "apps", "files"] {
+        c.dir(d);
+    }
+    c.entry("dev/console", 0o020600, (5, 1), &[]);
+    c.file("init", &init_path())?;
+    c.file(&format!("apps/{app}"), &guests::packed(Arch::Aarch64, app))?;
+    for (inside, host) in files {
+        if let Some((dir, _)) = inside.rsplit_once('/') {
+            c.dir(dir);
+        }
+        c.file(inside, host)?;
+    }
+    c.entry("run.txt", 0o100644, (0, 0), argv.join("\0").as_bytes());
+    let initrd = project_root().join("target/arm64-run.cpio");
+    let bytes = c.finish();
+    std::fs::write(&initrd, &bytes).with_context(|| format!("writing {}", initrd.display()))?;
+    Ok((initrd, bytes.len() as u64))
+}
+
+/// Where cargo puts /init (build/arm64-init).
+fn init_path() -> PathBuf {
+    project_root().join("target/aarch64-unknown-linux-musl/release/vessel-arm64-init")
 }

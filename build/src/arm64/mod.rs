@@ -7,12 +7,14 @@
 //! - `suite`: the test table;
 //! - `initramfs`: the archive /init, the apps, the data and the table go in;
 //! - `qemu`: booting the machine and counting what /init reports;
+//! - `run`: `cargo xtask run APP --arch aarch64`, one app on that machine.
 //! - `neon`: the check that plain Rust in a guest is NEON-vectorized.
 
 mod initramfs;
 mod kernel;
 mod neon;
 mod qemu;
+pub mod run;
 mod suite;
 
 use anyhow::Result;
@@ -27,11 +29,7 @@ use crate::{guests, Arch};
 pub fn test(sh: &Shell) -> Result<Counts> {
     setup(sh)?;
     guests::build_all(sh, Arch::Aarch64)?;
-    cmd!(
-        sh,
-        "cargo build --release -p vessel-arm64-init --target aarch64-unknown-linux-musl"
-    )
-    .run()?;
+    build_init(sh)?;
     let apps = guests::apps()?;
     let base = initramfs::base(&apps)?;
     let mut counts = neon::check();
@@ -49,5 +47,17 @@ pub fn test(sh: &Shell) -> Result<Counts> {
         let initrd = initramfs::write(&base, &tests)?;
         counts += qemu::boot(name, cpu, &initrd, tests.len())?;
     }
+    eprintln!("xtask: `cargo xtask run APP --arch aarch64`, as a user runs it:");
+    counts += run::self_test()?;
     Ok(counts)
+}
+
+/// Build the test machine's /init (build/arm64-init).
+pub fn build_init(sh: &Shell) -> Result<()> {
+    cmd!(
+        sh,
+        "cargo build --release -p vessel-arm64-init --target aarch64-unknown-linux-musl"
+    )
+    .run()?;
+    Ok(())
 }

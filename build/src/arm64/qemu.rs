@@ -17,8 +17,9 @@ use crate::testing::Counts;
 /// 260 s when other builds share this project's two cores.
 const SUITE_LIMIT: Duration = Duration::from_secs(420);
 
-/// Start QEMU on `cpu` with `initrd`; console lines arrive on the receiver.
-fn spawn(cpu: &str, initrd: &Path) -> Result<(Child, mpsc::Receiver<String>)> {
+/// Start QEMU on `cpu` with `initrd` and `mem_mib` of RAM; console lines
+/// arrive on the receiver.
+pub fn spawn(cpu: &str, initrd: &Path, mem_mib: u64) -> Result<(Child, mpsc::Receiver<String>)> {
     let mut qemu = Command::new("qemu-system-aarch64")
         .args([
             "-M",
@@ -30,7 +31,7 @@ fn spawn(cpu: &str, initrd: &Path) -> Result<(Child, mpsc::Receiver<String>)> {
             "-smp",
             "2",
             "-m",
-            "1024",
+            &mem_mib.to_string(),
             "-nographic",
             "-no-reboot",
             "-nic",
@@ -115,7 +116,7 @@ fn collect(rx: &mpsc::Receiver<String>, start: Instant) -> Results {
 }
 
 /// Power-off normally ends QEMU; make sure it is gone either way.
-fn stop(mut qemu: Child) {
+pub fn stop(mut qemu: Child) {
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline && qemu.try_wait().ok().flatten().is_none() {
         std::thread::sleep(Duration::from_millis(50));
@@ -134,7 +135,7 @@ pub fn boot(suite: &str, cpu: &str, initrd: &Path, tests: usize) -> Result<Count
         SUITE_LIMIT.as_secs()
     );
     let start = Instant::now();
-    let (qemu, rx) = spawn(cpu, initrd)?;
+    let (qemu, rx) = spawn(cpu, initrd, 1024)?;
     let r = collect(&rx, start);
     stop(qemu);
     Ok(report(suite, &r, tests, start.elapsed()))

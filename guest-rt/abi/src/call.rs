@@ -12,19 +12,29 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct GuestSlice {
+    /// Guest-physical address of the first byte.
     pub addr: u64,
+    /// Length in bytes.
     pub len: u64,
 }
 
 /// Hypercall numbers (`Frame::nr`).
 pub mod nr {
+    /// [`Call::Exit`](super::Call::Exit).
     pub const EXIT: u32 = 1;
+    /// [`Call::Abort`](super::Call::Abort).
     pub const ABORT: u32 = 2;
+    /// [`Call::Write`](super::Call::Write).
     pub const WRITE: u32 = 3;
+    /// [`Call::Read`](super::Call::Read).
     pub const READ: u32 = 4;
+    /// [`Call::Clock`](super::Call::Clock).
     pub const CLOCK: u32 = 5;
+    /// [`Call::Random`](super::Call::Random).
     pub const RANDOM: u32 = 6;
+    /// [`Call::Wait`](super::Call::Wait).
     pub const WAIT: u32 = 7;
+    /// [`Call::ApfEnable`](super::Call::ApfEnable).
     pub const APF_ENABLE: u32 = 8;
 }
 
@@ -69,6 +79,7 @@ pub enum Errno {
 }
 
 impl Errno {
+    /// The error a negative frame status stands for; None for a status that is not one.
     pub fn from_status(status: i32) -> Option<Errno> {
         Some(match status {
             -1 => Errno::Inval,
@@ -87,18 +98,42 @@ pub enum Call {
     /// End the VM; `code` becomes the process exit code. `stdout` is the
     /// guest's last buffered standard output, written before the VM ends
     /// (one exit instead of a write and an exit). Never returns.
-    Exit { code: i32, stdout: GuestSlice },
+    Exit {
+        /// The exit code.
+        code: i32,
+        /// The guest's last buffered stdout.
+        stdout: GuestSlice,
+    },
     /// End the VM after printing `msg` (UTF-8) on the host's stderr; the
     /// process exits with [`crate::exit::ABORT`]. Never returns.
-    Abort { msg: GuestSlice },
+    Abort {
+        /// The message.
+        msg: GuestSlice,
+    },
     /// Write `buf` to host fd 1 (stdout) or 2 (stderr). `ret` = bytes written.
-    Write { fd: u32, buf: GuestSlice },
+    Write {
+        /// 1 (stdout) or 2 (stderr).
+        fd: u32,
+        /// The bytes to write.
+        buf: GuestSlice,
+    },
     /// Read up to `buf.len` bytes from fd 0 (stdin). `ret` = bytes read, 0 at EOF.
-    Read { fd: u32, buf: GuestSlice },
+    Read {
+        /// 0 (stdin).
+        fd: u32,
+        /// Where the bytes go.
+        buf: GuestSlice,
+    },
     /// Read a clock (see [`clock`]); `ret` = nanoseconds.
-    Clock { clock: u32 },
+    Clock {
+        /// Which clock ([`clock`]).
+        clock: u32,
+    },
     /// Fill `buf` with random bytes from the host.
-    Random { buf: GuestSlice },
+    Random {
+        /// Where the bytes go.
+        buf: GuestSlice,
+    },
     /// Halt this vCPU until an interrupt arrives or `timeout_ns` passes
     /// (`u64::MAX`: no timeout). Returns at once if an event is pending, or
     /// (futex-like) if `watch` is non-zero and the u64 at guest address
@@ -106,23 +141,34 @@ pub enum Call {
     /// counter, found nothing and then calls Wait cannot miss an event that
     /// arrived in between.
     Wait {
+        /// Nanoseconds to wait at most; `u64::MAX` waits without a timeout.
         timeout_ns: u64,
+        /// Guest address of a u64 event counter, or 0 for none.
         watch: u64,
+        /// The value the guest last saw at `watch`.
         expect: u64,
     },
     /// Enable async page faults for this vCPU: `area` is the guest address
     /// of its 64-byte aligned notification area and `vector` the interrupt
     /// vector for "page ready". Needs `features::ASYNC_PF`.
-    ApfEnable { area: u64, vector: u32 },
+    ApfEnable {
+        /// Guest address of the 64-byte aligned [`crate::apf::ApfArea`].
+        area: u64,
+        /// Interrupt vector for "page ready".
+        vector: u32,
+    },
 }
 
 /// Why a frame did not decode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecodeError {
+    /// No call has this number.
     UnknownNumber(u32),
     /// An argument does not fit its type (e.g. an fd above u32).
     BadArgument {
+        /// The call number.
         nr: u32,
+        /// Which of the frame's arguments (0-based).
         index: usize,
     },
 }

@@ -16,6 +16,7 @@
 //! type with padding or with bytes that are not valid for every pattern, so
 //! the host reads and writes them in guest memory without `unsafe`.
 #![no_std]
+#![warn(missing_docs)]
 
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -103,14 +104,17 @@ pub struct BootInfo {
     pub heap_size: u64,
     /// Guest address of `argc` [`GuestSlice`]s; argument 0 is the program name.
     pub argv: u64,
+    /// Number of arguments at `argv`.
     pub argc: u64,
     /// Guest address of `envc` [`GuestSlice`]s, each `KEY=VALUE`.
     pub envp: u64,
+    /// Number of entries at `envp`.
     pub envc: u64,
     /// Guest address of `vcpu_count` [`VcpuInfo`]s.
     pub vcpus: u64,
     /// Guest address of `lazy_count` [`LazyRegion`]s.
     pub lazy: u64,
+    /// Number of regions at `lazy`.
     pub lazy_count: u64,
     /// Vector length in bits granted to the guest (SVE maximum), 0 if none.
     pub vector_bits: u64,
@@ -146,7 +150,9 @@ pub mod console {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct ConsoleBuffer {
+    /// Bytes of `data` in use.
     pub len: u64,
+    /// The buffered bytes.
     pub data: [u8; console::BUFFER],
 }
 
@@ -253,12 +259,19 @@ pub mod arch {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct X86FaultFrame {
+    /// The exception vector (0-31).
     pub vector: u64,
+    /// The CPU's error code, or 0 for a vector that pushes none.
     pub error_code: u64,
+    /// Where the exception happened.
     pub rip: u64,
+    /// Code segment at the exception (its low bits are the privilege level).
     pub cs: u64,
+    /// RFLAGS at the exception.
     pub rflags: u64,
+    /// Stack pointer at the exception.
     pub rsp: u64,
+    /// Stack segment at the exception.
     pub ss: u64,
 }
 
@@ -268,10 +281,15 @@ pub struct X86FaultFrame {
 pub struct Arm64FaultFrame {
     /// Which of the 16 vector table entries was taken.
     pub kind: u64,
+    /// ESR_EL1: the exception syndrome.
     pub esr: u64,
+    /// FAR_EL1: the faulting address (defined only for aborts, PC alignment faults and watchpoints).
     pub far: u64,
+    /// ELR_EL1: where the exception happened.
     pub elr: u64,
+    /// SPSR_EL1: the saved processor state.
     pub spsr: u64,
+    /// SP at the exception.
     pub sp: u64,
 }
 

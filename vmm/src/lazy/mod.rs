@@ -35,27 +35,44 @@ use crate::error::{Error, Result};
 /// Lazy-region memory or userfaultfd set-up that failed ("guest memory: ...").
 #[derive(Debug, thiserror::Error)]
 pub enum LazyError {
+    /// The region does not fit in the host's address space.
     #[error("lazy region {name} too large")]
-    TooLarge { name: String, mapped: u64 },
+    TooLarge {
+        /// The region.
+        name: String,
+        /// Bytes it maps.
+        mapped: u64,
+    },
+    /// The host mapping behind a region could not be made.
     #[error("cannot map {mapped} bytes for lazy region {name}: {source}")]
     Map {
+        /// The region.
         name: String,
+        /// Bytes it maps.
         mapped: u64,
+        /// Why.
         source: vm_memory::mmap::MmapRegionError,
     },
+    /// The eventfd that wakes the fetch threads could not be made.
     #[error("eventfd for lazy regions: {0}")]
     EventFd(std::io::Error),
+    /// userfaultfd(2) failed (MISSING mode).
     #[error("userfaultfd for lazy regions: {0}")]
     Userfaultfd(std::io::Error),
+    /// userfaultfd(2) failed (SIGBUS mode).
     #[error("userfaultfd (SIGBUS mode): {0}")]
     UserfaultfdSigbus(std::io::Error),
     /// A UFFDIO_REGISTER or UFFDIO_UNREGISTER (`op`, with its mode) of a region.
     #[error("{op} for lazy region {name}: {source}")]
     Register {
+        /// Which ioctl.
         op: &'static str,
+        /// The region.
         name: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// Launcher-served async page faults were asked for with no regions.
     #[error("no lazy regions to serve")]
     NoRegions,
 }
@@ -66,8 +83,11 @@ pub const FETCH_WORKERS: usize = 64;
 
 /// One region's host mapping and the file behind it.
 pub struct Backing {
+    /// The region's name (`--lazy NAME=...`).
     pub name: String,
+    /// Guest-physical start.
     pub gpa: u64,
+    /// Bytes mapped (the region rounded up to pages).
     pub mapped: u64,
     map: MmapRegion,
     file: Arc<File>,
@@ -260,6 +280,7 @@ impl LazyMemory {
         Ok(lazy)
     }
 
+    /// Every region, in guest-physical order.
     pub fn regions(&self) -> &[Backing] {
         &self.shared.regions
     }
@@ -284,7 +305,6 @@ impl LazyMemory {
         })
     }
 
-    /// The first fetch error, if any.
     /// The guest enabled async page faults: later faults count as
     /// asynchronous (`--stats`).
     pub fn async_enabled(&self) {
@@ -302,6 +322,7 @@ impl LazyMemory {
         }
     }
 
+    /// The first fetch error, if any.
     pub fn failed(&self) -> Option<String> {
         self.shared.error.lock().ok().and_then(|e| e.clone())
     }

@@ -22,7 +22,9 @@ pub fn open_nonblocking(path: &Path) -> std::io::Result<File> {
 /// `--lazy NAME=FILE[:SIZE]` as given on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LazySpec {
+    /// The name the guest finds it by.
     pub name: String,
+    /// The host file behind it.
     pub path: PathBuf,
     /// Region size in bytes; None: the file's size.
     pub size: Option<u64>,
@@ -70,9 +72,13 @@ impl LazySpec {
 
 /// A region planned, file opened, before any memory exists.
 pub struct PlannedRegion {
+    /// The name the guest finds it by.
     pub name: String,
+    /// The opened file (read-only, shared with the fetch threads).
     pub file: Arc<File>,
+    /// Its path, for messages.
     pub path: PathBuf,
+    /// Its length when opened.
     pub file_len: u64,
     /// Bytes the guest sees (BootInfo `len`).
     pub len: u64,
@@ -97,40 +103,78 @@ pub fn round_up(v: u64, align: u64) -> Option<u64> {
 /// A `--lazy` region that cannot be set up as given ("invalid configuration: ...").
 #[derive(Debug, thiserror::Error)]
 pub enum LazySpecError {
-    #[error("--lazy given {0} times: at most {MAX_REGIONS} lazy regions")]
+    /// More regions than `MAX_REGIONS`.
+    #[error("lazy: {0} regions given; at most {MAX_REGIONS} lazy regions")]
     TooMany(usize),
     /// Fewer memslots than regions on this host: `room` regions fit.
-    #[error("--lazy given {given} times: this host's KVM has {slots} memslots, so at most {room} lazy regions here")]
+    #[error("lazy: {given} regions given; this host's KVM has {slots} memslots, so at most {room} lazy regions here")]
     TooManyForHost {
+        /// Regions asked for.
         given: usize,
+        /// Memslots the host has.
         slots: usize,
+        /// Regions that fit.
         room: usize,
     },
-    #[error("--lazy {0}: region name given twice")]
+    /// Two regions with one name.
+    #[error("lazy `{0}`: region name given twice")]
     NameTwice(String),
     /// The file could not be opened, stat'ed or read (`op`).
-    #[error("--lazy {name}: cannot {op} {}: {source}", path.display())]
+    #[error("lazy `{name}`: cannot {op} {}: {source}", path.display())]
     File {
+        /// The region's name.
         name: String,
+        /// What failed: open, stat or read.
         op: &'static str,
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
-    #[error("--lazy {name}: {} is not a regular file", path.display())]
-    NotAFile { name: String, path: PathBuf },
-    #[error("--lazy {name}: size {size} is smaller than {} ({file_len} bytes)", path.display())]
-    SmallerThanFile {
+    /// The file is not a regular file (a FIFO, a device, a directory).
+    #[error("lazy `{name}`: {} is not a regular file", path.display())]
+    NotAFile {
+        /// The region's name.
         name: String,
-        size: u64,
+        /// The file.
         path: PathBuf,
+    },
+    /// SIZE smaller than the file.
+    #[error("lazy `{name}`: size {size} is smaller than {} ({file_len} bytes)", path.display())]
+    SmallerThanFile {
+        /// The region's name.
+        name: String,
+        /// The SIZE given.
+        size: u64,
+        /// The file.
+        path: PathBuf,
+        /// Its length.
         file_len: u64,
     },
-    #[error("--lazy {name}: {} is empty (give a size with NAME=FILE:SIZE for a zero-filled region)", path.display())]
-    Empty { name: String, path: PathBuf },
-    #[error("--lazy {name}: size {len} too large")]
-    TooLarge { name: String, len: u64 },
-    #[error("--lazy {name}: {len} bytes do not fit in the guest address space for lazy regions")]
-    DoesNotFit { name: String, len: u64 },
+    /// An empty file without a SIZE.
+    #[error("lazy `{name}`: {} is empty (give a size with NAME=FILE:SIZE for a zero-filled region)", path.display())]
+    Empty {
+        /// The region's name.
+        name: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A size that overflows when rounded up.
+    #[error("lazy `{name}`: size {len} too large")]
+    TooLarge {
+        /// The region's name.
+        name: String,
+        /// Its size.
+        len: u64,
+    },
+    /// The region does not fit in the lazy-region window.
+    #[error("lazy `{name}`: {len} bytes do not fit in the guest address space for lazy regions")]
+    DoesNotFit {
+        /// The region's name.
+        name: String,
+        /// Its size.
+        len: u64,
+    },
 }
 
 /// Open each file and place the regions from `base` on, `align` apart, below `limit`.

@@ -15,6 +15,7 @@ use vessel_abi::arch::aarch64 as abi;
 
 use super::paging;
 
+/// Guest-physical address where RAM starts.
 pub const RAM_BASE: u64 = abi::RAM_BASE;
 pub const BOOT_AREA: u64 = RAM_BASE + 0x10_0000;
 /// Entries of the VBAR_EL1 table and its alignment.
@@ -29,7 +30,9 @@ const _: () = {
 /// Lazy regions live in `[LAZY_BASE, LAZY_LIMIT)`, above the largest RAM
 /// and inside the 39-bit VA space, each starting `LAZY_ALIGN` aligned.
 pub const LAZY_BASE: u64 = 0x20_0000_0000;
+/// End of the lazy-region window (64 GiB above `LAZY_BASE`).
 pub const LAZY_LIMIT: u64 = LAZY_BASE + (64 << 30);
+/// Alignment of each lazy region (one 2 MiB block).
 pub const LAZY_ALIGN: u64 = 0x20_0000;
 
 const _: () = {
@@ -41,6 +44,7 @@ const _: () = {
 /// in their own memslot `[PAGE_TABLES, PAGE_TABLES + PAGE_TABLE_SIZE)`,
 /// which no page table maps.
 pub const PAGE_TABLES: u64 = 0x1000_0000;
+/// Bytes of the page-table memslot.
 pub const PAGE_TABLE_SIZE: u64 = 4 << 20;
 
 /// The most table pages any memory map of this layout needs with

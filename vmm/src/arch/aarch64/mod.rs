@@ -34,16 +34,20 @@ pub use vcpu::*;
 
 /// Whether this architecture has SVE (the GuestHeader request applies).
 pub const HAS_SVE: bool = true;
+/// The ELF machine guests for this launcher are built for.
 pub const MACHINE: Machine = Machine::Aarch64;
 /// Largest RAM: what the page-table area and a 39-bit VA space hold.
 pub const MAX_RAM: u64 = abi::MAX_RAM;
+/// Lowest RAM size that leaves room for the boot area, an image and a stack.
 pub const MIN_RAM: u64 = 4 << 20;
 pub use vessel_abi::MAX_VCPUS;
 
+/// Where an image may lie in a VM whose RAM ends at `ram_end`: `[lo, hi)`.
 pub fn image_window(ram_end: u64) -> (u64, u64) {
     (abi::IMAGE_BASE, ram_end)
 }
 
+/// The boot area: `[start, end)` guest-physical.
 pub fn boot_area() -> (u64, u64) {
     (layout::BOOT_AREA, abi::IMAGE_BASE)
 }

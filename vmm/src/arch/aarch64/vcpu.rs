@@ -65,6 +65,7 @@ pub fn init_vcpu(
 /// on aarch64 (vCPU features come from KVM_ARM_PREFERRED_TARGET per vCPU).
 pub type HostCpu = ();
 
+/// The host CPU model: nothing to learn on aarch64.
 pub fn host_cpu(_kvm: &Kvm) -> Result<HostCpu> {
     Ok(())
 }
@@ -146,7 +147,7 @@ pub fn halt(_vcpu: &VcpuFd) -> Result<()> {
     Ok(())
 }
 
-/// The launcher serves async page faults (see [`async_pf_supported`]).
+/// The launcher serves async page faults (see [`async_pf_supported`](super::caps::async_pf_supported)).
 pub const SOFT_APF: bool = true;
 
 /// Registration needs nothing from KVM here: the launcher keeps the area.

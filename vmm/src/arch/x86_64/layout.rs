@@ -19,17 +19,27 @@
 
 use vessel_abi::MAX_VCPUS;
 
+/// The GDT (one page).
 pub const GDT: u64 = 0x1000;
+/// The IDT (one page).
 pub const IDT: u64 = 0x2000;
+/// The first vCPU's TSS; the others follow `TSS_STRIDE` apart.
 pub const TSS: u64 = 0x3000;
+/// Bytes between two vCPUs' TSSs.
 pub const TSS_STRIDE: u64 = 128;
+/// The first vCPU's ring-0 stack; the others follow `RING0_STACK_SIZE` apart.
 pub const RING0_STACKS: u64 = 0x2_0000;
+/// Bytes of each vCPU's ring-0 stack.
 pub const RING0_STACK_SIZE: u64 = 0x4000;
+/// The boot area (BootInfo, vCPU table, strings), up to the image.
 pub const BOOT_AREA: u64 = 0x10_0000;
+/// End of the system area the launcher owns below the boot area.
 pub const SYSTEM_END: u64 = BOOT_AREA;
 /// Lazy regions live in `[LAZY_BASE, LAZY_LIMIT)`, each starting `LAZY_ALIGN` aligned.
 pub const LAZY_BASE: u64 = 0x1_0000_0000;
+/// End of the lazy-region window (64 GiB above `LAZY_BASE`).
 pub const LAZY_LIMIT: u64 = LAZY_BASE + (64 << 30);
+/// Alignment of each lazy region (one 2 MiB page).
 pub const LAZY_ALIGN: u64 = 0x20_0000;
 /// Vector of the launcher's wake-up MSI (timed Wait): any vector >= 32 goes
 /// to the guest's one interrupt stub, which only EOIs when no token is set.
@@ -38,6 +48,7 @@ pub const WAKE_VECTOR: u32 = 0x41;
 /// Page tables (CR3 points at the first page) live in their own memslot
 /// `[PAGE_TABLES, PAGE_TABLES + PAGE_TABLE_SIZE)`, which no page table maps.
 pub const PAGE_TABLES: u64 = 0xd000_0000;
+/// Bytes of the page-table memslot.
 pub const PAGE_TABLE_SIZE: u64 = 4 << 20;
 
 /// The most table pages any memory map of this layout needs with

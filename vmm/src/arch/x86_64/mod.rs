@@ -28,8 +28,11 @@ pub use vcpu::*;
 
 /// Whether this architecture has SVE (the GuestHeader request applies).
 pub const HAS_SVE: bool = false;
+/// The ELF machine guests for this launcher are built for.
 pub const MACHINE: Machine = Machine::X86_64;
+/// Guest-physical address where RAM starts.
 pub const RAM_BASE: u64 = 0;
+/// The most guest RAM (the ABI's limit).
 pub const MAX_RAM: u64 = abi::MAX_RAM;
 pub use vessel_abi::MAX_VCPUS;
 /// Lowest RAM size that leaves room for the system area, an image and a stack.
@@ -40,6 +43,7 @@ pub fn image_window(ram_size: u64) -> (u64, u64) {
     (abi::IMAGE_BASE, ram_size)
 }
 
+/// The boot area: `[start, end)` guest-physical.
 pub fn boot_area() -> (u64, u64) {
     (layout::BOOT_AREA, abi::IMAGE_BASE)
 }

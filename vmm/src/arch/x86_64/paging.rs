@@ -11,8 +11,11 @@ use crate::error::Result;
 use crate::layout::{LayoutError, PagingError};
 use crate::memory::GuestRam;
 
+/// Page-table entry bit: present.
 pub const PRESENT: u64 = 1 << 0;
+/// Page-table entry bit: writable.
 pub const WRITABLE: u64 = 1 << 1;
+/// Page-table entry bit: reachable from CPL3.
 pub const USER: u64 = 1 << 2;
 const HUGE: u64 = 1 << 7;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;

@@ -79,6 +79,30 @@ fn closest(cmd: &Command, name: &str) -> Option<String> {
         .map(|(_, l)| format!("--{l}"))
 }
 
+/// The launcher flag that sets each [`vmm::VmConfig`] field a
+/// configuration error can name ([`vmm::Error::config_field`]).
+pub const FIELD_FLAGS: [(&str, &str); 6] = [
+    ("mem_size", "--mem"),
+    ("vcpus", "--cpus"),
+    ("stack_size", "--stack"),
+    ("env", "-e"),
+    ("lazy", "--lazy"),
+    ("sve", "--sve-vl/--sve"),
+];
+
+/// A library error as the command line says it: the field it names
+/// becomes the flag that sets it (`vcpus 0 ...` -> `--cpus 0 ...`).
+pub fn with_flags(e: &vmm::Error) -> String {
+    let msg = e.to_string();
+    let flag = e
+        .config_field()
+        .and_then(|field| FIELD_FLAGS.iter().find(|(f, _)| *f == field));
+    match flag {
+        Some((field, flag)) => msg.replacen(&format!(": {field}"), &format!(": {flag}"), 1),
+        None => msg,
+    }
+}
+
 /// A clap usage error as one line (clap's message, without its usage
 /// block), plus one line of hint: clap's tip if it has one, else `--help`.
 pub fn usage_error(e: &clap::Error, bin: &str) -> String {
@@ -155,6 +179,39 @@ mod tests {
         assert!(check(&["--help"]).is_ok());
         assert!(check(&["-eK=V", "world"]).is_ok());
         assert!(check(&["-eK=V", "--nope"]).is_err());
+    }
+
+    #[test]
+    fn config_errors_name_the_flag_not_the_field() {
+        use vmm::layout::LayoutError;
+        let e = vmm::Error::from(LayoutError::CpusOutOfRange(0));
+        assert!(
+            e.to_string()
+                .starts_with("invalid configuration: vcpus 0 is outside"),
+            "{e}"
+        );
+        assert!(
+            with_flags(&e).starts_with("invalid configuration: --cpus 0 is outside"),
+            "{e}"
+        );
+        let e = vmm::Error::from(LayoutError::MemNotPages(4097));
+        assert_eq!(
+            with_flags(&e),
+            "invalid configuration: --mem 4097 is not a multiple of 4 KiB"
+        );
+        // Every flag named is one the launcher has.
+        let mut cmd = <crate::cli::PackedCli as clap::CommandFactory>::command();
+        cmd.build();
+        for (_, flags) in FIELD_FLAGS {
+            for flag in flags.split('/') {
+                let known = cmd.get_arguments().any(|a| {
+                    flag.strip_prefix("--")
+                        .is_some_and(|l| a.get_long() == Some(l))
+                        || flag.strip_prefix('-').and_then(|s| s.chars().next()) == a.get_short()
+                });
+                assert!(known, "{flag}");
+            }
+        }
     }
 
     #[test]

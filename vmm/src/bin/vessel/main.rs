@@ -49,7 +49,7 @@ fn run_guest(
 ) -> Result<i32, Error> {
     // SIGINT/SIGTERM stop the guest like --timeout (buffered output kept).
     vmm::stop::handle_stop_signals()?;
-    let image = vmm::load_image(bytes, opts.mem)?;
+    let image = vmm::load_image(bytes)?;
     let mut host = host?;
     let all_args = guest_args(name, args);
     let cfg = VmConfig {
@@ -233,7 +233,7 @@ fn main() -> ExitCode {
     let code = match main_inner() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("vessel: error: {e}");
+            eprintln!("vessel: error: {}", flags::with_flags(&e));
             exit::LAUNCHER_ERROR
         }
     };
