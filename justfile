@@ -21,6 +21,6 @@ test arch="all":
 lint:
     cargo xtask lint
 
-# Benchmarks: `just bench boot` (also `apf`, `clock`).
+# Benchmarks: `just bench boot` (also `apf`, `clock`, `smp`).
 bench what="boot":
     cargo xtask bench {{what}}

@@ -182,6 +182,56 @@ fn storm_of_simultaneous_first_touches() {
     );
 }
 
+/// The storm with 2 and 4 vCPUs: async page faults stay vCPU 0's (its
+/// tokens pair up exactly) while the other vCPUs idle, halted.
+#[test]
+fn storm_with_several_vcpus() {
+    if !async_pf_or_skip() {
+        return;
+    }
+    let (p, sum) = data_file("storm-smp", 64 * 4096);
+    for cpus in ["2", "4"] {
+        let r = ok(lazyscan(
+            &[
+                "--cpus",
+                cpus,
+                "--lazy",
+                &lazy_arg(&p),
+                "--lazy-latency",
+                "20",
+            ],
+            &["--tasks", "64", "--storm"],
+        ));
+        assert_eq!(r.total, sum, "--cpus {cpus}");
+        r.assert_paired();
+        assert!(r.n("max_outstanding") > 1, "--cpus {cpus}: {}", r.stdout);
+    }
+}
+
+/// Threads on every vCPU fault on lazy pages at once: vCPU 0 through async
+/// page faults, the others waiting for their pages; the sum is exact.
+#[test]
+fn threads_on_several_vcpus_sum_a_lazy_region() {
+    require_kvm!();
+    let (p, sum) = data_file("threads", 200 * 4096 + 17);
+    for cpus in ["1", "2", "4"] {
+        let r = ok(lazyscan(
+            &[
+                "--cpus",
+                cpus,
+                "--lazy",
+                &lazy_arg(&p),
+                "--lazy-latency",
+                "2",
+            ],
+            &["--threads"],
+        ));
+        assert_eq!(r.total, sum, "--cpus {cpus}");
+        assert!(r.stdout.contains(&format!("tasks={cpus} ")), "{}", r.stdout);
+        r.assert_paired();
+    }
+}
+
 #[test]
 fn halted_vcpu_wakes_on_page_ready_and_timers() {
     if !async_pf_or_skip() {

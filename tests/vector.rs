@@ -230,3 +230,26 @@ fn mandelbrot_checksum_is_the_same_natively() {
         "{line} vs native {total}"
     );
 }
+
+/// `--threads N` on N vCPUs: every kernel of every table this host has,
+/// split across the vCPUs, still matches the scalar reference.
+#[test]
+fn threads_split_every_kernel_across_vcpus() {
+    let mut isas = vec!["scalar", "rust-sse2", "sse2"];
+    if cpu_has("avx2") {
+        isas.extend(["rust-avx2", "avx2"]);
+    }
+    if cpu_has("avx512f") {
+        isas.extend(["rust-avx512", "avx512"]);
+    }
+    for n in ["2", "4"] {
+        if !vessel_tests::kvm_or_skip() {
+            return;
+        }
+        let out = Command::new(vessel_tests::app("vector"))
+            .args(["--cpus", n, "--", "--all", "--threads", n])
+            .output()
+            .expect("running vector");
+        assert_ok(&out, &isas);
+    }
+}

@@ -23,9 +23,11 @@ mod apf;
 mod clock;
 pub mod plot;
 pub mod results;
+mod smp;
 mod vector;
 pub use apf::apf;
 pub use clock::clock;
+pub use smp::smp;
 pub use vector::{lines, vector};
 
 fn time_once(cmd: &mut Command) -> Result<Duration> {

@@ -123,6 +123,7 @@ const BOOT_RUNS: usize = 40;
 const APF_RUNS: usize = 5;
 const CLOCK_RUNS: usize = 20;
 const VECTOR_RUNS: usize = 5;
+const SMP_RUNS: usize = 5;
 
 #[derive(Subcommand)]
 enum Bench {
@@ -159,6 +160,11 @@ enum Bench {
         #[arg(long, default_value_t = VECTOR_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
+    /// Parallel speed-up on 2 vCPUs vs 1 (native threads as baseline); boot with 4 vCPUs vs 1
+    Smp {
+        #[arg(long, default_value_t = SMP_RUNS, value_parser = at_least_one)]
+        runs: usize,
+    },
 }
 
 impl Bench {
@@ -169,6 +175,7 @@ impl Bench {
             Bench::Apf { runs: APF_RUNS },
             Bench::Clock { runs: CLOCK_RUNS },
             Bench::Vector { runs: VECTOR_RUNS },
+            Bench::Smp { runs: SMP_RUNS },
         ]
     }
 
@@ -184,6 +191,7 @@ impl Bench {
                 native,
                 runs,
             } => bench::lines(&name, &guest, &native, runs),
+            Bench::Smp { runs } => bench::smp(sh, runs),
         }
     }
 }

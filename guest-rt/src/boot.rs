@@ -18,7 +18,7 @@ pub fn info() -> &'static BootInfo {
     unsafe { &*BOOT }
 }
 
-/// Called by the arch entry stub with the BootInfo address.
+/// Called by the arch entry stub with the BootInfo address, on every vCPU.
 pub extern "C" fn vessel_rt_start(boot: *const BootInfo) -> ! {
     // Check the contract before the first hypercall: a launcher speaking
     // another ABI might not understand one. Without a usable doorbell there
@@ -38,11 +38,22 @@ pub extern "C" fn vessel_rt_start(boot: *const BootInfo) -> ! {
     if stdout == 0 || !stdout.is_multiple_of(core::mem::align_of::<ConsoleBuffer>()) {
         crate::process::trap();
     }
-    // SAFETY: single-threaded boot; nothing reads BOOT before this store.
+    crate::arch::set_vcpu_table(b);
+    if crate::arch::vcpu_id() >= b.vcpu_count {
+        crate::process::trap();
+    }
+    if crate::arch::vcpu_id() != 0 {
+        // Another vCPU: wait for vCPU 0 to finish booting, then serve
+        // threads (it never reads BOOT before the release below).
+        crate::thread::secondary_main(b)
+    }
+    // SAFETY: vCPU 0 at boot; the other vCPUs wait until `thread::online`
+    // below publishes BOOT and the heap.
     unsafe { BOOT = boot };
     crate::arch::init(b);
     heap::init(b.heap_start, b.heap_size);
     crate::apf::init();
+    crate::thread::online();
     // SAFETY: the symbol is defined by the entry! macro with this signature.
     let code = unsafe { __vessel_app_main() };
     process::exit(code)

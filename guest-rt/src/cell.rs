@@ -2,7 +2,7 @@
 //! one closure at a time.
 //!
 //! guest-rt keeps its executor and async-PF bookkeeping in statics that
-//! only CPL3/EL1 runtime code on the one vCPU touches. A plain `UnsafeCell`
+//! only CPL3/EL1 runtime code on vCPU 0 touches (other vCPUs are refused). A plain `UnsafeCell`
 //! would make a nested borrow (a closure that reaches the same state again,
 //! e.g. through a waker or a fault upcall) undefined behaviour; here a
 //! borrow flag turns it into an abort that names the state.
@@ -19,10 +19,10 @@ pub(crate) struct Global<T> {
     value: UnsafeCell<Option<T>>,
 }
 
-// SAFETY: `value` is reached only through `with`, which takes the borrow
-// flag with an atomic swap first, so there is never more than one `&mut T`
-// at a time, whichever context asks. guest-rt runs on one vCPU, so `T`
-// (which may hold `Rc`s) never moves to another thread.
+// SAFETY: `value` is reached only through `with`, which refuses every vCPU
+// but vCPU 0 and then takes the borrow flag with an atomic swap, so there is
+// never more than one `&mut T` at a time, and `T` (which may hold `Rc`s)
+// is only ever touched by vCPU 0.
 unsafe impl<T> Sync for Global<T> {}
 
 impl<T> Global<T> {
@@ -40,6 +40,11 @@ impl<T> Global<T> {
     /// Run `f` on the state. Calling `with` on the same `Global` again
     /// before `f` returns aborts the app with the `reentered` message.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        if crate::arch::vcpu_id() != 0 {
+            crate::process::abort(
+                "guest-rt: the task executor and async-PF state belong to vCPU 0; use guest_rt::thread on other vCPUs",
+            );
+        }
         if self.borrowed.swap(true, Ordering::Acquire) {
             crate::process::abort(self.reentered);
         }

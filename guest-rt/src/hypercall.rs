@@ -16,12 +16,8 @@ pub fn call(c: Call) -> Result<(u64, u64), Errno> {
 /// frame. For tests and tools that probe the launcher with malformed calls;
 /// apps use [`call`].
 pub fn call_frame(request: Frame) -> Frame {
-    let info = crate::boot::info();
-    // vCPU 0's frame; guest-rt runs the app on vCPU 0.
-    // SAFETY: the launcher put vcpu_count (>= 1, checked at boot) VcpuInfo
-    // entries at `vcpus`.
-    let vcpu = unsafe { &*(info.vcpus as *const vessel_abi::VcpuInfo) };
-    let frame = vcpu.frame as *mut Frame;
+    // The frame of the vCPU this runs on (each has its own).
+    let frame = crate::arch::vcpu_frame() as *mut Frame;
     // SAFETY: the frame is launcher-reserved, writable guest memory for this
     // vCPU only; volatile because the launcher writes it during the doorbell.
     unsafe {

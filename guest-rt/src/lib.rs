@@ -30,13 +30,16 @@ mod boot;
 mod cell;
 pub mod console;
 pub mod env;
+pub mod futex;
 #[doc(hidden)]
 pub mod header;
 pub mod heap;
 pub mod hypercall;
 mod panic;
 pub mod process;
+pub mod sync;
 pub mod task;
+pub mod thread;
 pub mod time;
 
 pub use vessel_abi as abi;

@@ -23,6 +23,12 @@ pub fn frame_addr(area: u64, i: u32) -> u64 {
     area + FRAMES_OFF + FRAME_STRIDE * u64::from(i)
 }
 
+/// Guest address of vCPU `i`'s [`VcpuInfo`], given the BootInfo's address
+/// (the start of the boot area).
+pub fn vcpu_info_addr(info: u64, i: u32) -> u64 {
+    info + VCPUS_OFF + u64::from(i) * std::mem::size_of::<VcpuInfo>() as u64
+}
+
 /// What goes into BootInfo besides the layout.
 pub struct BootParams<'a> {
     pub args: &'a [String],
@@ -125,10 +131,7 @@ pub fn write(ram: &GuestRam, l: &Layout, p: &BootParams) -> Result<BootAddrs> {
             stack_top: top,
             stack_size: top - bottom,
         };
-        ram.write_pod(
-            vcpus + u64::from(i) * std::mem::size_of::<VcpuInfo>() as u64,
-            &info,
-        )?;
+        ram.write_pod(vcpu_info_addr(start, i), &info)?;
     }
     let info = BootInfo {
         magic: BOOT_MAGIC,

@@ -11,7 +11,7 @@ use crate::sve::SveRequest;
 pub struct VmConfig {
     /// Guest RAM in bytes.
     pub mem_size: u64,
-    /// Number of vCPUs.
+    /// Number of vCPUs (1..=`MAX_VCPUS`), each on its own launcher thread.
     pub vcpus: u32,
     /// End the guest after this long.
     pub timeout: Option<Duration>,
@@ -65,9 +65,6 @@ impl Default for VmConfig {
 /// shows its flag instead ([`crate::Error::config_field`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// More than one vCPU asked for.
-    #[error("vcpus {0}: this version runs guests on exactly 1 vCPU")]
-    OneVcpuOnly(u32),
     /// An environment entry `=VALUE` without a name.
     #[error("env `{0}` has an empty name")]
     EnvEmptyName(String),

@@ -149,6 +149,10 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// A run ended without any vCPU deciding how (a launcher bug, never a
+    /// guest's doing).
+    #[error("the run ended without an outcome from any vCPU")]
+    NoOutcome,
     /// A signal handler could not be installed.
     #[error("cannot install the handler for signal {signal}: {source}")]
     SignalHandler {
@@ -171,7 +175,7 @@ impl Error {
             Error::Layout(L::MemOutOfRange(_) | L::MemNotPages(_) | L::NoRoomForHeap { .. }) => {
                 "mem_size"
             }
-            Error::Layout(L::CpusOutOfRange(_)) | Error::Config(C::OneVcpuOnly(_)) => "vcpus",
+            Error::Layout(L::CpusOutOfRange(_)) => "vcpus",
             Error::Layout(L::StackSize(_)) => "stack_size",
             Error::Config(C::EnvEmptyName(_) | C::EnvUnset(_)) => "env",
             Error::LazySpec(_) => "lazy",

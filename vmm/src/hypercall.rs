@@ -29,6 +29,9 @@ pub trait Vcpu {
     /// limit), or (where the launcher blocks) until the u64 at `watch`
     /// (checked; 0: none) no longer equals `expect`.
     fn wait(&mut self, timeout: Option<Duration>, watch: u64, expect: u64) -> crate::Result<()>;
+    /// Wake the vCPUs named by the bits of `vcpus` from their Wait; returns
+    /// how many exist of those named.
+    fn wake(&mut self, vcpus: u64) -> crate::Result<u64>;
 }
 
 /// What the vCPU loop does after a hypercall.
@@ -142,6 +145,7 @@ fn dispatch(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, call: Call) -> Answer {
             expect,
         } => wait(ctx, vcpu, timeout_ns, watch, expect),
         Call::ApfEnable { area, vector } => apf_enable(ctx, vcpu, area, vector),
+        Call::Wake { vcpus } => wake(vcpu, vcpus),
     }
 }
 
@@ -276,6 +280,14 @@ fn wait(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, timeout_ns: u64, watch: u64, expect:
     ok(0)
 }
 
+fn wake(vcpu: &mut dyn Vcpu, vcpus: u64) -> Answer {
+    let n = vcpu.wake(vcpus).map_err(|e| {
+        eprintln!("vessel: wake: {e}");
+        Errno::Io
+    })?;
+    ok(n)
+}
+
 fn apf_enable(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, area: u64, vector: u32) -> Answer {
     if ctx.features & vessel_abi::features::ASYNC_PF == 0 {
         return Err(Errno::NotSupported);
@@ -339,6 +351,7 @@ mod tests {
     struct FakeVcpu {
         waits: Vec<(Option<Duration>, u64, u64)>,
         apf: Vec<(u64, u32)>,
+        wakes: Vec<u64>,
         fail_apf: bool,
     }
     impl Vcpu for FakeVcpu {
@@ -355,6 +368,10 @@ mod tests {
         fn wait(&mut self, t: Option<Duration>, watch: u64, expect: u64) -> crate::Result<()> {
             self.waits.push((t, watch, expect));
             Ok(())
+        }
+        fn wake(&mut self, vcpus: u64) -> crate::Result<u64> {
+            self.wakes.push(vcpus);
+            Ok(u64::from((vcpus & 0b11).count_ones()))
         }
     }
 
@@ -537,6 +554,17 @@ mod tests {
         assert!(f.ret > 1_700_000_000_000_000_000);
         let (f, _) = run(&ram, &mut io, Call::Clock { clock: 9 });
         assert_eq!(f.status, Errno::Inval as i32);
+    }
+
+    #[test]
+    fn wake_reaches_the_vcpu_and_answers_how_many_exist() {
+        let ram = GuestRam::new(0, 0x10000).unwrap();
+        let mut io = Capture::default();
+        let mut vcpu = FakeVcpu::default();
+        let (f, s) = run_on(&ram, &mut io, &mut vcpu, Call::Wake { vcpus: 0b110 });
+        assert!(matches!(s, Served::Resume));
+        assert_eq!((f.status, f.ret), (0, 1));
+        assert_eq!(vcpu.wakes, vec![0b110]);
     }
 
     #[test]

@@ -28,11 +28,14 @@ pub mod lazy;
 pub mod memory;
 pub mod outcome;
 pub mod pack;
+mod park;
 mod run;
+mod smp;
 pub mod softapf;
 pub mod stats;
 pub mod stop;
 pub mod sve;
+pub mod vcpu;
 pub mod vm;
 mod wake;
 
@@ -43,6 +46,7 @@ pub use host::{open_kvm, Host};
 pub use outcome::{Fault, FaultKind, Outcome, StopReason};
 pub use run::Doorbell;
 pub use stop::StopHandle;
+pub use vcpu::Vcpu;
 pub use vm::Vm;
 
 /// Build a VM for `image` on `host` and run it to its end.

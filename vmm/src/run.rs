@@ -1,21 +1,26 @@
 //! Running a built VM: the vCPU loop, the doorbell, and how each KVM exit
-//! ends or continues the guest.
+//! ends or continues the guest (the threads of a multi-vCPU run are in
+//! `smp.rs`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kvm_ioctls::{VcpuExit, VcpuFd};
+use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 
 use crate::arch;
 use crate::console::HostIo;
+use crate::elf::GuestImage;
 use crate::error::{Error, Result};
 use crate::hypercall::{self, Served};
 use crate::lazy::LazyMemory;
 use crate::memory::GuestRam;
 use crate::outcome::{Fault, FaultKind, Outcome};
+use crate::park::Parker;
 use crate::softapf::SoftApf;
+use crate::stats::VcpuCounts;
 use crate::stop::{StopHandle, Watchdog};
+use crate::vcpu::Vcpu;
 use crate::vm::Vm;
-use crate::wake::WakeTimer;
 
 /// What the doorbell page's addresses mean.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,50 +98,91 @@ fn event(exit: VcpuExit) -> Event {
     }
 }
 
-/// What hypercalls may ask of the vCPU that made them.
-struct VcpuOps<'v> {
-    vcpu: &'v VcpuFd,
+/// What every vCPU thread of a run shares.
+pub(crate) struct Shared<'v> {
     ram: &'v GuestRam,
     lazy: &'v LazyMemory,
-    soft: &'v mut Option<SoftApf>,
-    waker: &'v mut WakeTimer,
+    image: &'v GuestImage,
     stop: &'v StopHandle,
+    vm: &'v VmFd,
+    parker: &'v Arc<Parker>,
+    features: u64,
+    start: Instant,
+    /// How many vCPUs the VM has.
+    count: u32,
+    /// Where each vCPU's counters go when its loop ends (`--stats`).
+    rec: &'v std::sync::Mutex<crate::stats::Recorder>,
+}
+
+/// How one vCPU's loop ended.
+pub(crate) struct Ending {
+    /// How this vCPU ended the VM (or the stop request it saw); None:
+    /// another vCPU ended it first.
+    pub outcome: Option<Outcome>,
+    /// A console write of this vCPU's failed (reported on stderr then).
+    pub output_lost: bool,
+}
+
+/// What hypercalls may ask of the vCPU that made them.
+struct VcpuOps<'v> {
+    vcpu: &'v mut Vcpu,
+    sh: &'v Shared<'v>,
 }
 
 impl hypercall::Vcpu for VcpuOps<'_> {
     fn enable_apf(&mut self, area: u64, vector: u32) -> Result<()> {
-        arch::apf_enable(self.vcpu, area, vector)?;
-        self.lazy.async_enabled();
+        arch::apf_enable(&self.vcpu.fd, area, vector)?;
+        self.sh.lazy.async_enabled();
         if arch::SOFT_APF {
-            crate::softapf::enable(self.soft, self.ram, self.lazy, area)?;
+            let sh = self.sh;
+            crate::softapf::enable(&mut self.vcpu.soft, sh.ram, sh.lazy, area, sh.parker)?;
         }
         Ok(())
     }
 
     fn wait(&mut self, timeout: Option<Duration>, watch: u64, expect: u64) -> Result<()> {
-        if let Some(soft) = &self.soft {
-            let (lazy, stop) = (self.lazy, self.stop);
-            soft.wait(watch, expect, timeout, &|| {
-                stop.reason().is_some() || lazy.failed().is_some()
+        let sh = self.sh;
+        if arch::LAUNCHER_WAITS {
+            sh.parker.wait(sh.ram, watch, expect, timeout, &|| {
+                sh.stop.reason().is_some() || sh.stop.ended() || sh.lazy.failed().is_some()
             });
             return Ok(());
         }
         if let Some(t) = timeout {
-            self.waker.arm(t)?;
+            self.vcpu.waker.arm(t)?;
         }
-        arch::halt(self.vcpu)
+        arch::halt(&self.vcpu.fd)
+    }
+
+    fn wake(&mut self, vcpus: u64) -> Result<u64> {
+        let sh = self.sh;
+        let mut n = 0;
+        for id in crate::vcpu::ids_in_mask(vcpus, sh.count) {
+            if !arch::LAUNCHER_WAITS {
+                arch::wake(sh.vm, id)?;
+            }
+            n += 1;
+        }
+        if arch::LAUNCHER_WAITS && n > 0 {
+            sh.parker.notify();
+        }
+        Ok(n)
     }
 }
 
 impl Vm<'_> {
-    /// Run the guest until it exits, crashes or is stopped.
+    /// Run the guest until it exits, crashes or is stopped: every vCPU on
+    /// its own thread (vCPU 0 on this one); the first vCPU to end the VM
+    /// decides the outcome and the others are stopped before this returns.
     pub fn run(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {
-        let outcome = self.run_loop(io);
+        let outcome = self.run_all(io);
         if let Ok(Outcome::Fault(_) | Outcome::Stopped(..)) = &outcome {
             self.recover_stdout(io);
         }
         if self.dump_regs {
-            eprint!("{}", arch::dump_regs(&self.vcpu, 0, self.vector_bits));
+            for v in &self.vcpus {
+                eprint!("{}", arch::dump_regs(&v.fd, v.id, self.vector_bits));
+            }
         }
         outcome
     }
@@ -153,87 +199,107 @@ impl Vm<'_> {
         }
     }
 
-    fn run_loop(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {
-        let start = Instant::now();
-        let _attached = self.stop.attach(&mut self.vcpu)?;
+    fn run_all(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {
         let _watchdog = Watchdog::start(self.timeout, &self.stop)?;
-        let mut ctx = hypercall::Ctx {
+        let sh = Shared {
             ram: &self.ram,
-            io,
-            start,
+            lazy: &self.lazy,
+            image: self.image,
+            stop: &self.stop,
+            vm: &self.vm,
+            parker: &self.parker,
             features: self.features,
-            output_lost: false,
-            counts: Default::default(),
+            start: Instant::now(),
+            count: self.vcpus.len() as u32,
+            rec: &self.rec,
         };
-        let end = loop {
-            if let Some(why) = self.stop.reason() {
-                break Ok(Outcome::Stopped(why, start.elapsed()));
-            }
-            if let Some(e) = self.lazy.failed() {
-                break Ok(Outcome::Fault(Fault::new(FaultKind::Lazy, e)));
-            }
-            let vcpu = &mut self.vcpu;
-            let ran = self.rec.kvm_run(|| vcpu.run().map(event));
-            let exits = &mut self.rec.exits;
-            let ev = match ran {
-                Ok(ev) => ev,
-                // A lazy page in SIGBUS mode: a launcher-served async PF.
-                Err(e) if e.errno() == libc::EFAULT && self.soft.is_some() => {
-                    exits.lazy_fault += 1;
-                    match soft_fault(&self.vcpu, self.soft.as_ref()) {
-                        Ok(()) => continue,
-                        Err(m) => Event::Crash(FaultKind::Lazy, m),
-                    }
-                }
-                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Event::Again,
-                Err(e) => {
-                    break Err(Error::Kvm {
-                        what: "KVM_RUN".into(),
-                        source: e,
-                    })
-                }
-            };
-            count(exits, &ev);
-            let served = match ev {
-                Event::Again => Served::Resume,
-                Event::Crash(kind, what) => Served::Done(self.crash(kind, what)),
-                Event::Ring(Doorbell::Fault, frame) => Served::Done(self.fault_report(frame)),
-                Event::Ring(Doorbell::Call, frame) => {
-                    let mut ops = VcpuOps {
-                        vcpu: &self.vcpu,
-                        ram: &self.ram,
-                        lazy: &self.lazy,
-                        soft: &mut self.soft,
-                        waker: &mut self.waker,
-                        stop: &self.stop,
-                    };
-                    hypercall::serve(&mut ctx, &mut ops, frame)
-                }
-            };
-            if let Served::Done(o) = served {
-                break Ok(o);
-            }
-        };
-        self.rec.end(ctx.counts);
-        end
+        if let [only] = &mut self.vcpus[..] {
+            return vcpu_loop(&sh, only, io)?.outcome.ok_or(Error::NoOutcome);
+        }
+        crate::smp::run_threads(&sh.stop.clone(), &mut self.vcpus, io, |v, io| {
+            vcpu_loop(&sh, v, io)
+        })
     }
+}
 
-    /// A store to the fault doorbell: the ring-0 / vector stub's report, or
-    /// (from unprivileged code) a forged one, itself a crash.
-    fn fault_report(&self, frame: u64) -> Outcome {
-        if !arch::fault_report_trusted(&self.vcpu, self.image) {
-            return self.crash(
-                FaultKind::ForgedReport,
-                "store to the fault-report doorbell from outside the exception stubs".into(),
+/// Run one vCPU until the VM ends (the outcome is None when another vCPU
+/// ended it first); its counters go to the run's recorder however it ends.
+fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending> {
+    let mut ctx = hypercall::Ctx {
+        ram: sh.ram,
+        io,
+        start: sh.start,
+        features: sh.features,
+        output_lost: false,
+        counts: Default::default(),
+    };
+    let mut counts = VcpuCounts::default();
+    let end = serve_vcpu(sh, vcpu, &mut ctx, &mut counts);
+    if let Ok(mut r) = sh.rec.lock() {
+        r.merge(counts, &ctx.counts);
+    }
+    end
+}
+
+fn serve_vcpu(
+    sh: &Shared,
+    vcpu: &mut Vcpu,
+    ctx: &mut hypercall::Ctx,
+    counts: &mut VcpuCounts,
+) -> Result<Ending> {
+    let _attached = sh.stop.attach(&mut vcpu.fd)?;
+    let end = |o: Option<Outcome>, lost: bool| {
+        Ok(Ending {
+            outcome: o,
+            output_lost: lost,
+        })
+    };
+    loop {
+        if let Some(why) = sh.stop.reason() {
+            return end(
+                Some(Outcome::Stopped(why, sh.start.elapsed())),
+                ctx.output_lost,
             );
         }
-        let text = arch::fault_report(&self.ram, &self.vcpu, self.image, frame);
-        Outcome::Fault(Fault::new(FaultKind::Exception, text))
-    }
-
-    fn crash(&self, kind: FaultKind, what: String) -> Outcome {
-        let text = format!("{what}: {}", arch::crash_report(&self.vcpu, self.image));
-        Outcome::Fault(Fault::new(kind, text))
+        if sh.stop.ended() {
+            return end(None, ctx.output_lost);
+        }
+        if let Some(e) = sh.lazy.failed() {
+            let o = Outcome::Fault(Fault::new(FaultKind::Lazy, e));
+            return end(Some(o), ctx.output_lost);
+        }
+        let fd = &mut vcpu.fd;
+        let ev = match counts.kvm_run(|| fd.run().map(event)) {
+            Ok(ev) => ev,
+            // A lazy page in SIGBUS mode: a launcher-served async PF.
+            Err(e) if e.errno() == libc::EFAULT && vcpu.soft.is_some() => {
+                counts.exits.lazy_fault += 1;
+                match soft_fault(&vcpu.fd, vcpu.soft.as_ref()) {
+                    Ok(()) => continue,
+                    Err(m) => Event::Crash(FaultKind::Lazy, m),
+                }
+            }
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Event::Again,
+            Err(e) => {
+                return Err(Error::Kvm {
+                    what: format!("KVM_RUN (vCPU {})", vcpu.id),
+                    source: e,
+                })
+            }
+        };
+        count(&mut counts.exits, &ev);
+        let served = match ev {
+            Event::Again => Served::Resume,
+            Event::Crash(kind, what) => Served::Done(crash(sh, vcpu, kind, what)),
+            Event::Ring(Doorbell::Fault, frame) => Served::Done(fault_report(sh, vcpu, frame)),
+            Event::Ring(Doorbell::Call, frame) => {
+                let mut ops = VcpuOps { vcpu, sh };
+                hypercall::serve(ctx, &mut ops, frame)
+            }
+        };
+        if let Served::Done(o) = served {
+            return end(Some(o), ctx.output_lost);
+        }
     }
 }
 
@@ -245,6 +311,36 @@ fn count(exits: &mut crate::stats::Exits, ev: &Event) {
         Event::Again => exits.interrupted += 1,
         Event::Crash(..) => exits.fatal += 1,
     }
+}
+
+/// A crash report names the vCPU when the VM has more than one.
+fn on_vcpu(sh: &Shared, vcpu: &Vcpu, kind: FaultKind, text: String) -> Outcome {
+    let text = if sh.count > 1 {
+        format!("vCPU {}: {text}", vcpu.id)
+    } else {
+        text
+    };
+    Outcome::Fault(Fault::new(kind, text))
+}
+
+/// A store to the fault doorbell: the ring-0 / vector stub's report, or
+/// (from unprivileged code) a forged one, itself a crash.
+fn fault_report(sh: &Shared, vcpu: &Vcpu, frame: u64) -> Outcome {
+    if !arch::fault_report_trusted(&vcpu.fd, sh.image) {
+        return crash(
+            sh,
+            vcpu,
+            FaultKind::ForgedReport,
+            "store to the fault-report doorbell from outside the exception stubs".into(),
+        );
+    }
+    let text = arch::fault_report(sh.ram, &vcpu.fd, sh.image, frame);
+    on_vcpu(sh, vcpu, FaultKind::Exception, text)
+}
+
+fn crash(sh: &Shared, vcpu: &Vcpu, kind: FaultKind, what: String) -> Outcome {
+    let text = format!("{what}: {}", arch::crash_report(&vcpu.fd, sh.image));
+    on_vcpu(sh, vcpu, kind, text)
 }
 
 /// KVM_RUN failed with EFAULT while lazy regions are in SIGBUS mode:

@@ -15,8 +15,7 @@
 //! and then scribbles on it only confuses itself.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{mpsc, Arc, Mutex};
 
 use std::mem::offset_of;
 
@@ -27,6 +26,7 @@ use vessel_abi::apf::{
 use crate::error::{Error, Result};
 use crate::lazy::{Filler, LazyMemory};
 use crate::memory::{GuestRam, PAGE};
+use crate::park::Parker;
 
 /// Launcher-served async page faults that cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,7 +64,8 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
-    cv: Condvar,
+    /// Where the registering vCPU waits ([`crate::park`]).
+    parker: Arc<Parker>,
     ram: GuestRam,
 }
 
@@ -88,14 +89,21 @@ impl Shared {
         let _ = self
             .ram
             .store_u64_release(s.area + READY_HEAD_OFFSET, s.head);
-        self.cv.notify_all();
+        self.parker.notify();
     }
 }
 
 impl SoftApf {
-    /// Serve the area registered at `area` with `workers` fetch threads.
-    /// The caller checked `area` against guest RAM.
-    pub fn new(ram: GuestRam, filler: Filler, area: u64, workers: usize) -> Result<SoftApf> {
+    /// Serve the area registered at `area` with `workers` fetch threads,
+    /// which notify `parker` when a page is ready. The caller checked
+    /// `area` against guest RAM.
+    pub fn new(
+        ram: GuestRam,
+        filler: Filler,
+        area: u64,
+        workers: usize,
+        parker: Arc<Parker>,
+    ) -> Result<SoftApf> {
         let mut head = [0u8; 8];
         ram.read(area + READY_HEAD_OFFSET, &mut head)?;
         let shared = Arc::new(Shared {
@@ -109,7 +117,7 @@ impl SoftApf {
                 issued: 0,
                 readied: 0,
             }),
-            cv: Condvar::new(),
+            parker,
             ram,
         });
         let (tx, rx) = mpsc::channel::<u64>();
@@ -206,45 +214,6 @@ impl SoftApf {
         }
         Ok(token)
     }
-
-    /// The Wait hypercall: block while the u64 at `watch` still equals
-    /// `expect` (checked under the lock the fetch threads take to publish),
-    /// until `timeout` passes or `stop` says so (polled every 20 ms).
-    pub fn wait(
-        &self,
-        watch: u64,
-        expect: u64,
-        timeout: Option<Duration>,
-        stop: &dyn Fn() -> bool,
-    ) {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let Ok(mut s) = self.shared.state.lock() else {
-            return;
-        };
-        loop {
-            let mut b = [0u8; 8];
-            if watch != 0
-                && (self.shared.ram.read(watch, &mut b).is_err() || u64::from_le_bytes(b) != expect)
-            {
-                return;
-            }
-            if stop() {
-                return;
-            }
-            let mut slice = Duration::from_millis(20);
-            if let Some(d) = deadline {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return;
-                }
-                slice = slice.min(left);
-            }
-            s = match self.shared.cv.wait_timeout(s, slice) {
-                Ok((g, _)) => g,
-                Err(_) => return,
-            };
-        }
-    }
 }
 
 impl Drop for SoftApf {
@@ -264,6 +233,7 @@ pub fn enable(
     ram: &GuestRam,
     lazy: &LazyMemory,
     area: u64,
+    parker: &Arc<Parker>,
 ) -> Result<()> {
     let bytes = vessel_abi::apf::READY_AREA_BYTES;
     if !ram.contains(area, bytes) {
@@ -278,6 +248,7 @@ pub fn enable(
                 filler,
                 area,
                 crate::lazy::FETCH_WORKERS,
+                parker.clone(),
             )?);
         }
     }

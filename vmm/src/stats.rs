@@ -60,10 +60,11 @@ pub struct Stats {
     /// Microseconds from the launcher's start to the first KVM_RUN.
     pub launch_to_entry_us: f64,
     /// Microseconds spent inside KVM_RUN (the guest running, or KVM
-    /// serving it).
+    /// serving it), summed over the vCPUs.
     pub guest_run_us: f64,
     /// Microseconds of the run spent in the launcher: from its start to
-    /// the guest's end, less the guest's run time.
+    /// the guest's end, less the guest's run time (with several vCPUs the
+    /// difference of a wall time and a sum, 0 when the vCPUs overlap more).
     pub launcher_us: f64,
 }
 
@@ -125,14 +126,32 @@ pub struct SoftCounts {
     pub ready: u64,
 }
 
-/// Counters kept while the VM runs; [`Recorder::finish`] makes the report.
+/// One vCPU's counters, kept by its own thread (no locks on the hot path)
+/// and merged into the [`Recorder`] when its loop ends.
+#[derive(Debug, Default)]
+pub struct VcpuCounts {
+    /// KVM_RUN returns by reason.
+    pub exits: Exits,
+    entered: Option<Instant>,
+    in_guest: Duration,
+}
+
+impl VcpuCounts {
+    /// Around every KVM_RUN: `f` runs the vCPU; its time counts as the guest's.
+    pub fn kvm_run<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        self.entered.get_or_insert(t);
+        let r = f();
+        self.in_guest += t.elapsed();
+        r
+    }
+}
+
+/// The run's counters: every vCPU's, merged as each loop ends.
 #[derive(Debug)]
 pub struct Recorder {
-    /// KVM_RUN returns by reason (counted by the run loop).
-    pub exits: Exits,
-    /// Hypercalls and bytes (moved here from the handlers' context when
-    /// the run loop ends).
-    pub calls: CallCounts,
+    exits: Exits,
+    calls: CallCounts,
     launched: Instant,
     entered: Option<Instant>,
     ended: Option<Instant>,
@@ -152,18 +171,24 @@ impl Recorder {
         }
     }
 
-    /// Around every KVM_RUN: `f` runs the vCPU; its time counts as the guest's.
-    pub fn kvm_run<T>(&mut self, f: impl FnOnce() -> T) -> T {
-        let t = Instant::now();
-        self.entered.get_or_insert(t);
-        let r = f();
-        self.in_guest += t.elapsed();
-        r
-    }
-
-    /// The guest has ended (the run loop returned).
-    pub fn end(&mut self, calls: CallCounts) {
-        self.calls = calls;
+    /// A vCPU's loop ended with these counters and its hypercall counts.
+    pub fn merge(&mut self, v: VcpuCounts, calls: &CallCounts) {
+        let e = &mut self.exits;
+        e.hypercall += v.exits.hypercall;
+        e.fault_report += v.exits.fault_report;
+        e.interrupted += v.exits.interrupted;
+        e.lazy_fault += v.exits.lazy_fault;
+        e.fatal += v.exits.fatal;
+        for (&n, &c) in &calls.by_nr {
+            *self.calls.by_nr.entry(n).or_insert(0) += c;
+        }
+        self.calls.bytes_read += calls.bytes_read;
+        self.calls.bytes_written += calls.bytes_written;
+        self.entered = match (self.entered, v.entered) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.in_guest += v.in_guest;
         self.ended = Some(Instant::now());
     }
 

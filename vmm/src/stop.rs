@@ -7,8 +7,9 @@
 //! and marks the thread as kicked, so a host write blocked on a full pipe
 //! (interrupted: no SA_RESTART) gives up instead of retrying ([`kicked`]).
 //!
-//! - [`StopHandle::stop`] records a reason and sends the attached vCPU
-//!   thread the kick signal (SIGRTMIN).
+//! - [`StopHandle::stop`] records a reason and sends every attached vCPU
+//!   thread the kick signal (SIGRTMIN); when one vCPU ends the VM (exit,
+//!   crash) the same kick ends the others.
 //! - [`handle_stop_signals`] installs the same handler for SIGINT and
 //!   SIGTERM: the process's signal reaches the vCPU thread because every
 //!   thread the launcher starts blocks them ([`quiet`]); the run then ends
@@ -128,12 +129,25 @@ impl Drop for Quiet {
 #[derive(Default)]
 struct Inner {
     reason: Option<StopReason>,
-    /// The attached vCPU thread, as an integer (a `pthread_t` is a pointer
+    /// One vCPU ended the VM (exit, crash): the others stop too.
+    ended: bool,
+    /// The attached vCPU threads, as integers (a `pthread_t` is a pointer
     /// on musl and not `Send`).
-    thread: Option<usize>,
+    threads: Vec<usize>,
 }
 
-/// Ends a guest's run from any thread. Clones share the state.
+impl Inner {
+    fn kick_all(&self) {
+        for &t in &self.threads {
+            // SAFETY: each target thread is alive while attached (it
+            // detaches under this lock before it ends).
+            unsafe { libc::pthread_kill(t as libc::pthread_t, kick_signal()) };
+        }
+    }
+}
+
+/// Ends a guest's run from any thread. Clones share the state; every vCPU
+/// thread of the VM attaches, and a stop reaches all of them.
 #[derive(Clone, Default)]
 pub struct StopHandle {
     inner: Arc<Mutex<Inner>>,
@@ -162,11 +176,14 @@ impl StopHandle {
         // SAFETY: pthread_self has no preconditions.
         let thread = unsafe { libc::pthread_self() } as usize;
         let mut g = self.lock();
-        g.thread = Some(thread);
-        if g.reason.is_some() {
+        g.threads.push(thread);
+        if g.reason.is_some() || g.ended {
             vcpu.set_kvm_immediate_exit(1);
         }
-        Ok(Attached { handle: self })
+        Ok(Attached {
+            handle: self,
+            thread,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -177,16 +194,25 @@ impl StopHandle {
     pub fn stop(&self, why: StopReason) {
         let mut g = self.lock();
         g.reason.get_or_insert(why);
-        if let Some(t) = g.thread {
-            // SAFETY: the target thread is alive while attached (it detaches
-            // under this lock before it ends).
-            unsafe { libc::pthread_kill(t as libc::pthread_t, kick_signal()) };
-        }
+        g.kick_all();
+    }
+
+    /// One vCPU ended the VM (it exited or crashed): kick every other vCPU
+    /// thread out of KVM_RUN; their loops see [`StopHandle::ended`].
+    pub(crate) fn end(&self) {
+        let mut g = self.lock();
+        g.ended = true;
+        g.kick_all();
+    }
+
+    /// Whether a vCPU ended the VM ([`StopHandle::end`]).
+    pub(crate) fn ended(&self) -> bool {
+        self.lock().ended
     }
 
     /// Whether a vCPU is attached (running).
     pub fn is_attached(&self) -> bool {
-        self.lock().thread.is_some()
+        !self.lock().threads.is_empty()
     }
 
     /// Stop for `why`, then kick again every 100 ms while the vCPU is still
@@ -213,11 +239,12 @@ impl StopHandle {
 /// A vCPU attached to a [`StopHandle`]; dropping it detaches.
 pub struct Attached<'a> {
     handle: &'a StopHandle,
+    thread: usize,
 }
 
 impl Drop for Attached<'_> {
     fn drop(&mut self) {
-        self.handle.lock().thread = None;
+        self.handle.lock().threads.retain(|&t| t != self.thread);
         // No kick reaches this thread any more; later writes (the output a
         // stopped guest left behind) may block again, with their own bound.
         IMMEDIATE_EXIT.with(|c| c.set(0));

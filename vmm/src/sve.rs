@@ -170,6 +170,58 @@ pub enum SveError {
     /// An x86_64 launcher asked for SVE.
     #[error("sve {0}: SVE is an arm64 feature; it cannot be asked for on x86_64")]
     NotThisArch(SveRequest),
+    /// A vCPU finalized another set of lengths than vCPU 0 (KVM's SVE
+    /// design assumes one set for every vCPU of a VM).
+    #[error("vCPU {vcpu} has SVE lengths {} bits, vCPU 0 has {} bits: every vCPU must have the same set", got.describe(), first.describe())]
+    VcpusDiffer {
+        /// The vCPU whose set differs.
+        vcpu: u32,
+        /// vCPU 0's set.
+        first: Box<VlSet>,
+        /// That vCPU's set.
+        got: Box<VlSet>,
+    },
+    /// SVE was granted on some vCPUs and not on others.
+    #[error("vCPU {vcpu} has SVE {}, vCPU 0 {}", on_off(*.got), on_off(*.first))]
+    VcpuSveMismatch {
+        /// The vCPU that differs.
+        vcpu: u32,
+        /// Whether vCPU 0 has SVE.
+        first: bool,
+        /// Whether that vCPU has SVE.
+        got: bool,
+    },
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// vCPU `vcpu`'s finalized set `got` against vCPU 0's `first` (None: SVE
+/// off): the launcher refuses to run a VM whose vCPUs differ.
+pub fn check_same_set(
+    vcpu: u32,
+    first: Option<&VlSet>,
+    got: Option<&VlSet>,
+) -> Result<(), SveError> {
+    match (first, got) {
+        (None, None) => Ok(()),
+        (Some(a), Some(b)) if a == b => Ok(()),
+        (Some(a), Some(b)) => Err(SveError::VcpusDiffer {
+            vcpu,
+            first: Box::new(*a),
+            got: Box::new(*b),
+        }),
+        (a, b) => Err(SveError::VcpuSveMismatch {
+            vcpu,
+            first: a.is_some(),
+            got: b.is_some(),
+        }),
+    }
 }
 
 /// The set of vector lengths, as KVM's VLS register holds it: bit (vq-1).
@@ -365,5 +417,23 @@ mod tests {
         assert_eq!(SveRequest::from_header(u64::MAX), SveRequest::Max);
         assert_eq!(SveRequest::from_header(1 << 40), SveRequest::Bits(u32::MAX));
         assert!(valid_bits(2048) && valid_bits(128) && !valid_bits(2176) && !valid_bits(192));
+    }
+
+    #[test]
+    fn every_vcpu_must_have_vcpu_0s_set() {
+        let a = VlSet([0b1011, 0, 0, 0, 0, 0, 0, 0]);
+        let b = VlSet([0b0011, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(check_same_set(1, Some(&a), Some(&a)), Ok(()));
+        assert_eq!(check_same_set(3, None, None), Ok(()));
+        let e = check_same_set(2, Some(&a), Some(&b)).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("vCPU 2"), "{msg}");
+        assert!(
+            msg.contains(&a.describe()) && msg.contains(&b.describe()),
+            "{msg}"
+        );
+        assert!(matches!(e, SveError::VcpusDiffer { vcpu: 2, .. }));
+        let e = check_same_set(1, Some(&a), None).unwrap_err().to_string();
+        assert_eq!(e, "vCPU 1 has SVE off, vCPU 0 on");
     }
 }

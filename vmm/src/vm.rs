@@ -1,36 +1,35 @@
 //! Building a VM for a guest image: memory, memslots, devices, the image,
-//! the boot area and the vCPU, in the order KVM and boot time want.
+//! the boot area and the vCPUs, in the order KVM and boot time want.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use kvm_bindings::kvm_userspace_memory_region;
-use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use kvm_ioctls::{Kvm, VmFd};
 
 use crate::arch;
 use crate::boot::{self, BootParams};
-use crate::config::{ConfigError, VmConfig};
+use crate::config::VmConfig;
 use crate::elf::{ElfError, GuestImage};
 use crate::error::{KvmContext, Result};
 use crate::host::Host;
 use crate::layout::Layout;
 use crate::lazy::{LazyMemory, LazySpecError, PlannedRegion};
 use crate::memory::GuestRam;
-use crate::softapf::SoftApf;
-use crate::stats::{Recorder, Stats};
+use crate::park::Parker;
+use crate::stats::{Recorder, SoftCounts, Stats};
 use crate::stop::StopHandle;
-use crate::sve::SveRequest;
-use crate::wake::WakeTimer;
+use crate::sve::{SveRequest, VlSet};
+use crate::vcpu::Vcpu;
 
 /// A VM built for one guest image, ready to run.
 pub struct Vm<'a> {
-    // Field order is drop order: vCPU, wake-up thread, then VM, then the
-    // RAM, page tables and lazy regions KVM maps.
-    pub(crate) vcpu: VcpuFd,
-    pub(crate) waker: WakeTimer,
-    /// Launcher-served async page faults (aarch64), once the guest registers.
-    pub(crate) soft: Option<SoftApf>,
-    _vm: Arc<VmFd>,
+    // Field order is drop order: vCPUs (and their wake-up threads), then
+    // the VM, then the RAM, page tables and lazy regions KVM maps.
+    pub(crate) vcpus: Vec<Vcpu>,
+    pub(crate) vm: Arc<VmFd>,
+    /// Where vCPU threads block in a launcher-served Wait (aarch64).
+    pub(crate) parker: Arc<Parker>,
     pub(crate) ram: GuestRam,
     /// The page tables' own memory (`arch::PAGE_TABLES`), unmapped in the guest.
     _tables: GuestRam,
@@ -44,8 +43,8 @@ pub struct Vm<'a> {
     /// from guest-writable memory).
     pub(crate) stdout_buffer: u64,
     pub(crate) stop: StopHandle,
-    /// What the run did (`--stats`).
-    pub(crate) rec: Recorder,
+    /// What the run did (`--stats`), merged from every vCPU.
+    pub(crate) rec: std::sync::Mutex<Recorder>,
 }
 
 impl<'a> Vm<'a> {
@@ -62,9 +61,6 @@ impl<'a> Vm<'a> {
         cfg: &VmConfig,
     ) -> Result<Vm<'a>> {
         crate::caps::check_required(kvm)?;
-        if cfg.vcpus != 1 {
-            return Err(ConfigError::OneVcpuOnly(cfg.vcpus).into());
-        }
         let layout = Layout::plan(cfg, image.end())?;
         check_segments(image, &layout)?;
         let ram = GuestRam::new(layout.ram_base, cfg.mem_size)?;
@@ -88,45 +84,50 @@ impl<'a> Vm<'a> {
         image.load(&ram)?;
         let lazy_map: Vec<(u64, u64)> = planned.iter().map(|p| (p.gpa, p.mapped)).collect();
         arch::setup_memory(&ram, &tables, &layout, image, &lazy_map)?;
-        let vcpu = vm.create_vcpu(0).kvm("KVM_CREATE_VCPU")?;
-        let granted = arch::init_vcpu(kvm, &vm, &vcpu, sve_request(cfg, image))?;
-        let vector_bits = granted.map(|g| g.0).unwrap_or(0);
+        let vm = Arc::new(vm);
+        let (vcpus, vl) = create_vcpus(kvm, &vm, cfg.vcpus, sve_request(cfg, image))?;
+        let vector_bits = vl.map(|g| g.0).unwrap_or(0);
         let features = features(kvm, cpu, cfg, &planned, vector_bits);
         let params = BootParams {
             args: &cfg.args,
             env: &cfg.env,
             features,
             vector_bits: u64::from(vector_bits),
-            counter_khz: arch::counter_khz(&vcpu),
+            counter_khz: arch::counter_khz(&vcpus[0].fd),
             lazy: &lazy_info(&planned),
             console_flags: console_flags(cfg),
         };
         let addrs = boot::write(&ram, &layout, &params)?;
-        arch::setup_vcpu(kvm, cpu, &vcpu, 0, &layout, image, addrs.info, vector_bits)?;
-        let vm = Arc::new(vm);
+        for v in &vcpus {
+            arch::setup_vcpu(
+                kvm,
+                cpu,
+                &v.fd,
+                v.id,
+                &layout,
+                image,
+                addrs.info,
+                vector_bits,
+            )?;
+        }
         Ok(Vm {
             image,
             ram,
             _tables: tables,
             lazy,
-            waker: WakeTimer::new(vm.clone()),
-            soft: None,
-            _vm: vm,
-            vcpu,
+            parker: Arc::new(Parker::default()),
+            vm,
+            vcpus,
             timeout: cfg.timeout,
             features,
             vector_bits,
             dump_regs: cfg.dump_regs,
             stdout_buffer: addrs.stdout,
             stop: StopHandle::default(),
-            rec: Recorder::new(cfg.launched.unwrap_or_else(std::time::Instant::now)),
+            rec: std::sync::Mutex::new(Recorder::new(
+                cfg.launched.unwrap_or_else(std::time::Instant::now),
+            )),
         })
-    }
-
-    /// What the run did so far (after [`Vm::run`]: all of it).
-    pub fn stats(&self) -> Stats {
-        let soft = self.soft.as_ref().map(SoftApf::counts).unwrap_or_default();
-        self.rec.finish(self.lazy.counts(), soft)
     }
 
     /// SVE vector length granted to the guest in bits (0: none).
@@ -134,10 +135,69 @@ impl<'a> Vm<'a> {
         self.vector_bits
     }
 
+    /// What the run did so far (after [`Vm::run`]: all of it), for `--stats`.
+    pub fn stats(&self) -> Stats {
+        let soft = self
+            .vcpus
+            .iter()
+            .filter_map(|v| v.soft.as_ref().map(|s| s.counts()))
+            .fold(SoftCounts::default(), |a, b| SoftCounts {
+                not_present: a.not_present + b.not_present,
+                ready: a.ready + b.ready,
+            });
+        match self.rec.lock() {
+            Ok(r) => r.finish(self.lazy.counts(), soft),
+            Err(_) => Stats::default(),
+        }
+    }
+
     /// A handle that ends this VM's run from any thread (see [`StopHandle`]).
     pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()
     }
+
+    /// The VM's vCPUs, vCPU 0 first.
+    pub fn vcpus(&self) -> &[Vcpu] {
+        &self.vcpus
+    }
+
+    /// The VM's vCPUs, mutably (to save or restore their state between runs).
+    pub fn vcpus_mut(&mut self) -> &mut [Vcpu] {
+        &mut self.vcpus
+    }
+}
+
+/// The SVE maximum granted (bits) and the set of lengths, as `arch::init_vcpu` returns.
+type Granted = (u32, VlSet);
+
+/// Create and initialise `count` vCPUs (SVE included): every vCPU must
+/// finalize the same set of SVE lengths as vCPU 0, or the VM is refused.
+/// Returns them with vCPU 0's granted maximum and set.
+fn create_vcpus(
+    kvm: &Kvm,
+    vm: &Arc<VmFd>,
+    count: u32,
+    sve: Option<SveRequest>,
+) -> Result<(Vec<Vcpu>, Option<Granted>)> {
+    let mut vcpus = Vec::new();
+    let mut first: Option<Granted> = None;
+    for id in 0..count {
+        let fd = vm
+            .create_vcpu(u64::from(id))
+            .kvm(format!("KVM_CREATE_VCPU({id})"))?;
+        let granted = arch::init_vcpu(kvm, vm, &fd, sve)?;
+        if id == 0 {
+            first = granted;
+        } else {
+            crate::sve::check_same_set(
+                id,
+                first.as_ref().map(|g| &g.1),
+                granted.as_ref().map(|g| &g.1),
+            )?;
+        }
+        vcpus.push(Vcpu::new(fd, id, vm.clone()));
+    }
+    Ok((vcpus, first))
 }
 
 impl Drop for Vm<'_> {
@@ -230,7 +290,10 @@ fn features(
     if vector_bits > 0 {
         features |= vessel_abi::features::SVE;
     }
-    if cfg.async_pf && !planned.is_empty() && arch::async_pf_supported(kvm, cpu) {
+    // Launcher-served async page faults (aarch64) serve one vCPU; with
+    // more, lazy faults are served synchronously (the vCPU waits).
+    let one_area = !arch::SOFT_APF || cfg.vcpus == 1;
+    if cfg.async_pf && one_area && !planned.is_empty() && arch::async_pf_supported(kvm, cpu) {
         features |= vessel_abi::features::ASYNC_PF;
     }
     features

@@ -1,4 +1,4 @@
-//! Wakes a halted vCPU when a timed Wait runs out.
+//! Wakes a halted vCPU when a timed Wait runs out (one timer per vCPU).
 
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -10,14 +10,17 @@ use crate::error::{Error, Result};
 /// the first timed wait, so guests that never sleep don't pay for it.
 pub struct WakeTimer {
     vm: Arc<kvm_ioctls::VmFd>,
+    /// The vCPU this timer wakes.
+    vcpu: u32,
     tx: Option<mpsc::Sender<Instant>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl WakeTimer {
-    pub fn new(vm: Arc<kvm_ioctls::VmFd>) -> WakeTimer {
+    pub fn new(vm: Arc<kvm_ioctls::VmFd>, vcpu: u32) -> WakeTimer {
         WakeTimer {
             vm,
+            vcpu,
             tx: None,
             thread: None,
         }
@@ -25,7 +28,7 @@ impl WakeTimer {
 
     fn start(&mut self) -> Result<()> {
         let (tx, rx) = mpsc::channel::<Instant>();
-        let vm = self.vm.clone();
+        let (vm, vcpu) = (self.vm.clone(), self.vcpu);
         let _quiet = crate::stop::quiet();
         let thread = std::thread::Builder::new()
             .name("vessel-wake".into())
@@ -42,7 +45,7 @@ impl WakeTimer {
                         Err(mpsc::RecvTimeoutError::Timeout) => {
                             deadline = None;
                             // A late MSI only makes the guest re-check its timers.
-                            let _ = arch::wake(&vm);
+                            let _ = arch::wake(&vm, vcpu);
                         }
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }

@@ -14,6 +14,9 @@
 //! times with populated pages and print `steady_us=` for those passes (the
 //! no-fault cost of the runtime).
 //! `--write`: store to the (read-only) region: must end as a guest fault.
+//! `--threads`: sum with `guest_rt::thread::parallel_for` on every vCPU
+//! (`--cpus N`) instead of tasks: vCPU 0 takes its faults through async
+//! page faults (waiting in place), the other vCPUs wait for their pages.
 //! `--float`: each task computes `vessel_kernels::fingerprint` of its share
 //! (f32 lanes in vector registers and an f64 recurrence, live across every
 //! page fault of the share) instead of the byte sum; the total is the
@@ -47,6 +50,7 @@ struct Opts {
     sleep_ms: Option<u64>,
     passes: u32,
     write: bool,
+    threads: bool,
     /// What each task computes over its share: the byte sum, or with
     /// `--float` the float fingerprint.
     work: fn(&[u8]) -> u64,
@@ -65,6 +69,7 @@ fn opts(args: &[&str]) -> Opts {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1),
         write: args.contains(&"--write"),
+        threads: args.contains(&"--threads"),
         work: if args.contains(&"--float") {
             vessel_kernels::fingerprint
         } else {
@@ -94,6 +99,12 @@ async fn main() -> i32 {
         return 4;
     }
     let start = guest_rt::time::Instant::now();
+    if o.threads {
+        let total = threads_sum(data);
+        report(data.len(), guest_rt::thread::available_parallelism(), start);
+        println!("{total}");
+        return 0;
+    }
     let total = match first_pass(data, &o).await {
         Ok(total) => total,
         Err(code) => return code,
@@ -157,6 +168,18 @@ async fn first_pass(data: &'static [u8], o: &Opts) -> Result<u64, i32> {
         return Err(3);
     }
     Ok(total)
+}
+
+/// Sum with one thread per vCPU, each over a contiguous share of pages.
+fn threads_sum(data: &'static [u8]) -> u64 {
+    let total = core::sync::atomic::AtomicU64::new(0);
+    let pages = data.len().div_ceil(PAGE);
+    guest_rt::thread::parallel_for(0..pages, |ps| {
+        let part = &data[(ps.start * PAGE).min(data.len())..(ps.end * PAGE).min(data.len())];
+        let sum: u64 = part.iter().map(|&b| u64::from(b)).sum();
+        total.fetch_add(sum, core::sync::atomic::Ordering::Relaxed);
+    });
+    total.into_inner()
 }
 
 /// `tasks` page-aligned shares of `data` (the last ones may be short or

@@ -2,7 +2,8 @@
 //!
 //! Modes: `exit N`, `panic`, `fault` (write to an unmapped address), `ud`
 //! (invalid opcode), `spin` (never ends), `env KEY`, `abort MSG`, `heap MIB`,
-//! `stderr TEXT`, `clock`, `stdin`, `sve` (the SVE vector length RDVL reports, or `sve off`).
+//! `stderr TEXT`, `clock`, `stdin`, `sve` (the SVE vector length RDVL reports, or `sve off`);
+//! threads on several vCPUs: the `smp-*` modes in `smp.rs`.
 #![cfg_attr(vessel_guest, no_std)]
 #![no_main]
 // Outside guest builds (no `--cfg vessel_guest`, e.g. `cargo clippy
@@ -10,6 +11,8 @@
 #![cfg(vessel_guest)]
 
 extern crate alloc;
+
+mod smp;
 
 use alloc::{string::String, vec::Vec};
 use guest_rt::{eprintln, println};
@@ -19,6 +22,9 @@ guest_rt::entry!(main);
 fn main() -> i32 {
     let args: Vec<&str> = guest_rt::env::args().collect();
     let arg = |i: usize| args.get(i).copied().unwrap_or("");
+    if let Some(code) = smp::run(arg(1), arg(2)) {
+        return code;
+    }
     match arg(1) {
         "exit" => arg(2).parse().unwrap_or(2),
         "panic" => {

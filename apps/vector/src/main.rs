@@ -8,7 +8,8 @@
 //! the requested table is not available here. `--bench` times the chosen
 //! tables (default: all) and Mandelbrot with `vessel_kernels::bench`, the
 //! loop `cargo xtask bench vector` also runs natively, one `bench ...` line
-//! per case.
+//! per case. `--threads N` splits every kernel into N pieces run in
+//! parallel on the VM's vCPUs (`--cpus`), see `threads.rs`.
 //!
 //! Tables (`--isa`): the kernels live in the `vessel-kernels` crate, which
 //! builds for the host too. x86_64: `scalar` (plain Rust, one element at a
@@ -54,6 +55,7 @@ extern crate alloc;
 
 #[cfg(target_arch = "aarch64")]
 mod sve;
+mod threads;
 
 use alloc::{string::String, vec, vec::Vec};
 use guest_rt::{eprintln, println, time::Instant};
@@ -290,11 +292,13 @@ fn bench(tables: &[&Kernels]) {
     });
 }
 
-/// The command line: `--isa NAME`, `--all`, `--bench`.
+/// The command line: `--isa NAME`, `--all`, `--bench`, `--threads N`.
 struct Opts {
     isa: Option<&'static str>,
     all: bool,
     bench: bool,
+    /// `--threads N`: split every kernel into N pieces on the vCPUs (0: no).
+    threads: usize,
 }
 
 /// Parse the arguments; Err is the exit code (after printing why).
@@ -302,19 +306,27 @@ fn opts() -> Result<Opts, i32> {
     let args: Vec<&'static str> = guest_rt::env::args().skip(1).collect();
     let known = known();
     let usage = alloc::format!(
-        "usage: vector [--isa {} | --all] [--bench]",
+        "usage: vector [--isa {} | --all] [--bench] [--threads N]",
         known.join("|")
     );
     let mut o = Opts {
         isa: None,
         all: false,
         bench: false,
+        threads: 0,
     };
     let mut it = args.iter();
     while let Some(&a) = it.next() {
         match a {
             "--all" => o.all = true,
             "--bench" => o.bench = true,
+            "--threads" => match it.next().and_then(|n| n.parse().ok()).filter(|&n| n > 0) {
+                Some(n) => o.threads = n,
+                None => {
+                    eprintln!("vector: --threads needs a positive number ({usage})");
+                    return Err(2);
+                }
+            },
             "--isa" if it.len() > 0 => o.isa = it.next().copied(),
             a if a.starts_with("--isa=") => o.isa = Some(&a[6..]),
             "-h" | "--help" => {
@@ -362,7 +374,13 @@ fn main() -> i32 {
         bench(&chosen);
         return 0;
     }
-    let failures: u32 = chosen.iter().map(|k| run_isa(k)).sum();
+    let failures: u32 = chosen
+        .iter()
+        .map(|k| match o.threads {
+            0 => run_isa(k),
+            n => run_isa(threads::threaded(k, n)),
+        })
+        .sum();
     if failures > 0 {
         eprintln!("vector: {failures} kernel(s) FAILED");
         return 1;

@@ -36,6 +36,8 @@ pub mod nr {
     pub const WAIT: u32 = 7;
     /// [`Call::ApfEnable`](super::Call::ApfEnable).
     pub const APF_ENABLE: u32 = 8;
+    /// [`Call::Wake`](super::Call::Wake).
+    pub const WAKE: u32 = 20;
 }
 
 /// Clock ids for [`Call::Clock`].
@@ -157,6 +159,15 @@ pub enum Call {
         /// Interrupt vector for "page ready".
         vector: u32,
     },
+    /// Wake the vCPUs whose bits are set in `vcpus` (bit `i`: vCPU `i`)
+    /// from a [`Call::Wait`]: an IPI on x86_64 (an MSI to each one's local
+    /// APIC), the launcher's own wake-up on aarch64. Bits of vCPUs that do
+    /// not exist are ignored; a vCPU that is not waiting returns from its
+    /// next Wait at once or re-checks its watch word. `ret` = vCPUs woken.
+    Wake {
+        /// Bit `i` set: wake vCPU `i`.
+        vcpus: u64,
+    },
 }
 
 /// Why a frame did not decode.
@@ -193,6 +204,7 @@ impl Call {
             Call::Random { .. } => nr::RANDOM,
             Call::Wait { .. } => nr::WAIT,
             Call::ApfEnable { .. } => nr::APF_ENABLE,
+            Call::Wake { .. } => nr::WAKE,
         }
     }
 
@@ -219,6 +231,7 @@ impl Call {
             Call::ApfEnable { area, vector } => {
                 args[..2].copy_from_slice(&[area, u64::from(vector)])
             }
+            Call::Wake { vcpus } => args[0] = vcpus,
         }
         Frame {
             nr: self.nr(),
@@ -264,6 +277,7 @@ impl Call {
                 area: a[0],
                 vector: narrow(f.nr, 1, a[1])?,
             },
+            nr::WAKE => Call::Wake { vcpus: a[0] },
             other => return Err(DecodeError::UnknownNumber(other)),
         })
     }
@@ -273,7 +287,7 @@ impl Call {
 mod tests {
     use super::*;
 
-    const ALL: [Call; 8] = [
+    const ALL: [Call; 9] = [
         Call::Exit {
             code: -3,
             stdout: GuestSlice {
@@ -319,6 +333,7 @@ mod tests {
             area: 0x5000,
             vector: 0x40,
         },
+        Call::Wake { vcpus: 0b1010 },
     ];
 
     #[test]

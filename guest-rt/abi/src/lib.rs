@@ -37,8 +37,11 @@ pub use zerocopy;
 /// the guest no longer exports it as an ELF symbol.
 pub const ABI_VERSION: u32 = 2;
 
-/// The most vCPUs a VM has: the length bound of [`BootInfo::vcpus`].
+/// The most vCPUs a VM has: the length bound of [`BootInfo::vcpus`] (and
+/// at most 64, the bits of [`Call::Wake`]'s mask).
 pub const MAX_VCPUS: u32 = 32;
+
+const _: () = assert!(MAX_VCPUS <= 64);
 
 /// `BootInfo::magic`: "VESSELBI" read as a little-endian u64.
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"VESSELBI");
@@ -58,6 +61,13 @@ pub mod features {
 }
 
 /// Per-vCPU data the launcher prepares. One entry per vCPU, indexed by vCPU id.
+///
+/// Every vCPU starts at the ELF entry with the BootInfo address in its
+/// first argument register and its own stack; code finds the entry of the
+/// vCPU it runs on through a register the launcher set and the guest cannot
+/// change: the GS segment base on x86_64 (the entry's address: `mov %gs:0`
+/// reads `id`), and MPIDR_EL1 on aarch64 (`Aff0` = `id`, see
+/// [`arch::aarch64::MPIDR_VCPU_MASK`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct VcpuInfo {
@@ -248,6 +258,11 @@ pub mod arch {
         pub const APF_ABORT_EC: u64 = 0x25;
         /// ESR_EL1.DFSC of that abort: synchronous external abort.
         pub const APF_ABORT_DFSC: u64 = 0x10;
+        /// The bits of MPIDR_EL1 (Aff0) that hold the vCPU's index; the
+        /// launcher sets MPIDR_EL1 to exactly the index.
+        pub const MPIDR_VCPU_MASK: u64 = 0xff;
+
+        const _: () = assert!(crate::MAX_VCPUS as u64 <= MPIDR_VCPU_MASK + 1);
 
         // The table is exactly the 2 KiB that VBAR_EL1's alignment asks for.
         const _: () = assert!(EXCEPTION_VECTORS as u64 * VECTOR_STRIDE == 2048);

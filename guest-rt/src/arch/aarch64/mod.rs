@@ -23,7 +23,7 @@ const SYNC_EL1H: u64 = 4;
 const GPR_FRAME: u64 = 288;
 
 core::arch::global_asm!(
-    // Entry: EL1h, x0 = BootInfo, sp = top of vCPU 0's stack.
+    // Entry (every vCPU): EL1h, x0 = BootInfo, sp = top of its stack.
     ".pushsection .text._start,\"ax\"",
     ".global _start",
     "_start:",
@@ -293,14 +293,45 @@ pub fn trap() -> ! {
 /// Name of the architecture, for messages.
 pub const NAME: &str = "aarch64";
 
-/// Called once at boot with the checked BootInfo: with SVE granted, select
-/// the granted maximum in ZCR_EL1.LEN (the launcher enabled CPACR_EL1.ZEN).
+/// Guest address of the launcher's `VcpuInfo` table (`BootInfo::vcpus`),
+/// stored by every vCPU at its start (all store the same value).
+static VCPU_TABLE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Remember where the `VcpuInfo` table is (called first thing on every vCPU).
+pub(crate) fn set_vcpu_table(b: &BootInfo) {
+    VCPU_TABLE.store(b.vcpus, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The id of the vCPU this code runs on: MPIDR_EL1.Aff0, which the
+/// launcher sets to the vCPU's index.
+#[inline(always)]
+pub fn vcpu_id() -> u32 {
+    let mpidr: u64;
+    // SAFETY: reads this vCPU's MPIDR_EL1 (EL1 register); no other effect.
+    unsafe { core::arch::asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+    (mpidr & vessel_abi::arch::aarch64::MPIDR_VCPU_MASK) as u32
+}
+
+/// The guest address of this vCPU's hypercall frame (`VcpuInfo::frame`).
+#[inline(always)]
+pub fn vcpu_frame() -> u64 {
+    let table = VCPU_TABLE.load(core::sync::atomic::Ordering::Relaxed);
+    let at = table + u64::from(vcpu_id()) * size_of::<vessel_abi::VcpuInfo>() as u64;
+    // SAFETY: boot checked the table is set and `vcpu_count` entries long,
+    // and the launcher gives MPIDR Aff0 values below `vcpu_count` only.
+    unsafe { (*(at as *const vessel_abi::VcpuInfo)).frame }
+}
+
+/// Called on every vCPU at its start with the checked BootInfo: with SVE
+/// granted, select the granted maximum in this vCPU's ZCR_EL1.LEN (the
+/// launcher enabled CPACR_EL1.ZEN).
 pub(crate) fn init(b: &BootInfo) {
     if b.features & vessel_abi::features::SVE == 0 || b.vector_bits < 128 {
         return;
     }
     let len = (b.vector_bits / 128).clamp(1, 16) - 1;
-    // SAFETY: written once at boot, before any exception can read it.
+    // SAFETY: every vCPU writes the same value at its start, before any
+    // exception on it can read it.
     unsafe { core::ptr::addr_of_mut!(VESSEL_SVE_ON).write_volatile(1) };
     // SAFETY: ZCR_EL1 (S3_0_C1_C2_0) exists because the launcher granted
     // SVE; LEN only selects the vector length for later SVE instructions.

@@ -1,7 +1,9 @@
 //! x86_64 guest support: entry point, ring-0 stubs, doorbell, task switch.
 //!
-//! The launcher starts vCPU 0 at CPL3 with everything privileged already set
-//! up (page tables, GDT, IDT, TSS, control registers, x2APIC, IF=1). The only
+//! The launcher starts every vCPU at CPL3 with everything privileged already
+//! set up (page tables, GDT, IDT, TSS, control registers, x2APIC, IF=1, GS
+//! base at the vCPU's `VcpuInfo`). The async-PF area is vCPU 0's: the stubs
+//! below treat a #PF or interrupt on another vCPU as fatal or a wake-up. The only
 //! ring-0 code is the stubs below, a few dozen SSE-free instructions (ring 0
 //! is emulated instruction by instruction on this project's KVM):
 //!
@@ -44,7 +46,7 @@ const RED_ZONE: u64 = 128;
 const UPCALL_FRAME: u64 = RED_ZONE + 4 * 8;
 
 core::arch::global_asm!(
-    // Entry: CPL3, rdi = BootInfo, rsp = top of vCPU 0's stack.
+    // Entry (every vCPU): CPL3, rdi = BootInfo, rsp = top of its stack.
     ".pushsection .text._start,\"ax\"",
     ".global _start",
     "_start:",
@@ -81,6 +83,8 @@ core::arch::global_asm!(
     // #PF (ring 0). Stack: error code, rip, cs, rflags, rsp, ss.
     "vessel_pf_entry:",
     "    push %rax",
+    "    cmpq $0, %gs:{vcpu_id}",
+    "    jne 2f",
     "    mov {apf}+{flags}(%rip), %eax",
     "    cmp ${not_present}, %eax",
     "    jne 2f",
@@ -115,6 +119,9 @@ core::arch::global_asm!(
     "    push %rax",
     "    push %rcx",
     "    push %rdx",
+    // The async-PF area is vCPU 0's: another vCPU's interrupt is a wake-up.
+    "    cmpq $0, %gs:{vcpu_id}",
+    "    jne 3f",
     "    mov {apf}+{token}(%rip), %eax",
     "    test %eax, %eax",
     "    jz 3f",
@@ -233,6 +240,7 @@ core::arch::global_asm!(
     "    ud2",
     ".popsection",
     apf = sym crate::apf::VESSEL_APF_SHARED,
+    vcpu_id = const offset_of!(vessel_abi::VcpuInfo, id),
     flags = const offset_of!(ApfShared, area) + offset_of!(ApfArea, flags),
     token = const offset_of!(ApfShared, area) + offset_of!(ApfArea, token),
     head = const offset_of!(ApfShared, head),
@@ -350,8 +358,40 @@ pub fn init_stack(stack: &mut [u64], arg: u64) -> u64 {
     sp
 }
 
-/// Called once at boot with the checked BootInfo; nothing to do on x86_64.
+/// Nothing to remember on x86_64: GS base leads to this vCPU's `VcpuInfo`.
+pub(crate) fn set_vcpu_table(_b: &vessel_abi::BootInfo) {}
+
+/// Called on every vCPU at its start with the checked BootInfo; nothing to
+/// do on x86_64.
 pub(crate) fn init(_b: &vessel_abi::BootInfo) {}
+
+/// The id of the vCPU this code runs on: `VcpuInfo::id`, read through the
+/// GS base the launcher pointed at this vCPU's entry.
+#[inline(always)]
+pub fn vcpu_id() -> u32 {
+    let id: u64;
+    // SAFETY: the launcher set GS base to this vCPU's VcpuInfo, mapped and
+    // readable at CPL3; the load has no other effect.
+    unsafe {
+        core::arch::asm!("mov %gs:{off}, {id}", id = out(reg) id,
+            off = const offset_of!(vessel_abi::VcpuInfo, id),
+            options(nostack, readonly, preserves_flags, att_syntax))
+    };
+    id as u32
+}
+
+/// The guest address of this vCPU's hypercall frame (`VcpuInfo::frame`).
+#[inline(always)]
+pub fn vcpu_frame() -> u64 {
+    let frame: u64;
+    // SAFETY: as in `vcpu_id`.
+    unsafe {
+        core::arch::asm!("mov %gs:{off}, {f}", f = out(reg) frame,
+            off = const offset_of!(vessel_abi::VcpuInfo, frame),
+            options(nostack, readonly, preserves_flags, att_syntax))
+    };
+    frame
+}
 
 /// SVE is an arm64 extension: always None here.
 pub fn sve_vector_bits() -> Option<u32> {

@@ -38,6 +38,7 @@ pub const ESR_EL1: u64 = sys_reg(3, 0, 5, 2, 0);
 pub const FAR_EL1: u64 = sys_reg(3, 0, 6, 0, 0);
 pub const MAIR_EL1: u64 = sys_reg(3, 0, 10, 2, 0);
 pub const VBAR_EL1: u64 = sys_reg(3, 0, 12, 0, 0);
+pub const MPIDR_EL1: u64 = sys_reg(3, 0, 0, 0, 5);
 
 /// EL1h with D, A, I, F masked.
 pub const PSTATE_EL1H: u64 = 0x3c5;

@@ -95,6 +95,9 @@ pub fn setup_vcpu(
     set(vcpu, SP_EL1, stack_top, "SP_EL1")?;
     set(vcpu, SP_EL0, stack_top, "SP_EL0")?;
     set(vcpu, X0, boot, "X0")?;
+    // The guest finds its vCPU index in MPIDR_EL1.Aff0 (the ABI's
+    // MPIDR_VCPU_MASK); bit 31 is RES1.
+    set(vcpu, MPIDR_EL1, (1 << 31) | u64::from(id), "MPIDR_EL1")?;
     set(vcpu, PC, entry, "PC")?;
     set(vcpu, PSTATE, PSTATE_EL1H, "PSTATE")?;
     Ok(())
@@ -139,13 +142,15 @@ pub fn dump_regs(vcpu: &VcpuFd, id: u32, vector_bits: u32) -> String {
     out
 }
 
-/// The "wait" hypercall without async page faults: arm64 guests get no
-/// interrupts, so there is nothing to wait for; return at once (a spurious
-/// wake-up the guest retries). With async page faults the vCPU loop blocks
-/// in `SoftApf::wait` instead.
+/// Never called: arm64 guests take no interrupts, so Wait blocks in the
+/// launcher ([`LAUNCHER_WAITS`], `crate::park`) rather than in KVM_RUN.
 pub fn halt(_vcpu: &VcpuFd) -> Result<()> {
     Ok(())
 }
+
+/// Wait and Wake are served by the launcher (`crate::park`): a vCPU
+/// thread blocks on a condition variable until its watch word changes.
+pub const LAUNCHER_WAITS: bool = true;
 
 /// The launcher serves async page faults (see [`async_pf_supported`](super::caps::async_pf_supported)).
 pub const SOFT_APF: bool = true;
@@ -171,7 +176,7 @@ pub fn inject_lazy_fault(vcpu: &VcpuFd) -> Result<u64> {
     Ok(u64::from_le_bytes(far))
 }
 
-/// Wake a halted vCPU: nothing to do while `halt` does not halt.
-pub fn wake(_vm: &VmFd) -> Result<()> {
+/// Never called: a waiting arm64 vCPU is woken through `crate::park`.
+pub fn wake(_vm: &VmFd, _id: u32) -> Result<()> {
     Ok(())
 }

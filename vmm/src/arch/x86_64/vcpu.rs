@@ -59,6 +59,9 @@ pub fn setup_vcpu(
     sregs.fs = ds;
     sregs.gs = ds;
     sregs.ss = ds;
+    // GS base: this vCPU's VcpuInfo (`mov %gs:0` is its id at CPL3; the app
+    // cannot change it without FSGSBASE, which CR4 leaves off).
+    sregs.gs.base = crate::boot::vcpu_info_addr(boot, id);
     sregs.tr = task_register(TSS + u64::from(id) * TSS_STRIDE, id as u16);
     sregs.gdt.base = GDT;
     sregs.gdt.limit = ((5 + 2 * u64::from(l.vcpus)) * 8 - 1) as u16;
@@ -102,6 +105,14 @@ pub fn setup_vcpu(
         ..Default::default()
     };
     vcpu.set_regs(&regs).kvm("KVM_SET_REGS")?;
+    if id != 0 {
+        // With the in-kernel LAPIC an application processor starts waiting
+        // for INIT/SIPI; Vessel starts every vCPU at the entry directly.
+        let mp = kvm_bindings::kvm_mp_state {
+            mp_state: kvm_bindings::KVM_MP_STATE_RUNNABLE,
+        };
+        vcpu.set_mp_state(mp).kvm("KVM_SET_MP_STATE(RUNNABLE)")?;
+    }
     Ok(())
 }
 
@@ -151,10 +162,13 @@ pub fn apf_enable(vcpu: &VcpuFd, area: u64, vector: u32) -> Result<()> {
     )
 }
 
-/// Wake a halted vCPU 0 from any thread: an MSI on [`WAKE_VECTOR`].
-pub fn wake(vm: &VmFd) -> Result<()> {
+/// Wake halted vCPU `id` from any thread: an MSI on [`WAKE_VECTOR`] to its
+/// local APIC (physical destination mode, x2APIC id = vCPU id; ids below
+/// 256 fit the address's destination field).
+pub fn wake(vm: &VmFd, id: u32) -> Result<()> {
+    const _: () = assert!(vessel_abi::MAX_VCPUS <= 256);
     let msi = kvm_bindings::kvm_msi {
-        address_lo: 0xfee0_0000,
+        address_lo: 0xfee0_0000 | (id << 12),
         data: WAKE_VECTOR,
         ..Default::default()
     };
@@ -171,6 +185,10 @@ pub fn halt(vcpu: &VcpuFd) -> Result<()> {
 
 /// KVM serves async page faults itself here; the launcher never does.
 pub const SOFT_APF: bool = false;
+
+/// A halted vCPU wakes on an interrupt (MSI), so Wait halts in KVM_RUN and
+/// Wake sends an MSI; the launcher never blocks a vCPU thread itself.
+pub const LAUNCHER_WAITS: bool = false;
 
 /// Never reached: lazy regions stay in MISSING mode on x86_64.
 pub fn inject_lazy_fault(_vcpu: &VcpuFd) -> Result<u64> {

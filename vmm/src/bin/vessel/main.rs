@@ -51,6 +51,7 @@ fn run_guest(
     vmm::stop::handle_stop_signals()?;
     let image = vmm::load_image(bytes)?;
     let mut host = host?;
+    warn_if_oversubscribed(opts.cpus);
     let all_args = guest_args(name, args);
     let cfg = VmConfig {
         mem_size: opts.mem,
@@ -94,6 +95,19 @@ fn run_guest(
         }
     }
     Ok(outcome.exit_code())
+}
+
+/// More vCPUs than the host has online CPUs is allowed (they share them),
+/// with a warning: parallel guest code then cannot run at full speed.
+fn warn_if_oversubscribed(cpus: u32) {
+    if cpus <= 1 {
+        return;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if online > 0 && i64::from(cpus) > online {
+        eprintln!("vessel: warning: --cpus {cpus} is more than the {online} CPUs online here; the vCPUs share them");
+    }
 }
 
 fn file_name(p: &Path) -> String {
