@@ -14,8 +14,8 @@ use crate::testing::Counts;
 
 /// Whole-suite limit, boot included: a guard against a hung machine, not a
 /// performance goal. The suite takes 30 s on an idle machine but over
-/// 260 s when other builds share this project's two cores.
-const SUITE_LIMIT: Duration = Duration::from_secs(420);
+/// 400 s when other engineers' test runs share this project's two cores.
+const SUITE_LIMIT: Duration = Duration::from_secs(600);
 
 /// Start QEMU on `cpu` with `initrd` and `mem_mib` of RAM; console lines
 /// arrive on the receiver.
