@@ -21,12 +21,14 @@ use crate::{guests, project_root, Arch};
 
 mod apf;
 mod clock;
+mod embed;
 pub mod plot;
 pub mod results;
 mod smp;
 mod vector;
 pub use apf::apf;
 pub use clock::clock;
+pub use embed::embed;
 pub use smp::smp;
 pub use vector::{lines, vector};
 

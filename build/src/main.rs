@@ -14,6 +14,7 @@
 //! cargo xtask bench clock [--runs N]  the guest's clock against the host's
 //! cargo xtask bench vector [--runs N] every kernel in the guest vs natively, per ISA
 //! cargo xtask bench lines NAME --guest APP --native CMD...  your own kernel, the same way
+//! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
 //! ```
 //! Benchmarks record their medians in target/bench/results.json and one SVG
 //! per group in target/bench/ (schema: README.md, "Performance").
@@ -79,8 +80,7 @@ enum Cmd {
     /// app's exit code.
     #[command(after_help = "Example: cargo xtask run hello --mem 64M -- world\n\
                             Example: cargo xtask run vector --arch aarch64 --sve-vl 512 -- --isa sve\n\
-                            --arch and --qemu-cpu go right after APP; the launcher flags are in \
-                            target/vessel/APP --help (after a build).")]
+                            The launcher flags are in target/vessel/APP --help (after a build).")]
     Run {
         /// The app (a folder of apps/).
         app: String,
@@ -123,6 +123,7 @@ const BOOT_RUNS: usize = 40;
 const APF_RUNS: usize = 5;
 const CLOCK_RUNS: usize = 20;
 const VECTOR_RUNS: usize = 5;
+const EMBED_RUNS: usize = 15;
 const SMP_RUNS: usize = 5;
 
 #[derive(Subcommand)]
@@ -140,6 +141,11 @@ enum Bench {
     /// The guest's clock against the host's over the same interval
     Clock {
         #[arg(long, default_value_t = CLOCK_RUNS, value_parser = at_least_one)]
+        runs: usize,
+    },
+    /// Sandbox calls, restores and creation against a raw exit and a raw VM
+    Embed {
+        #[arg(long, default_value_t = EMBED_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
     /// Every vector kernel (Rust and assembly, each ISA) in the guest vs natively
@@ -175,6 +181,7 @@ impl Bench {
             Bench::Apf { runs: APF_RUNS },
             Bench::Clock { runs: CLOCK_RUNS },
             Bench::Vector { runs: VECTOR_RUNS },
+            Bench::Embed { runs: EMBED_RUNS },
             Bench::Smp { runs: SMP_RUNS },
         ]
     }
@@ -191,6 +198,7 @@ impl Bench {
                 native,
                 runs,
             } => bench::lines(&name, &guest, &native, runs),
+            Bench::Embed { runs } => bench::embed(sh, runs),
             Bench::Smp { runs } => bench::smp(sh, runs),
         }
     }
@@ -383,12 +391,56 @@ fn keep_separator(raw: &[String], mut args: Vec<String>) -> Vec<String> {
     args
 }
 
+/// `run`'s own flags found among the launcher flags.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct OwnFlags {
+    arch: Option<Arch>,
+    qemu_cpu: Option<String>,
+}
+
+/// clap hands everything after the first flag it does not know to the app
+/// (`run hello --mem 64M --arch aarch64`): take `--arch` and `--qemu-cpu`
+/// back out of the words before `--`, so they work in any order there.
+fn take_own_flags(args: Vec<String>) -> Result<(Vec<String>, OwnFlags)> {
+    let mut own = OwnFlags::default();
+    let mut out = Vec::with_capacity(args.len());
+    let mut words = args.into_iter();
+    while let Some(w) = words.next() {
+        if w == "--" {
+            out.push(w);
+            out.extend(words.by_ref());
+            break;
+        }
+        let (name, inline) = match w.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (w.clone(), None),
+        };
+        if name != "--arch" && name != "--qemu-cpu" {
+            out.push(w);
+            continue;
+        }
+        let Some(value) = inline.or_else(|| words.next()) else {
+            bail!("{name} needs a value");
+        };
+        if name == "--arch" {
+            let arch = Arch::from_str(&value, false)
+                .map_err(|_| anyhow::anyhow!("--arch `{value}`: want x86_64 or aarch64"))?;
+            own.arch = Some(arch);
+        } else {
+            own.qemu_cpu = Some(value);
+        }
+    }
+    Ok((out, own))
+}
+
 /// Set up, build one app and the launcher, and run the packed app (on
 /// aarch64: in the emulated arm64 machine); exits with its status.
 fn run(sh: &Shell, app: &str, arch: Arch, cpu: &str, args: Vec<String>) -> Result<()> {
     let apps = guests::select(&[app.to_string()])?;
     let raw: Vec<String> = std::env::args().collect();
-    let args = keep_separator(&raw, args);
+    let (args, own) = take_own_flags(keep_separator(&raw, args))?;
+    let arch = own.arch.unwrap_or(arch);
+    let cpu = own.qemu_cpu.as_deref().unwrap_or(cpu);
     if arch == Arch::Aarch64 {
         std::process::exit(arm64::run::run(sh, app, &args, cpu)?);
     }
@@ -528,6 +580,34 @@ mod tests {
         assert_eq!(keep_separator(&line, args), ["--sve-vl", "256", "--", "x"]);
         let line = raw(&["xtask", "run", "hello", "world"]);
         assert_eq!(keep_separator(&line, raw(&["world"])), ["world"]);
+    }
+
+    #[test]
+    fn run_flags_work_after_launcher_flags() {
+        let words = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (args, own) = take_own_flags(words(&[
+            "--mem",
+            "64M",
+            "--arch=aarch64",
+            "--qemu-cpu",
+            "max",
+            "--",
+            "--arch",
+            "x",
+        ]))
+        .unwrap();
+        assert_eq!(args, ["--mem", "64M", "--", "--arch", "x"]);
+        assert_eq!(
+            own,
+            OwnFlags {
+                arch: Some(Arch::Aarch64),
+                qemu_cpu: Some("max".into())
+            }
+        );
+        assert!(take_own_flags(words(&["--arch", "sparc"])).is_err());
+        assert!(take_own_flags(words(&["--qemu-cpu"])).is_err());
+        let (args, own) = take_own_flags(words(&["world"])).unwrap();
+        assert_eq!((args, own), (words(&["world"]), OwnFlags::default()));
     }
 
     #[test]

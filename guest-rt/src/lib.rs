@@ -24,16 +24,21 @@
 
 extern crate alloc;
 
+#[doc(hidden)]
+pub extern crate alloc as __alloc;
+
 pub mod apf;
 pub mod arch;
 mod boot;
 mod cell;
 pub mod console;
 pub mod env;
+pub mod export;
 pub mod futex;
 #[doc(hidden)]
 pub mod header;
 pub mod heap;
+pub mod host;
 pub mod hypercall;
 mod panic;
 pub mod process;

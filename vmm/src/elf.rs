@@ -78,6 +78,11 @@ pub struct GuestImage {
 }
 
 impl GuestImage {
+    /// The ELF file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
     /// Parse and check an image whose segments must lie in `[lo, hi)`.
     pub fn parse(data: Vec<u8>, expect: Machine, lo: u64, hi: u64) -> Result<GuestImage> {
         let hdr = FileHeader64::<LE>::parse(data.as_slice()).map_err(ElfError::NotElf64)?;

@@ -62,6 +62,9 @@ pub enum Error {
         /// Why the list could not be built.
         source: vmm_sys_util::fam::Error,
     },
+    /// The buffer for KVM_GET_REG_LIST could not be made.
+    #[error("KVM_GET_REG_LIST buffer: {0:?}")]
+    RegList(vmm_sys_util::fam::Error),
     /// KVM_SET_MSRS stopped before the end of the list.
     #[error("KVM_SET_MSRS ({what}) set {set} of {total} MSRs (first refused: {first:#x})")]
     MsrsRefused {

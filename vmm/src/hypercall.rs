@@ -41,6 +41,14 @@ pub enum Served {
     Resume,
     /// The VM is over.
     Done(Outcome),
+    /// An embedding call (`Serve`, `HostCall`, `Again`) for the sandbox
+    /// running the VM; its frame at `frame` is not answered yet.
+    Embed {
+        /// The frame's guest address.
+        frame: u64,
+        /// The call, decoded.
+        call: Call,
+    },
 }
 
 /// What every call may use.
@@ -57,6 +65,9 @@ pub struct Ctx<'a> {
     pub output_lost: bool,
     /// Calls and bytes, for `--stats`.
     pub counts: crate::stats::CallCounts,
+    /// A sandbox runs the VM: embedding calls go to it (else they get
+    /// `NotSupported`).
+    pub embed: bool,
 }
 
 impl Ctx<'_> {
@@ -108,6 +119,14 @@ pub fn serve(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, frame_gpa: u64) -> Served {
         Err(e) => return bad_frame(format!("hypercall frame unreadable: {e}")),
     };
     let (result, next) = match Call::decode(&frame) {
+        Ok(call @ (Call::Serve { .. } | Call::HostCall { .. } | Call::Again { .. }))
+            if ctx.embed =>
+        {
+            return Served::Embed {
+                frame: frame_gpa,
+                call,
+            };
+        }
         Err(_) => (Err(Errno::Inval), Served::Resume),
         Ok(call) => {
             ctx.counts.call(call.nr());
@@ -146,6 +165,8 @@ fn dispatch(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, call: Call) -> Answer {
         } => wait(ctx, vcpu, timeout_ns, watch, expect),
         Call::ApfEnable { area, vector } => apf_enable(ctx, vcpu, area, vector),
         Call::Wake { vcpus } => wake(vcpu, vcpus),
+        // Only a sandbox (`ctx.embed`, handled in `serve`) answers these.
+        Call::Serve { .. } | Call::HostCall { .. } | Call::Again { .. } => Err(Errno::NotSupported),
     }
 }
 
@@ -387,6 +408,7 @@ mod tests {
             io,
             start: std::time::Instant::now(),
             output_lost: false,
+            embed: false,
             features: vessel_abi::features::ASYNC_PF,
             counts: Default::default(),
         };
@@ -472,6 +494,7 @@ mod tests {
             io: &mut io,
             start: std::time::Instant::now(),
             output_lost: false,
+            embed: false,
             features: 0,
             counts: Default::default(),
         };
@@ -606,6 +629,7 @@ mod tests {
             io: &mut io,
             start: std::time::Instant::now(),
             output_lost: false,
+            embed: false,
             features: 0,
             counts: Default::default(),
         };

@@ -37,6 +37,9 @@ pub enum MemoryError {
     /// A u64 store at an address that is not 8-byte aligned.
     #[error("unaligned u64 store at {0:#x}")]
     Unaligned(u64),
+    /// madvise or mincore on guest RAM failed.
+    #[error("releasing or inspecting guest RAM: {0}")]
+    Discard(std::io::Error),
     /// A length over the limit for its use.
     #[error("length {len} exceeds the limit of {max}")]
     TooLong {
@@ -69,6 +72,9 @@ pub struct GuestRam {
     mem: GuestMemoryMmap,
     base: u64,
     size: u64,
+    /// Pages the host wrote on the guest's behalf (KVM's dirty log sees
+    /// only the guest's own writes), when a sandbox restores RAM.
+    host_dirty: Option<std::sync::Arc<crate::snapshot::memory::DirtyBits>>,
 }
 
 impl GuestRam {
@@ -77,7 +83,84 @@ impl GuestRam {
         let len = usize::try_from(size).map_err(|_| MemoryError::SizeTooLarge(size))?;
         let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(base), len)])
             .map_err(|source| MemoryError::Map { size, source })?;
-        Ok(GuestRam { mem, base, size })
+        Ok(GuestRam {
+            mem,
+            base,
+            size,
+            host_dirty: None,
+        })
+    }
+
+    /// Record from now on which pages the host writes.
+    pub fn track_host_writes(&mut self) {
+        let pages = self.size.div_ceil(PAGE) as usize;
+        self.host_dirty = Some(std::sync::Arc::new(
+            crate::snapshot::memory::DirtyBits::new(pages),
+        ));
+    }
+
+    /// The pages the host wrote since the last call, as a bitmap (bit i of
+    /// word i / 64: page i); empty when writes are not tracked.
+    pub(crate) fn take_host_dirty(&self) -> Vec<u64> {
+        self.host_dirty
+            .as_ref()
+            .map(|d| d.take())
+            .unwrap_or_default()
+    }
+
+    fn mark(&self, addr: u64, len: usize) {
+        if let Some(d) = &self.host_dirty {
+            if len > 0 {
+                let first = (addr - self.base) / PAGE;
+                let last = (addr - self.base + len as u64 - 1) / PAGE;
+                d.mark(first as usize, last as usize);
+            }
+        }
+    }
+
+    /// Write `data` without recording it as a host write (a restore
+    /// putting back a page's saved contents).
+    pub(crate) fn write_untracked(&self, addr: u64, data: &[u8]) -> Result<()> {
+        self.check(addr, data.len() as u64)?;
+        self.mem
+            .write_slice(data, GuestAddress(addr))
+            .map_err(access("write", addr))?;
+        Ok(())
+    }
+
+    /// Give `[addr, addr+len)` (page aligned) back to the host: it reads
+    /// as zeros afterwards and uses no memory until touched.
+    pub(crate) fn discard(&self, addr: u64, len: u64) -> Result<()> {
+        self.check(addr, len)?;
+        let at = self.host_addr() + (addr - self.base);
+        // SAFETY: the range lies inside this anonymous private mapping
+        // (checked above); MADV_DONTNEED only replaces its contents with
+        // zero pages, which KVM's MMU notifier sees.
+        let r =
+            unsafe { libc::madvise(at as *mut libc::c_void, len as usize, libc::MADV_DONTNEED) };
+        if r != 0 {
+            return Err(MemoryError::Discard(std::io::Error::last_os_error()).into());
+        }
+        Ok(())
+    }
+
+    /// Which pages of RAM have memory behind them (mincore: one byte per
+    /// page, bit 0 set when resident). Pages without are zero.
+    pub(crate) fn resident(&self) -> Result<Vec<u8>> {
+        let mut v = vec![0u8; self.size.div_ceil(PAGE) as usize];
+        // SAFETY: the mapping is `size` bytes at `host_addr`, page aligned;
+        // `v` has one byte per page of it.
+        let r = unsafe {
+            libc::mincore(
+                self.host_addr() as *mut libc::c_void,
+                self.size as usize,
+                v.as_mut_ptr(),
+            )
+        };
+        if r != 0 {
+            return Err(MemoryError::Discard(std::io::Error::last_os_error()).into());
+        }
+        Ok(v)
     }
 
     /// Guest-physical address of the first byte.
@@ -123,6 +206,7 @@ impl GuestRam {
     /// Write `data` at guest-physical `addr` (checked to lie inside).
     pub fn write(&self, addr: u64, data: &[u8]) -> Result<()> {
         self.check(addr, data.len() as u64)?;
+        self.mark(addr, data.len());
         self.mem
             .write_slice(data, GuestAddress(addr))
             .map_err(access("write", addr))?;
@@ -136,6 +220,7 @@ impl GuestRam {
         if !addr.is_multiple_of(8) {
             return Err(MemoryError::Unaligned(addr).into());
         }
+        self.mark(addr, 8);
         self.mem
             .store(v, GuestAddress(addr), std::sync::atomic::Ordering::Release)
             .map_err(access("store", addr))?;

@@ -57,6 +57,8 @@ pub enum StopReason {
     Signal(i32),
     /// Guest output could not be delivered: stdout is a closed pipe.
     BrokenPipe,
+    /// A host program's interrupt handle stopped it (`sandbox::InterruptHandle`).
+    Interrupted,
 }
 
 /// How a guest ended.
@@ -103,6 +105,7 @@ impl Outcome {
             Outcome::Stopped(StopReason::Timeout, _) => exit::TIMEOUT,
             Outcome::Stopped(StopReason::Signal(s), _) => 128 + s,
             Outcome::Stopped(StopReason::BrokenPipe, _) => exit::BROKEN_PIPE,
+            Outcome::Stopped(StopReason::Interrupted, _) => exit::INTERRUPTED,
         }
     }
 
@@ -130,6 +133,10 @@ impl Outcome {
             )),
             // The shell convention: a closed pipe ends the writer quietly.
             Outcome::Stopped(StopReason::BrokenPipe, _) => None,
+            Outcome::Stopped(StopReason::Interrupted, d) => Some(format!(
+                "guest interrupted by its host program after {:.3} s",
+                d.as_secs_f64()
+            )),
         }
     }
 }

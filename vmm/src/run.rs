@@ -110,8 +110,25 @@ pub(crate) struct Shared<'v> {
     start: Instant,
     /// How many vCPUs the VM has.
     count: u32,
+    /// A sandbox runs the VM: embedding calls end the loop (`Ending::embed`).
+    embed: bool,
+    /// The running sandbox call's deadline.
+    deadline: Option<Instant>,
     /// Where each vCPU's counters go when its loop ends (`--stats`).
     rec: &'v std::sync::Mutex<crate::stats::Recorder>,
+}
+
+/// Where a sandbox's run stopped: the guest's end, or an embedding call.
+pub(crate) enum Step {
+    /// The guest ended.
+    End(Outcome),
+    /// An unanswered embedding call; its frame is at `frame`.
+    Embed {
+        /// The frame's guest address.
+        frame: u64,
+        /// The call.
+        call: vessel_abi::Call,
+    },
 }
 
 /// How one vCPU's loop ended.
@@ -121,6 +138,8 @@ pub(crate) struct Ending {
     pub outcome: Option<Outcome>,
     /// A console write of this vCPU's failed (reported on stderr then).
     pub output_lost: bool,
+    /// (Sandboxes) the embedding call that paused the loop.
+    pub embed: Option<(u64, vessel_abi::Call)>,
 }
 
 /// What hypercalls may ask of the vCPU that made them.
@@ -204,13 +223,15 @@ impl Vm<'_> {
         let sh = Shared {
             ram: &self.ram,
             lazy: &self.lazy,
-            image: self.image,
+            image: &self.image,
             stop: &self.stop,
             vm: &self.vm,
             parker: &self.parker,
             features: self.features,
             start: Instant::now(),
             count: self.vcpus.len() as u32,
+            embed: false,
+            deadline: None,
             rec: &self.rec,
         };
         if let [only] = &mut self.vcpus[..] {
@@ -222,8 +243,40 @@ impl Vm<'_> {
     }
 }
 
+impl Vm<'_> {
+    /// Run vCPU 0 (a sandbox's only one) until the guest ends or makes an
+    /// embedding call.
+    pub(crate) fn run_steps(&mut self, io: &mut dyn HostIo) -> Result<Step> {
+        let sh = Shared {
+            ram: &self.ram,
+            lazy: &self.lazy,
+            image: &self.image,
+            stop: &self.stop,
+            vm: &self.vm,
+            parker: &self.parker,
+            features: self.features,
+            start: self.epoch,
+            count: 1,
+            embed: true,
+            deadline: self.deadline,
+            rec: &self.rec,
+        };
+        let ending = vcpu_loop(&sh, &mut self.vcpus[0], io)?;
+        match (ending.embed, ending.outcome) {
+            (Some((frame, call)), _) => Ok(Step::Embed { frame, call }),
+            (None, Some(o)) => Ok(Step::End(o)),
+            (None, None) => Err(Error::NoOutcome),
+        }
+    }
+}
+
+/// Whether a sandbox call's deadline has passed.
+fn past(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
+
 /// Run one vCPU until the VM ends (the outcome is None when another vCPU
-/// ended it first); its counters go to the run's recorder however it ends.
+/// ended it first).
 fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending> {
     let mut ctx = hypercall::Ctx {
         ram: sh.ram,
@@ -231,6 +284,7 @@ fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending
         start: sh.start,
         features: sh.features,
         output_lost: false,
+        embed: sh.embed,
         counts: Default::default(),
     };
     let mut counts = VcpuCounts::default();
@@ -241,6 +295,7 @@ fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending
     end
 }
 
+/// [`vcpu_loop`]'s loop, counting for `--stats`.
 fn serve_vcpu(
     sh: &Shared,
     vcpu: &mut Vcpu,
@@ -252,8 +307,15 @@ fn serve_vcpu(
         Ok(Ending {
             outcome: o,
             output_lost: lost,
+            embed: None,
         })
     };
+    // A kick that came while no vCPU was attached (the host was serving an
+    // embedding call) is gone: look at the deadline here too.
+    if past(sh.deadline) {
+        let o = Outcome::Stopped(crate::outcome::StopReason::Timeout, Duration::ZERO);
+        return end(Some(o), false);
+    }
     loop {
         if let Some(why) = sh.stop.reason() {
             return end(
@@ -289,6 +351,11 @@ fn serve_vcpu(
         };
         count(&mut counts.exits, &ev);
         let served = match ev {
+            // A kick: a sandbox call's deadline may have passed.
+            Event::Again if past(sh.deadline) => Served::Done(Outcome::Stopped(
+                crate::outcome::StopReason::Timeout,
+                sh.start.elapsed(),
+            )),
             Event::Again => Served::Resume,
             Event::Crash(kind, what) => Served::Done(crash(sh, vcpu, kind, what)),
             Event::Ring(Doorbell::Fault, frame) => Served::Done(fault_report(sh, vcpu, frame)),
@@ -297,8 +364,16 @@ fn serve_vcpu(
                 hypercall::serve(ctx, &mut ops, frame)
             }
         };
-        if let Served::Done(o) = served {
-            return end(Some(o), ctx.output_lost);
+        match served {
+            Served::Resume => {}
+            Served::Done(o) => return end(Some(o), ctx.output_lost),
+            Served::Embed { frame, call } => {
+                return Ok(Ending {
+                    outcome: None,
+                    output_lost: ctx.output_lost,
+                    embed: Some((frame, call)),
+                })
+            }
         }
     }
 }

@@ -67,7 +67,7 @@ extern "C" fn on_kick(sig: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c
     }
 }
 
-fn kick_signal() -> libc::c_int {
+pub(crate) fn kick_signal() -> libc::c_int {
     vmm_sys_util::signal::SIGRTMIN()
 }
 
@@ -153,21 +153,21 @@ pub struct StopHandle {
     inner: Arc<Mutex<Inner>>,
 }
 
-impl StopHandle {
-    /// Install the kick signal's handler (once per process).
-    fn install_kick() -> Result<()> {
-        static INSTALLED: OnceLock<std::result::Result<(), vmm_sys_util::errno::Error>> =
-            OnceLock::new();
-        let signal = kick_signal();
-        INSTALLED
-            .get_or_init(|| vmm_sys_util::signal::register_signal_handler(signal, on_kick))
-            .map_err(|source| Error::SignalHandler { signal, source })
-    }
+/// Install the kick signal's handler (once per process).
+pub(crate) fn install_kick() -> Result<()> {
+    static INSTALLED: OnceLock<std::result::Result<(), vmm_sys_util::errno::Error>> =
+        OnceLock::new();
+    let signal = kick_signal();
+    INSTALLED
+        .get_or_init(|| vmm_sys_util::signal::register_signal_handler(signal, on_kick))
+        .map_err(|source| Error::SignalHandler { signal, source })
+}
 
+impl StopHandle {
     /// Attach the calling thread's `vcpu`; stops from now on reach it.
     /// Returns a guard that detaches it when dropped (before the vCPU goes).
     pub fn attach<'a>(&'a self, vcpu: &mut VcpuFd) -> Result<Attached<'a>> {
-        Self::install_kick()?;
+        install_kick()?;
         vcpu.set_kvm_immediate_exit(0);
         let run = vcpu.get_kvm_run();
         let at = std::ptr::addr_of_mut!(run.immediate_exit) as usize;
@@ -225,6 +225,11 @@ impl StopHandle {
         {
             self.stop(why);
         }
+    }
+
+    /// Forget the stop reason (a sandbox restored to a snapshot runs again).
+    pub(crate) fn clear(&self) {
+        self.lock().reason = None;
     }
 
     /// Why the guest was stopped, if it was: a reason given to this handle,

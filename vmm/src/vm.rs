@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kvm_bindings::kvm_userspace_memory_region;
-use kvm_ioctls::{Kvm, VmFd};
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 
 use crate::arch;
 use crate::boot::{self, BootParams};
@@ -34,8 +34,15 @@ pub struct Vm<'a> {
     /// The page tables' own memory (`arch::PAGE_TABLES`), unmapped in the guest.
     _tables: GuestRam,
     pub(crate) lazy: LazyMemory,
-    pub(crate) image: &'a GuestImage,
+    pub(crate) image: ImageRef<'a>,
     pub(crate) timeout: Option<Duration>,
+    /// A call's deadline (sandboxes): a kick after it ends the run as a timeout.
+    pub(crate) deadline: Option<std::time::Instant>,
+    /// RAM's dirty log is in manual-protect mode (`snapshot::dirty`).
+    pub(crate) manual_dirty: bool,
+    /// Zero of the guest's monotonic clock for sandboxes, whose VM runs
+    /// in many pieces.
+    pub(crate) epoch: std::time::Instant,
     pub(crate) features: u64,
     pub(crate) vector_bits: u32,
     pub(crate) dump_regs: bool,
@@ -47,23 +54,55 @@ pub struct Vm<'a> {
     pub(crate) rec: std::sync::Mutex<Recorder>,
 }
 
+/// The image a VM runs: borrowed, or shared (a sandbox owns its VM).
+pub(crate) enum ImageRef<'a> {
+    Borrowed(&'a GuestImage),
+    Shared(Arc<GuestImage>),
+}
+
+impl std::ops::Deref for ImageRef<'_> {
+    type Target = GuestImage;
+    fn deref(&self) -> &GuestImage {
+        match self {
+            ImageRef::Borrowed(i) => i,
+            ImageRef::Shared(i) => i,
+        }
+    }
+}
+
 impl<'a> Vm<'a> {
     /// Create the VM on `host`, load the image and prepare every vCPU.
     pub fn new(host: &mut Host, image: &'a GuestImage, cfg: &VmConfig) -> Result<Vm<'a>> {
         let (kvm, cpu) = host.parts()?;
-        Self::build(kvm, cpu, image, cfg)
+        Self::build(kvm, cpu, ImageRef::Borrowed(image), cfg, false)
+    }
+
+    /// A VM owning its image; `dirty_log` tracks guest RAM writes in KVM's
+    /// dirty log (for restoring only what changed).
+    pub(crate) fn new_shared(
+        host: &mut Host,
+        image: Arc<GuestImage>,
+        cfg: &VmConfig,
+        dirty_log: bool,
+    ) -> Result<Vm<'static>> {
+        let (kvm, cpu) = host.parts()?;
+        Vm::build(kvm, cpu, ImageRef::Shared(image), cfg, dirty_log)
     }
 
     fn build(
         kvm: &Kvm,
         cpu: &arch::HostCpu,
-        image: &'a GuestImage,
+        image: ImageRef<'a>,
         cfg: &VmConfig,
+        dirty_log: bool,
     ) -> Result<Vm<'a>> {
         crate::caps::check_required(kvm)?;
         let layout = Layout::plan(cfg, image.end())?;
-        check_segments(image, &layout)?;
-        let ram = GuestRam::new(layout.ram_base, cfg.mem_size)?;
+        check_segments(&image, &layout)?;
+        let mut ram = GuestRam::new(layout.ram_base, cfg.mem_size)?;
+        if dirty_log {
+            ram.track_host_writes();
+        }
         let tables = GuestRam::new(arch::PAGE_TABLES, arch::PAGE_TABLE_SIZE)?;
         let planned = crate::lazy::plan(
             &cfg.lazy,
@@ -77,15 +116,16 @@ impl<'a> Vm<'a> {
             .map(|p| p.gpa + p.mapped)
             .fold(layout.ram_end, u64::max);
         let vm = arch::create_vm(kvm, top)?;
+        let manual_dirty = dirty_log && crate::snapshot::enable_manual_dirty_log(&vm);
         let lazy = LazyMemory::new(&planned, cfg.lazy_latency)?;
-        add_memslots(kvm, &vm, &[&ram, &tables], &lazy)?;
+        add_memslots(kvm, &vm, &[&ram, &tables], &lazy, dirty_log)?;
         // After every memslot: see arch::create_devices.
         arch::create_devices(&vm)?;
         image.load(&ram)?;
         let lazy_map: Vec<(u64, u64)> = planned.iter().map(|p| (p.gpa, p.mapped)).collect();
-        arch::setup_memory(&ram, &tables, &layout, image, &lazy_map)?;
+        arch::setup_memory(&ram, &tables, &layout, &image, &lazy_map)?;
         let vm = Arc::new(vm);
-        let (vcpus, vl) = create_vcpus(kvm, &vm, cfg.vcpus, sve_request(cfg, image))?;
+        let (vcpus, vl) = create_vcpus(kvm, &vm, cfg.vcpus, sve_request(cfg, &image))?;
         let vector_bits = vl.map(|g| g.0).unwrap_or(0);
         let features = features(kvm, cpu, cfg, &planned, vector_bits);
         let params = BootParams {
@@ -105,7 +145,7 @@ impl<'a> Vm<'a> {
                 &v.fd,
                 v.id,
                 &layout,
-                image,
+                &image,
                 addrs.info,
                 vector_bits,
             )?;
@@ -119,6 +159,9 @@ impl<'a> Vm<'a> {
             vm,
             vcpus,
             timeout: cfg.timeout,
+            deadline: None,
+            manual_dirty,
+            epoch: std::time::Instant::now(),
             features,
             vector_bits,
             dump_regs: cfg.dump_regs,
@@ -133,6 +176,25 @@ impl<'a> Vm<'a> {
     /// SVE vector length granted to the guest in bits (0: none).
     pub fn vector_bits(&self) -> u32 {
         self.vector_bits
+    }
+
+    /// Finish the exit vCPU 0 is in (KVM completes an MMIO access only at
+    /// the next KVM_RUN) without running guest code: KVM_RUN with
+    /// `immediate_exit` set. Its state is then whole for saving or setting.
+    pub(crate) fn settle(&mut self) -> Result<()> {
+        let fd = &mut self.vcpus[0].fd;
+        fd.set_kvm_immediate_exit(1);
+        let r = fd.run().map(|_| ());
+        fd.set_kvm_immediate_exit(0);
+        match r {
+            Err(e) if e.errno() == libc::EINTR => Ok(()),
+            other => other.kvm("KVM_RUN (immediate exit)"),
+        }
+    }
+
+    /// vCPU 0 (sandboxes run one vCPU).
+    pub(crate) fn vcpu0(&self) -> &VcpuFd {
+        &self.vcpus[0].fd
     }
 
     /// What the run did so far (after [`Vm::run`]: all of it), for `--stats`.
@@ -235,9 +297,19 @@ fn sve_request(cfg: &VmConfig, image: &GuestImage) -> Option<SveRequest> {
     }
 }
 
+/// The memslot of guest RAM.
+pub(crate) const RAM_SLOT: u32 = 0;
+
 /// `fixed` (RAM, the page tables) as slots 0.., each lazy region as its own
 /// slot after them; refused before any slot exists if KVM has too few.
-fn add_memslots(kvm: &Kvm, vm: &VmFd, fixed: &[&GuestRam], lazy: &LazyMemory) -> Result<()> {
+/// With `dirty_log`, slot 0 (RAM) logs the guest's writes.
+fn add_memslots(
+    kvm: &Kvm,
+    vm: &VmFd,
+    fixed: &[&GuestRam],
+    lazy: &LazyMemory,
+    dirty_log: bool,
+) -> Result<()> {
     let n = lazy.regions().len();
     let slots = kvm.get_nr_memslots();
     if fixed.len() + n > slots {
@@ -249,9 +321,14 @@ fn add_memslots(kvm: &Kvm, vm: &VmFd, fixed: &[&GuestRam], lazy: &LazyMemory) ->
         .into());
     }
     for (i, ram) in fixed.iter().enumerate() {
+        let log = dirty_log && i == RAM_SLOT as usize;
         let region = kvm_userspace_memory_region {
             slot: i as u32,
-            flags: 0,
+            flags: if log {
+                kvm_bindings::KVM_MEM_LOG_DIRTY_PAGES
+            } else {
+                0
+            },
             guest_phys_addr: ram.base(),
             memory_size: ram.size(),
             userspace_addr: ram.host_addr(),

@@ -83,6 +83,8 @@ pub fn base(apps: &[String]) -> Result<Cpio> {
     for app in apps {
         c.file(&format!("apps/{app}"), &guests::packed(Arch::Aarch64, app))?;
     }
+    // The launcher itself, for its commands (`vessel snapshot`).
+    c.file("vessel", &guests::launcher(Arch::Aarch64))?;
     c.dir("data");
     for (name, len) in suite::APF_DATA {
         c.entry(

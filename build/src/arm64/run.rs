@@ -12,6 +12,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
@@ -47,10 +48,24 @@ pub fn run(sh: &Shell, app: &str, args: &[String], cpu: &str) -> Result<i32> {
     eprintln!(
         "xtask: running {app} on the emulated arm64 machine (QEMU -cpu {cpu}; timings there are emulated, not native)"
     );
+    let limit = limit()?;
     let (qemu, rx) = qemu::spawn(cpu, &initrd, mem_mib)?;
-    let code = stream(&rx);
+    let code = stream(&rx, limit);
     qemu::stop(qemu);
     code
+}
+
+/// `$VESSEL_RUN_LIMIT_S`: give up (and stop QEMU) after that many seconds;
+/// unset, a run takes as long as the app does. The self-test sets it, so a
+/// machine that never boots fails the test instead of hanging it.
+fn limit() -> Result<Option<Duration>> {
+    match std::env::var("VESSEL_RUN_LIMIT_S") {
+        Ok(v) => match v.parse::<u64>() {
+            Ok(s) if s > 0 => Ok(Some(Duration::from_secs(s))),
+            _ => bail!("VESSEL_RUN_LIMIT_S `{v}` is not a positive number of seconds"),
+        },
+        Err(_) => Ok(None),
+    }
 }
 
 /// Copy each `--lazy NAME=FILE[:SIZE]` before `--` into the initramfs as
@@ -113,9 +128,21 @@ fn rewrite_lazy(spec: &str, n: usize) -> Option<(String, (String, PathBuf))> {
 
 /// Pass the app's lines through until its exit code; QEMU ending first is
 /// an error that shows the console's last lines.
-fn stream(rx: &mpsc::Receiver<String>) -> Result<i32> {
+fn stream(rx: &mpsc::Receiver<String>, limit: Option<Duration>) -> Result<i32> {
+    let deadline = limit.map(|l| Instant::now() + l);
     let mut other: Vec<String> = Vec::new();
-    for line in rx.iter() {
+    loop {
+        let line = match deadline {
+            None => rx.recv().ok(),
+            Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
+                Ok(line) => Some(line),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    bail!("no exit code from the arm64 machine within VESSEL_RUN_LIMIT_S")
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            },
+        };
+        let Some(line) = line else { break };
         match classify(&line) {
             Line::Out(s) => {
                 let mut o = std::io::stdout().lock();
@@ -188,13 +215,14 @@ pub fn self_test() -> Result<crate::testing::Counts> {
         (
             "run-lazy",
             vec![
+                // The build tool's own flags after a launcher flag.
                 "lazyscan",
+                "--lazy",
+                &lazy,
                 "--arch",
                 "aarch64",
                 "--qemu-cpu",
                 "max,sve=on,sve-max-vq=4",
-                "--lazy",
-                &lazy,
             ],
             0,
             format!("\n{sum}\n"),
@@ -203,6 +231,7 @@ pub fn self_test() -> Result<crate::testing::Counts> {
     let mut counts = crate::testing::Counts::default();
     for (name, args, want_code, want_out) in cases {
         let out = std::process::Command::new(&me)
+            .env("VESSEL_RUN_LIMIT_S", "400")
             .arg("run")
             .args(&args)
             .output()

@@ -36,6 +36,13 @@ pub mod nr {
     pub const WAIT: u32 = 7;
     /// [`Call::ApfEnable`](super::Call::ApfEnable).
     pub const APF_ENABLE: u32 = 8;
+    /// [`crate::Call::Serve`] (embedding, [`crate::embed`]: numbers apart
+    /// from the runtime's).
+    pub const SERVE: u32 = 30;
+    /// [`crate::Call::HostCall`].
+    pub const HOST_CALL: u32 = 31;
+    /// [`crate::Call::Again`].
+    pub const AGAIN: u32 = 32;
     /// [`Call::Wake`](super::Call::Wake).
     pub const WAKE: u32 = 20;
 }
@@ -159,6 +166,33 @@ pub enum Call {
         /// Interrupt vector for "page ready".
         vector: u32,
     },
+    /// Embedding ([`crate::embed`]): the guest function that ran finished
+    /// with `status` (`embed::status`) and the bytes `done` (at the first
+    /// Serve: the export list); wait for the next reply, to be written at
+    /// the start of `free`. Only a sandbox answers; a plain run gets
+    /// `NotSupported`.
+    Serve {
+        /// How the guest function ended (`embed::status`).
+        status: u32,
+        /// Its encoded result, error or (READY) export list.
+        done: GuestSlice,
+        /// Where the next reply goes.
+        free: GuestSlice,
+    },
+    /// Embedding: call the host function requested in `req`
+    /// (`embed::encode_request`); the reply goes to the start of `free`.
+    HostCall {
+        /// The encoded request.
+        req: GuestSlice,
+        /// Where the reply goes.
+        free: GuestSlice,
+    },
+    /// Embedding: the last reply was `embed::reply::MORE`; write it to the
+    /// start of `free` instead, which is at least as large as asked.
+    Again {
+        /// Where to write the reply.
+        free: GuestSlice,
+    },
     /// Wake the vCPUs whose bits are set in `vcpus` (bit `i`: vCPU `i`)
     /// from a [`Call::Wait`]: an IPI on x86_64 (an MSI to each one's local
     /// APIC), the launcher's own wake-up on aarch64. Bits of vCPUs that do
@@ -204,6 +238,9 @@ impl Call {
             Call::Random { .. } => nr::RANDOM,
             Call::Wait { .. } => nr::WAIT,
             Call::ApfEnable { .. } => nr::APF_ENABLE,
+            Call::Serve { .. } => nr::SERVE,
+            Call::HostCall { .. } => nr::HOST_CALL,
+            Call::Again { .. } => nr::AGAIN,
             Call::Wake { .. } => nr::WAKE,
         }
     }
@@ -231,6 +268,17 @@ impl Call {
             Call::ApfEnable { area, vector } => {
                 args[..2].copy_from_slice(&[area, u64::from(vector)])
             }
+            Call::Serve { status, done, free } => args[..5].copy_from_slice(&[
+                u64::from(status),
+                done.addr,
+                done.len,
+                free.addr,
+                free.len,
+            ]),
+            Call::HostCall { req, free } => {
+                args[..4].copy_from_slice(&[req.addr, req.len, free.addr, free.len])
+            }
+            Call::Again { free } => args[..2].copy_from_slice(&[free.addr, free.len]),
             Call::Wake { vcpus } => args[0] = vcpus,
         }
         Frame {
@@ -277,6 +325,18 @@ impl Call {
                 area: a[0],
                 vector: narrow(f.nr, 1, a[1])?,
             },
+            nr::SERVE => Call::Serve {
+                status: narrow(f.nr, 0, a[0])?,
+                done: slice(a[1], a[2]),
+                free: slice(a[3], a[4]),
+            },
+            nr::HOST_CALL => Call::HostCall {
+                req: slice(a[0], a[1]),
+                free: slice(a[2], a[3]),
+            },
+            nr::AGAIN => Call::Again {
+                free: slice(a[0], a[1]),
+            },
             nr::WAKE => Call::Wake { vcpus: a[0] },
             other => return Err(DecodeError::UnknownNumber(other)),
         })
@@ -287,7 +347,7 @@ impl Call {
 mod tests {
     use super::*;
 
-    const ALL: [Call; 9] = [
+    const ALL: [Call; 12] = [
         Call::Exit {
             code: -3,
             stdout: GuestSlice {
@@ -332,6 +392,33 @@ mod tests {
         Call::ApfEnable {
             area: 0x5000,
             vector: 0x40,
+        },
+        Call::Serve {
+            status: 2,
+            done: GuestSlice {
+                addr: 0x7000,
+                len: 4,
+            },
+            free: GuestSlice {
+                addr: 0x8000,
+                len: 0x1000,
+            },
+        },
+        Call::HostCall {
+            req: GuestSlice {
+                addr: 0x9000,
+                len: 12,
+            },
+            free: GuestSlice {
+                addr: 0xa000,
+                len: 64,
+            },
+        },
+        Call::Again {
+            free: GuestSlice {
+                addr: 0xb000,
+                len: 1 << 20,
+            },
         },
         Call::Wake { vcpus: 0b1010 },
     ];

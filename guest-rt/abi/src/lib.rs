@@ -18,11 +18,15 @@
 #![no_std]
 #![warn(missing_docs)]
 
+extern crate alloc;
+
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 pub mod apf;
 pub mod call;
+pub mod embed;
 pub mod exit;
+pub mod value;
 
 pub use call::{clock, nr, Call, DecodeError, Errno, Frame, GuestSlice};
 /// The byte-safety traits every `#[repr(C)]` type here derives

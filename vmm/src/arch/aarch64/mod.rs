@@ -18,6 +18,7 @@ mod layout;
 mod memory;
 mod paging;
 mod regs;
+mod state;
 mod vcpu;
 
 use kvm_ioctls::{Kvm, VmFd};
@@ -30,6 +31,7 @@ pub use caps::{async_pf_supported, CAPS};
 pub use fault::{crash_report, fault_report, fault_report_trusted};
 pub use layout::{LAZY_ALIGN, LAZY_BASE, LAZY_LIMIT, PAGE_TABLES, PAGE_TABLE_SIZE, RAM_BASE};
 pub use memory::setup_memory;
+pub use state::{cpu_of, restore_vcpu, save_vcpu, VcpuState, SETTLE_BEFORE_RESTORE};
 pub use vcpu::*;
 
 /// Whether this architecture has SVE (the GuestHeader request applies).

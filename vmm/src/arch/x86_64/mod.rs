@@ -12,6 +12,7 @@ pub mod layout;
 mod memory;
 pub mod paging;
 mod regs;
+mod state;
 mod vcpu;
 
 use kvm_ioctls::{Kvm, VmFd};
@@ -24,6 +25,7 @@ pub use caps::{async_pf_supported, CAPS};
 pub use fault::{crash_report, fault_report, fault_report_trusted};
 pub use layout::{LAZY_ALIGN, LAZY_BASE, LAZY_LIMIT, PAGE_TABLES, PAGE_TABLE_SIZE};
 pub use memory::setup_memory;
+pub use state::{cpu_of, restore_vcpu, save_vcpu, VcpuState, SETTLE_BEFORE_RESTORE};
 pub use vcpu::*;
 
 /// Whether this architecture has SVE (the GuestHeader request applies).

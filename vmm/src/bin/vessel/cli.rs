@@ -120,6 +120,27 @@ pub enum Cmd {
         #[arg(long, value_name = "PATH")]
         launcher: Option<PathBuf>,
     },
+    /// Snapshot a library guest (one that calls `guest_rt::export::serve`)
+    /// to a file, or with --check restore a snapshot file and save it again.
+    Snapshot {
+        #[command(flatten)]
+        opts: LaunchOpts,
+        /// The guest ELF or a packed app; with --check, a snapshot file.
+        input: PathBuf,
+        /// Write the snapshot to this file.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Call this exported function (no arguments) before the snapshot
+        /// is taken, printing its result. Repeatable.
+        #[arg(long = "call", value_name = "NAME")]
+        calls: Vec<String>,
+        /// INPUT is a snapshot file: restore it into a new VM (refused if
+        /// it is from another ABI, architecture, CPU feature set or SVE
+        /// length set; --sve-vl/--sve ask for another set), and save it
+        /// again; without --call the two files must be bit-identical.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 /// The command line of a packed app.

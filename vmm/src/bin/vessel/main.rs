@@ -6,6 +6,7 @@
 mod cli;
 mod crash;
 mod flags;
+mod snapshot;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -239,6 +240,19 @@ fn main_inner() -> Result<i32, Error> {
             output,
             launcher,
         } => pack(&guest, &output, launcher.as_deref()),
+        Cmd::Snapshot {
+            opts,
+            input,
+            output,
+            calls,
+            check,
+        } => Ok(snapshot::snapshot(snapshot::Request {
+            opts,
+            input,
+            output,
+            calls,
+            check,
+        })),
     }
 }
 
