@@ -187,4 +187,8 @@ fn pi_on_several_vcpus_counts_the_known_lattice_points() {
     }
     let out = run("pi", &["--", "--threads", "0"]);
     assert_eq!(out.status.code(), Some(2));
+    // No --cpus: the app's own default, entry!(main, cpus = 2).
+    let out = run("pi", &["3000"]);
+    let (o, e) = texts(&out);
+    assert!(o.contains("threads 2 vcpus 2 ns "), "{o}{e}");
 }

@@ -22,6 +22,7 @@ pub struct Header {
     vector_stride: u64,
     sve_bits: u64,
     irq_entry: *const (),
+    vcpus: u64,
     reserved: [u64; RESERVED],
 }
 
@@ -30,8 +31,9 @@ pub struct Header {
 unsafe impl Sync for Header {}
 
 impl Header {
-    /// The header of an app that asks for `sve_bits` of SVE.
-    pub const fn new(sve_bits: u64) -> Header {
+    /// The header of an app that asks for `sve_bits` of SVE and, by
+    /// default, `vcpus` vCPUs (0: none named).
+    pub const fn new(sve_bits: u64, vcpus: u64) -> Header {
         let (vector_table, irq_entry) = crate::arch::header_entries();
         Header {
             magic: HEADER_MAGIC,
@@ -41,6 +43,7 @@ impl Header {
             vector_stride: crate::arch::VECTOR_STRIDE,
             sve_bits,
             irq_entry,
+            vcpus,
             reserved: [0; RESERVED],
         }
     }
@@ -56,6 +59,7 @@ const _: () = {
     assert!(offset_of!(Header, vector_stride) == offset_of!(GuestHeader, vector_stride));
     assert!(offset_of!(Header, sve_bits) == offset_of!(GuestHeader, sve_bits));
     assert!(offset_of!(Header, irq_entry) == offset_of!(GuestHeader, irq_entry));
+    assert!(offset_of!(Header, vcpus) == offset_of!(GuestHeader, vcpus));
     assert!(offset_of!(Header, reserved) == offset_of!(GuestHeader, reserved));
 };
 
@@ -63,9 +67,10 @@ const _: () = {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __vessel_header {
-    ($sve_bits:expr) => {
+    ($sve_bits:expr, $vcpus:expr) => {
         #[used]
         #[unsafe(link_section = ".vessel.header")]
-        static __VESSEL_HEADER: $crate::header::Header = $crate::header::Header::new($sve_bits);
+        static __VESSEL_HEADER: $crate::header::Header =
+            $crate::header::Header::new($sve_bits, $vcpus);
     };
 }

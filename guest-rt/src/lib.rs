@@ -79,24 +79,39 @@ impl<E: core::fmt::Debug> Termination for Result<(), E> {
 /// Names the app's main function. Optional `sve = BITS` (or `sve = max`)
 /// asks the launcher for SVE with that vector length on arm64.
 /// `entry!(async main)` runs an `async fn main` on the task executor
-/// ([`task::block_on`]).
+/// ([`task::block_on`]). A trailing `cpus = N` (`entry!(main, cpus = 4)`,
+/// `entry!(main, sve = max, cpus = 4)`, `entry!(async main, cpus = 2)`)
+/// names how many vCPUs the app runs on when the launcher gets no
+/// `--cpus` (1..=32; without it, 1).
 #[macro_export]
 macro_rules! entry {
     (async $main:path) => {
-        $crate::__vessel_header!(0u64);
+        $crate::entry!(async $main, cpus = 0u64);
+    };
+    (async $main:path, cpus = $cpus:expr) => {
+        $crate::__vessel_header!(0u64, $cpus);
         #[no_mangle]
         extern "Rust" fn __vessel_app_main() -> i32 {
             $crate::Termination::exit_code($crate::task::block_on($main()))
         }
     };
     ($main:path) => {
-        $crate::entry!($main, sve = 0u64);
+        $crate::entry!($main, sve = 0u64, cpus = 0u64);
+    };
+    ($main:path, cpus = $cpus:expr) => {
+        $crate::entry!($main, sve = 0u64, cpus = $cpus);
     };
     ($main:path, sve = max) => {
-        $crate::entry!($main, sve = u64::MAX);
+        $crate::entry!($main, sve = u64::MAX, cpus = 0u64);
+    };
+    ($main:path, sve = max, cpus = $cpus:expr) => {
+        $crate::entry!($main, sve = u64::MAX, cpus = $cpus);
     };
     ($main:path, sve = $bits:expr) => {
-        $crate::__vessel_header!($bits);
+        $crate::entry!($main, sve = $bits, cpus = 0u64);
+    };
+    ($main:path, sve = $bits:expr, cpus = $cpus:expr) => {
+        $crate::__vessel_header!($bits, $cpus);
         #[no_mangle]
         extern "Rust" fn __vessel_app_main() -> i32 {
             $crate::Termination::exit_code($main())

@@ -78,6 +78,17 @@ pub struct GuestImage {
 }
 
 impl GuestImage {
+    /// How many vCPUs the app runs on when not told (`entry!(main, cpus =
+    /// N)` in its header): 1 when it names none; a count outside
+    /// 1..=`MAX_VCPUS` is an error.
+    pub fn default_vcpus(&self) -> std::result::Result<u32, ElfError> {
+        match self.header.vcpus {
+            0 => Ok(1),
+            n if n <= u64::from(vessel_abi::MAX_VCPUS) => Ok(n as u32),
+            n => Err(ElfError::HeaderVcpus(n)),
+        }
+    }
+
     /// The ELF file's bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.data

@@ -305,6 +305,9 @@ pub enum ElfError {
         /// The ABI version the guest was built for.
         guest: u32,
     },
+    /// The app's header asks for a default vCPU count outside the range.
+    #[error("the app's header asks for {0} vCPUs by default (entry!(main, cpus = ..)); the range is 1..={max}", max = vessel_abi::MAX_VCPUS)]
+    HeaderVcpus(u64),
     /// The x86_64 exception stubs the header declares are not the runtime's.
     #[error("guest header declares {count} exception stubs {stride} bytes apart, want {want_count} and {want_stride}")]
     ExceptionStubs {

@@ -1,7 +1,8 @@
 //! Computes pi in parallel on the VM's vCPUs: `pi [--threads N] [R]` counts
 //! the lattice points inside a quarter circle of radius R (default 20000)
 //! with N threads (default: one per vCPU) and prints the count, pi to six
-//! decimals and the time the count took.
+//! decimals and the time the count took. It runs on 2 vCPUs unless given
+//! `--cpus` (`entry!(main, cpus = 2)`).
 #![cfg_attr(vessel_guest, no_std)]
 #![no_main]
 // Outside guest builds (no `--cfg vessel_guest`, e.g. `cargo clippy
@@ -17,7 +18,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use guest_rt::{eprintln, println, thread};
 
-guest_rt::entry!(main);
+// Two vCPUs unless the launcher is given --cpus.
+guest_rt::entry!(main, cpus = 2);
 
 fn main() -> i32 {
     let args: Vec<&str> = guest_rt::env::args().skip(1).collect();

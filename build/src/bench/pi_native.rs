@@ -3,6 +3,8 @@
 //! and `ns` lines as the guest app. Compiled by the benchmark with
 //! `rustc -O`, like the guest's release build.
 
+// Only the counting half of the kernel file is used here.
+#[allow(dead_code)]
 #[path = "../../../apps/pi/src/kernel.rs"]
 mod kernel;
 

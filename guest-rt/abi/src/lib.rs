@@ -201,8 +201,11 @@ pub struct GuestHeader {
     /// interrupt (vectors 32..=255: "page ready" and wake-ups); 0 if the
     /// guest has none (older guests: the field was reserved and zero).
     pub irq_entry: u64,
+    /// vCPUs the app runs on when the launcher is not told (`--cpus`):
+    /// `entry!(main, cpus = N)`; 0: the app names none (1 vCPU).
+    pub vcpus: u64,
     /// Reserved; zero.
-    pub reserved: [u64; 3],
+    pub reserved: [u64; 2],
 }
 
 /// Memory layout constants both sides rely on, per architecture.
@@ -334,7 +337,7 @@ assert_layout!(BootInfo, 184, {
 });
 assert_layout!(GuestHeader, 72, {
     magic: 0, abi_version: 8, vector_count: 12, vector_table: 16,
-    vector_stride: 24, sve_bits: 32, irq_entry: 40, reserved: 48,
+    vector_stride: 24, sve_bits: 32, irq_entry: 40, vcpus: 48, reserved: 56,
 });
 assert_layout!(X86FaultFrame, 56, {
     vector: 0, error_code: 8, rip: 16, cs: 24, rflags: 32, rsp: 40, ss: 48,

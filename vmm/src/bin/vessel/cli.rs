@@ -15,9 +15,10 @@ pub struct LaunchOpts {
     /// Guest RAM, in bytes or with a K/M/G suffix.
     #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_size)]
     pub mem: u64,
-    /// Number of vCPUs.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub cpus: u32,
+    /// Number of vCPUs, each on its own thread (default: what the app's
+    /// `entry!(main, cpus = N)` names, else 1).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
     /// End the guest after this many seconds (exit code 124).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub timeout: Option<Duration>,

@@ -52,11 +52,15 @@ fn run_guest(
     vmm::stop::handle_stop_signals()?;
     let image = vmm::load_image(bytes)?;
     let mut host = host?;
-    warn_if_oversubscribed(opts.cpus);
+    let cpus = match opts.cpus {
+        Some(n) => n,
+        None => image.default_vcpus().map_err(vmm::Error::from)?,
+    };
+    warn_if_oversubscribed(cpus);
     let all_args = guest_args(name, args);
     let cfg = VmConfig {
         mem_size: opts.mem,
-        vcpus: opts.cpus,
+        vcpus: cpus,
         timeout: opts.timeout,
         args: all_args,
         env: guest_env(&opts.env)?,
