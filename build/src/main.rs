@@ -14,6 +14,7 @@
 //! cargo xtask bench clock [--runs N]  the guest's clock against the host's
 //! cargo xtask bench vector [--runs N] every kernel in the guest vs natively, per ISA
 //! cargo xtask bench io [--runs N]     the I/O ring: exits, round trip, throughput, overlap
+//! cargo xtask bench lines NAME --guest APP --native CMD...  your own kernel, the same way
 //! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
 //! ```
 //! Benchmarks record their medians in target/bench/results.json and one SVG
@@ -159,6 +160,19 @@ enum Bench {
         #[arg(long, default_value_t = VECTOR_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
+    /// Your own kernel: GUEST (a packed app) and a NATIVE command both print
+    /// `bench ...` lines (guest-rt/README.md); recorded as group NAME
+    Lines {
+        name: String,
+        /// The packed app, run as `GUEST -- --bench`
+        #[arg(long)]
+        guest: std::path::PathBuf,
+        /// The native command and its arguments (the rest of the line)
+        #[arg(long, num_args = 1.., allow_hyphen_values = true, required = true)]
+        native: Vec<String>,
+        #[arg(long, default_value_t = VECTOR_RUNS, value_parser = at_least_one)]
+        runs: usize,
+    },
     /// Parallel speed-up on 2 vCPUs vs 1 (native threads as baseline); boot with 4 vCPUs vs 1
     Smp {
         #[arg(long, default_value_t = SMP_RUNS, value_parser = at_least_one)]
@@ -187,6 +201,12 @@ impl Bench {
             Bench::Clock { runs } => bench::clock(sh, runs),
             Bench::Vector { runs } => bench::vector(sh, runs),
             Bench::Io { runs } => bench::io(sh, runs),
+            Bench::Lines {
+                name,
+                guest,
+                native,
+                runs,
+            } => bench::lines(&name, &guest, &native, runs),
             Bench::Embed { runs } => bench::embed(sh, runs),
             Bench::Smp { runs } => bench::smp(sh, runs),
         }

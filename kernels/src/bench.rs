@@ -41,9 +41,27 @@ pub struct Sample {
     pub ns: f64,
 }
 
+impl Sample {
+    /// The line both sides print and `cargo xtask bench` reads:
+    /// `bench kernel=K impl=I isa=A unit=U ops=N ns=T`.
+    pub fn line(&self) -> alloc::string::String {
+        alloc::format!(
+            "bench kernel={} impl={} isa={} unit={} ops={} ns={:.1}",
+            self.kernel,
+            self.imp,
+            self.isa,
+            self.unit,
+            self.ops,
+            self.ns
+        )
+    }
+}
+
 /// Times `f` (one call = `ops` operations) in [`BLOCKS`] blocks with the
-/// clock `now` (nanoseconds); the fastest block's time per call.
-fn measure(now: &dyn Fn() -> u64, ops: u64, mut f: impl FnMut()) -> f64 {
+/// clock `now` (nanoseconds); the fastest block's time per call. For a
+/// kernel of your own: call this from the guest app and from a native
+/// program alike and print [`Sample::line`] (guest-rt/README.md).
+pub fn measure(now: &dyn Fn() -> u64, ops: u64, mut f: impl FnMut()) -> f64 {
     let reps = (BLOCK_OPS / ops.max(1)).max(1);
     f();
     let mut blocks = [0f64; BLOCKS];

@@ -42,6 +42,9 @@ pub struct VmConfig {
     pub max_output: u64,
     /// Emulated storage latency per I/O ring request (`--io-latency MS`).
     pub io_latency: Duration,
+    /// When the launcher started, for the stats' launch-to-entry time
+    /// (None: when the VM was created).
+    pub launched: Option<std::time::Instant>,
 }
 
 /// The default `--max-output`: 16 GiB.
@@ -65,6 +68,7 @@ impl Default for VmConfig {
             dirs: vec![],
             max_output: DEFAULT_MAX_OUTPUT,
             io_latency: Duration::ZERO,
+            launched: None,
         }
     }
 }

@@ -73,6 +73,8 @@ pub struct Ctx<'a> {
     pub output_lost: bool,
     /// The I/O ring and file server.
     pub io_server: &'a crate::ring::IoServer,
+    /// Calls and bytes, for `--stats`.
+    pub counts: crate::stats::CallCounts,
     /// A sandbox runs the VM: embedding calls go to it (else they get
     /// `NotSupported`).
     pub embed: bool,
@@ -136,10 +138,13 @@ pub fn serve(ctx: &mut Ctx, vcpu: &mut dyn Vcpu, frame_gpa: u64) -> Served {
             };
         }
         Err(_) => (Err(Errno::Inval), Served::Resume),
-        Ok(call) => match dispatch(ctx, vcpu, call) {
-            Ok((ret, next)) => (Ok(ret), next),
-            Err(e) => (Err(e), Served::Resume),
-        },
+        Ok(call) => {
+            ctx.counts.call(call.nr());
+            match dispatch(ctx, vcpu, call) {
+                Ok((ret, next)) => (Ok(ret), next),
+                Err(e) => (Err(e), Served::Resume),
+            }
+        }
     };
     match result {
         Ok((r1, r2)) => {
@@ -212,6 +217,7 @@ fn exit(ctx: &mut Ctx, code: i32, stdout: GuestSlice) -> Answer {
         }
         match ctx.ram.read_vec(stdout.addr, stdout.len, MAX_IO) {
             Ok(bytes) => {
+                ctx.counts.bytes_written += bytes.len() as u64;
                 if let Err(e) = ctx.io.write(1, &bytes) {
                     if let Some(o) = ctx.output_failed(1, &e) {
                         return Ok(((0, 0), Served::Done(o)));
@@ -263,7 +269,10 @@ fn write(ctx: &mut Ctx, fd: u32, buf: GuestSlice) -> Answer {
         .read_vec(buf.addr, len, MAX_IO)
         .map_err(|_| Errno::Fault)?;
     match ctx.io.write(fd, &bytes) {
-        Ok(()) => ok(len),
+        Ok(()) => {
+            ctx.counts.bytes_written += len;
+            ok(len)
+        }
         Err(e) => match ctx.output_failed(fd, &e) {
             Some(o) => Ok(((0, 0), Served::Done(o))),
             None => Err(Errno::Io),
@@ -278,6 +287,7 @@ fn read(ctx: &mut Ctx, fd: u32, buf: GuestSlice) -> Answer {
     check(ctx.ram, buf)?;
     let mut tmp = vec![0u8; buf.len.min(MAX_IO) as usize];
     let n = ctx.io.read_stdin(&mut tmp).map_err(|_| Errno::Io)?;
+    ctx.counts.bytes_read += n as u64;
     ctx.ram
         .write(buf.addr, &tmp[..n])
         .map_err(|_| Errno::Fault)?;
@@ -445,6 +455,7 @@ mod tests {
             embed: false,
             features: vessel_abi::features::ASYNC_PF,
             io_server: &test_server(ram),
+            counts: Default::default(),
         };
         let s = serve(&mut ctx, vcpu, 0x100);
         (ram.read_pod(0x100).unwrap(), s)
@@ -544,6 +555,7 @@ mod tests {
             embed: false,
             features: 0,
             io_server: &test_server(&ram),
+            counts: Default::default(),
         };
         let vcpu = &mut FakeVcpu::default();
         assert!(matches!(serve(&mut ctx, vcpu, 0x100), Served::Resume));
@@ -679,6 +691,7 @@ mod tests {
             embed: false,
             features: 0,
             io_server: &test_server(&ram),
+            counts: Default::default(),
         };
         ctx.ram
             .write_pod(

@@ -36,6 +36,7 @@ pub mod sandbox;
 mod smp;
 pub mod snapshot;
 pub mod softapf;
+pub mod stats;
 pub mod stop;
 pub mod sve;
 pub mod vcpu;
@@ -61,6 +62,19 @@ pub fn run(
     io: &mut dyn HostIo,
 ) -> Result<Outcome> {
     Vm::new(host, image, cfg)?.run(io)
+}
+
+/// [`run`], also returning what the run did ([`stats::Stats`]: exits,
+/// hypercalls, async page faults, pages fetched, bytes, times).
+pub fn run_with_stats(
+    host: &mut Host,
+    image: &elf::GuestImage,
+    cfg: &VmConfig,
+    io: &mut dyn HostIo,
+) -> Result<(Outcome, stats::Stats)> {
+    let mut vm = Vm::new(host, image, cfg)?;
+    let outcome = vm.run(io)?;
+    Ok((outcome, vm.stats()))
 }
 
 /// The largest guest image the launcher reads.

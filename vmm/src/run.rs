@@ -17,6 +17,7 @@ use crate::memory::GuestRam;
 use crate::outcome::{Fault, FaultKind, Outcome};
 use crate::park::Parker;
 use crate::softapf::SoftApf;
+use crate::stats::VcpuCounts;
 use crate::stop::{StopHandle, Watchdog};
 use crate::vcpu::Vcpu;
 use crate::vm::Vm;
@@ -115,6 +116,8 @@ pub(crate) struct Shared<'v> {
     embed: bool,
     /// The running sandbox call's deadline.
     deadline: Option<Instant>,
+    /// Where each vCPU's counters go when its loop ends (`--stats`).
+    rec: &'v std::sync::Mutex<crate::stats::Recorder>,
 }
 
 /// Where a sandbox's run stopped: the guest's end, or an embedding call.
@@ -150,6 +153,7 @@ struct VcpuOps<'v> {
 impl hypercall::Vcpu for VcpuOps<'_> {
     fn enable_apf(&mut self, area: u64, vector: u32) -> Result<()> {
         arch::apf_enable(&self.vcpu.fd, area, vector)?;
+        self.sh.lazy.async_enabled();
         if arch::SOFT_APF {
             let sh = self.sh;
             crate::softapf::enable(&mut self.vcpu.soft, sh.ram, sh.lazy, area, sh.parker)?;
@@ -239,6 +243,7 @@ impl Vm<'_> {
             count: self.vcpus.len() as u32,
             embed: false,
             deadline: None,
+            rec: &self.rec,
         };
         if let [only] = &mut self.vcpus[..] {
             return vcpu_loop(&sh, only, io)?.outcome.ok_or(Error::NoOutcome);
@@ -266,6 +271,7 @@ impl Vm<'_> {
             count: 1,
             embed: true,
             deadline: self.deadline,
+            rec: &self.rec,
         };
         let ending = vcpu_loop(&sh, &mut self.vcpus[0], io)?;
         match (ending.embed, ending.outcome) {
@@ -284,7 +290,6 @@ fn past(deadline: Option<Instant>) -> bool {
 /// Run one vCPU until the VM ends (the outcome is None when another vCPU
 /// ended it first).
 fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending> {
-    let _attached = sh.stop.attach(&mut vcpu.fd)?;
     let mut ctx = hypercall::Ctx {
         ram: sh.ram,
         io,
@@ -293,7 +298,24 @@ fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending
         output_lost: false,
         io_server: sh.io_server,
         embed: sh.embed,
+        counts: Default::default(),
     };
+    let mut counts = VcpuCounts::default();
+    let end = serve_vcpu(sh, vcpu, &mut ctx, &mut counts);
+    if let Ok(mut r) = sh.rec.lock() {
+        r.merge(counts, &ctx.counts);
+    }
+    end
+}
+
+/// [`vcpu_loop`]'s loop, counting for `--stats`.
+fn serve_vcpu(
+    sh: &Shared,
+    vcpu: &mut Vcpu,
+    ctx: &mut hypercall::Ctx,
+    counts: &mut VcpuCounts,
+) -> Result<Ending> {
+    let _attached = sh.stop.attach(&mut vcpu.fd)?;
     let end = |o: Option<Outcome>, lost: bool| {
         Ok(Ending {
             outcome: o,
@@ -321,12 +343,14 @@ fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending
             let o = Outcome::Fault(Fault::new(FaultKind::Lazy, e));
             return end(Some(o), ctx.output_lost);
         }
-        let ev = match vcpu.fd.run() {
-            Ok(exit) => event(exit),
+        let fd = &mut vcpu.fd;
+        let ev = match counts.kvm_run(|| fd.run().map(event)) {
+            Ok(ev) => ev,
             // A lazy page in SIGBUS mode: a launcher-served async PF.
             Err(e) if e.errno() == libc::EFAULT && vcpu.soft.is_some() => {
+                counts.exits.lazy_fault += 1;
                 match soft_fault(&vcpu.fd, vcpu.soft.as_ref()) {
-                    Ok(()) => Event::Again,
+                    Ok(()) => continue,
                     Err(m) => Event::Crash(FaultKind::Lazy, m),
                 }
             }
@@ -338,6 +362,7 @@ fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending
                 })
             }
         };
+        count(&mut counts.exits, &ev);
         let served = match ev {
             // A kick: a sandbox call's deadline may have passed.
             Event::Again if past(sh.deadline) => Served::Done(Outcome::Stopped(
@@ -349,7 +374,7 @@ fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending
             Event::Ring(Doorbell::Fault, frame) => Served::Done(fault_report(sh, vcpu, frame)),
             Event::Ring(Doorbell::Call, frame) => {
                 let mut ops = VcpuOps { vcpu, sh };
-                hypercall::serve(&mut ctx, &mut ops, frame)
+                hypercall::serve(ctx, &mut ops, frame)
             }
         };
         match served {
@@ -363,6 +388,16 @@ fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending
                 })
             }
         }
+    }
+}
+
+/// Count one KVM_RUN return for the stats.
+fn count(exits: &mut crate::stats::Exits, ev: &Event) {
+    match ev {
+        Event::Ring(Doorbell::Call, _) => exits.hypercall += 1,
+        Event::Ring(Doorbell::Fault, _) => exits.fault_report += 1,
+        Event::Again => exits.interrupted += 1,
+        Event::Crash(..) => exits.fatal += 1,
     }
 }
 

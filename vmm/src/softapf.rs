@@ -57,6 +57,9 @@ struct State {
     /// Page -> tokens waiting for it (a fetch is queued or running).
     pending: HashMap<u64, Vec<u32>>,
     filled: HashSet<u64>,
+    /// For `--stats`: tokens issued and written to the ready ring.
+    issued: u64,
+    readied: u64,
 }
 
 struct Shared {
@@ -79,6 +82,7 @@ impl Shared {
     fn push_ready(&self, s: &mut State, token: u32) {
         let slot = s.area + READY_RING_OFFSET + 4 * (s.head % READY_RING_ENTRIES);
         s.head += 1;
+        s.readied += 1;
         // The area was checked at registration; a failure here cannot
         // happen for it, and would only cost the guest its wake-up.
         let _ = self.ram.write(slot, &token.to_le_bytes());
@@ -110,6 +114,8 @@ impl SoftApf {
                 head: u64::from_le_bytes(head),
                 pending: HashMap::new(),
                 filled: HashSet::new(),
+                issued: 0,
+                readied: 0,
             }),
             parker,
             ram,
@@ -158,6 +164,18 @@ impl SoftApf {
         }
     }
 
+    /// Tokens issued and made ready so far, for `--stats`.
+    pub fn counts(&self) -> crate::stats::SoftCounts {
+        self.shared
+            .state
+            .lock()
+            .map(|s| crate::stats::SoftCounts {
+                not_present: s.issued,
+                ready: s.readied,
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether guest-physical `gpa` lies in a lazy region.
     pub fn is_lazy(&self, gpa: u64) -> bool {
         self.filler.contains(gpa)
@@ -170,6 +188,7 @@ impl SoftApf {
         let page = gpa & !(PAGE - 1);
         let mut s = self.shared.state.lock().map_err(|_| ApfError::Poisoned)?;
         let token = s.next;
+        s.issued += 1;
         s.next = match s.next.wrapping_add(1) {
             0 | WAKE_ALL => 1,
             n => n,

@@ -19,6 +19,7 @@ use crate::lazy::{LazyMemory, LazySpecError, PlannedRegion};
 use crate::memory::GuestRam;
 use crate::park::Parker;
 use crate::ring::IoServer;
+use crate::stats::{Recorder, SoftCounts, Stats};
 use crate::stop::StopHandle;
 use crate::sve::{SveRequest, VlSet};
 use crate::vcpu::Vcpu;
@@ -53,6 +54,8 @@ pub struct Vm<'a> {
     /// from guest-writable memory).
     pub(crate) stdout_buffer: u64,
     pub(crate) stop: StopHandle,
+    /// What the run did (`--stats`), merged from every vCPU.
+    pub(crate) rec: std::sync::Mutex<Recorder>,
 }
 
 /// The image a VM runs: borrowed, or shared (a sandbox owns its VM).
@@ -179,6 +182,9 @@ impl<'a> Vm<'a> {
             dump_regs: cfg.dump_regs,
             stdout_buffer: addrs.stdout,
             stop: StopHandle::default(),
+            rec: std::sync::Mutex::new(Recorder::new(
+                cfg.launched.unwrap_or_else(std::time::Instant::now),
+            )),
         })
     }
 
@@ -204,6 +210,22 @@ impl<'a> Vm<'a> {
     /// vCPU 0 (sandboxes run one vCPU).
     pub(crate) fn vcpu0(&self) -> &VcpuFd {
         &self.vcpus[0].fd
+    }
+
+    /// What the run did so far (after [`Vm::run`]: all of it), for `--stats`.
+    pub fn stats(&self) -> Stats {
+        let soft = self
+            .vcpus
+            .iter()
+            .filter_map(|v| v.soft.as_ref().map(|s| s.counts()))
+            .fold(SoftCounts::default(), |a, b| SoftCounts {
+                not_present: a.not_present + b.not_present,
+                ready: a.ready + b.ready,
+            });
+        match self.rec.lock() {
+            Ok(r) => r.finish(self.lazy.counts(), soft),
+            Err(_) => Stats::default(),
+        }
     }
 
     /// A handle that ends this VM's run from any thread (see [`StopHandle`]).

@@ -288,10 +288,7 @@ fn bench(tables: &[&Kernels]) {
     let t0 = Instant::now();
     let now = || t0.elapsed().as_nanos() as u64;
     vessel_kernels::bench::run(&mut tables.iter().copied(), &now, &mut |s| {
-        println!(
-            "bench kernel={} impl={} isa={} unit={} ops={} ns={:.1}",
-            s.kernel, s.imp, s.isa, s.unit, s.ops, s.ns
-        );
+        println!("{}", s.line());
     });
 }
 

@@ -498,6 +498,20 @@ fn apf_tests() -> Vec<T> {
         ),
     ];
     v.extend(apf_float_tests());
+    // --stats on arm64: every page of halt.bin is one launcher-served
+    // "not present" (an EFAULT exit) with its "ready", fetched once.
+    v.push(t(
+        "apf-stats",
+        0,
+        &[&s_halt],
+        &[
+            "vessel stats:",
+            "lazy_fault 8",
+            "not_present 8 ready 8 sync 0",
+            "pages fetched          8",
+        ],
+        "/apps/lazyscan --stats --lazy data=/data/halt.bin -- --tasks 1",
+    ));
     v.extend(apf_error_tests());
     v
 }

@@ -22,14 +22,14 @@ fn rate(ops: f64, ns: f64) -> f64 {
     ops * 1e3 / ns.max(1e-9)
 }
 
-/// One guest run: parse its `bench kernel=.. impl=.. isa=.. unit=.. ops=.. ns=..` lines.
-fn guest_run(exe: &std::path::Path, into: &mut Rates) -> Result<()> {
-    let out = Command::new(exe).args(["--", "--bench"]).output()?;
+/// Run `cmd` once and add its `bench kernel=.. impl=.. isa=.. unit=..
+/// ops=.. ns=..` lines (`vessel_kernels::bench::Sample::line`) to `into`.
+fn lines_run(cmd: &mut Command, into: &mut Rates) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         bail!(
-            "{} --bench failed ({}): {}",
-            exe.display(),
+            "{cmd:?} failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
@@ -55,9 +55,21 @@ fn guest_run(exe: &std::path::Path, into: &mut Rates) -> Result<()> {
         seen += 1;
     }
     if seen == 0 {
-        bail!("vector --bench printed no bench lines: {stdout}");
+        bail!("{cmd:?} printed no `bench ` lines: {stdout}");
     }
     Ok(())
+}
+
+/// Pair each guest case with its native one: the entries of `group`.
+fn entries(group: &str, guest: &mut Rates, native: &mut Rates) -> Result<Vec<results::Entry>> {
+    let mut v = Vec::new();
+    for (case, (unit, g)) in guest.iter_mut() {
+        let Some((_, n)) = native.get_mut(case) else {
+            bail!("case {case} ran in the guest but not natively");
+        };
+        v.push(results::Entry::new(group, case, unit, "higher", g, n));
+    }
+    Ok(v)
 }
 
 /// One native pass over the same tables, in this process.
@@ -81,16 +93,10 @@ pub fn vector(sh: &Shell, runs: usize) -> Result<()> {
     let exe = guests::packed(Arch::X86_64, "vector");
     let (mut guest, mut native) = (Rates::new(), Rates::new());
     for _ in 0..runs {
-        guest_run(&exe, &mut guest)?;
+        lines_run(Command::new(&exe).args(["--", "--bench"]), &mut guest)?;
         native_run(&mut native);
     }
-    let mut entries = Vec::new();
-    for (case, (unit, g)) in &mut guest {
-        let Some((_, n)) = native.get_mut(case) else {
-            bail!("case {case} ran in the guest but not natively");
-        };
-        entries.push(results::Entry::new("vector", case, unit, "higher", g, n));
-    }
+    let entries = entries("vector", &mut guest, &mut native)?;
     let json = results::record("vector", &entries)?;
     let svg = plot::group("vector", &entries)?;
     let f = vessel_kernels::x86_64::features();
@@ -105,5 +111,33 @@ pub fn vector(sh: &Shell, runs: usize) -> Result<()> {
     if !f.avx512f {
         println!("  avx512: not measured: this CPU has no AVX-512F (the guest refuses it too)");
     }
+    Ok(())
+}
+
+/// `cargo xtask bench lines NAME --guest APP --native CMD...`: a kernel of
+/// your own. Both commands print `bench ...` lines (guest-rt/README.md,
+/// "Your own kernel crate"); they run alternately `runs` times and the
+/// cases are paired by kernel/impl/isa into group `NAME`.
+pub fn lines(name: &str, guest: &std::path::Path, native: &[String], runs: usize) -> Result<()> {
+    let Some((prog, args)) = native.split_first() else {
+        bail!("--native needs a command");
+    };
+    let (mut g, mut n) = (Rates::new(), Rates::new());
+    for _ in 0..runs {
+        lines_run(Command::new(guest).args(["--", "--bench"]), &mut g)?;
+        lines_run(Command::new(prog).args(args), &mut n)?;
+    }
+    let entries = entries(name, &mut g, &mut n)?;
+    let json = results::record(name, &entries)?;
+    let svg = plot::group(name, &entries)?;
+    results::print(
+        &format!(
+            "{name} benchmark ({runs} alternating runs: {} -- --bench vs {})",
+            guest.display(),
+            native.join(" ")
+        ),
+        &entries,
+        &[&json, &svg],
+    );
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
 
 use super::uffd::Uffd;
 use super::{Backing, Shared};
@@ -41,11 +42,15 @@ pub fn serve_page(uffd: &Uffd, shared: &Shared, r: &Backing, offset: u64, page: 
         ));
         page.fill(0);
     }
-    if let Err(e) = uffd.copy(&r.map, offset, page) {
-        shared.fail(format!(
+    match uffd.copy(&r.map, offset, page) {
+        Ok(true) => {
+            shared.pages.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(false) => {} // someone filled it first
+        Err(e) => shared.fail(format!(
             "lazy region {}: UFFDIO_COPY at offset {offset:#x}: {e}",
             r.name
-        ));
+        )),
     }
 }
 
@@ -83,7 +88,11 @@ pub fn fetch_loop(uffd: &Uffd, shared: &Shared) {
         if !shared.sleep_latency() {
             return;
         }
+        let is_async = shared.count_fault();
         serve_page(uffd, shared, r, addr - r.host_addr(), &mut page);
+        if is_async {
+            shared.async_filled.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -18,6 +18,7 @@ mod spec;
 mod uffd;
 
 use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -131,9 +132,31 @@ pub struct Shared {
     stopping: Mutex<bool>,
     stopped: Condvar,
     latency: Duration,
+    /// For `--stats`: pages copied in, and faults by who waited.
+    pages: AtomicU64,
+    sync_faults: AtomicU64,
+    async_faults: AtomicU64,
+    async_filled: AtomicU64,
+    /// Set once the guest enabled async page faults (x86_64: KVM then
+    /// delivers faults on these regions as "page not present").
+    async_on: AtomicBool,
 }
 
 impl Shared {
+    /// Count a fault the fetchers serve; true when it is asynchronous (the
+    /// guest had enabled async page faults). The faulting thread does not
+    /// tell: on this project's KVM a kernel worker takes the fault either way.
+    fn count_fault(&self) -> bool {
+        let on = self.async_on.load(Ordering::Relaxed);
+        let c = if on {
+            &self.async_faults
+        } else {
+            &self.sync_faults
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        on
+    }
+
     fn fail(&self, m: String) {
         if let Ok(mut e) = self.error.lock() {
             e.get_or_insert(m);
@@ -224,6 +247,11 @@ impl LazyMemory {
             stopping: Mutex::new(false),
             stopped: Condvar::new(),
             latency,
+            pages: AtomicU64::new(0),
+            sync_faults: AtomicU64::new(0),
+            async_faults: AtomicU64::new(0),
+            async_filled: AtomicU64::new(0),
+            async_on: AtomicBool::new(false),
         });
         let mut lazy = LazyMemory {
             shared,
@@ -275,6 +303,23 @@ impl LazyMemory {
             uffd: Arc::new(uffd),
             shared: self.shared.clone(),
         })
+    }
+
+    /// The guest enabled async page faults: later faults count as
+    /// asynchronous (`--stats`).
+    pub fn async_enabled(&self) {
+        self.shared.async_on.store(true, Ordering::Relaxed);
+    }
+
+    /// What the fetchers counted so far, for `--stats`.
+    pub fn counts(&self) -> crate::stats::LazyCounts {
+        let s = &self.shared;
+        crate::stats::LazyCounts {
+            pages: s.pages.load(Ordering::Relaxed),
+            sync: s.sync_faults.load(Ordering::Relaxed),
+            async_faults: s.async_faults.load(Ordering::Relaxed),
+            async_filled: s.async_filled.load(Ordering::Relaxed),
+        }
     }
 
     /// The first fetch error, if any.

@@ -67,6 +67,13 @@ pub struct LaunchOpts {
     /// Sleep this many milliseconds per I/O request (emulates remote storage).
     #[arg(long, value_name = "MS", default_value_t = 0.0, value_parser = parse_ms)]
     pub io_latency: f64,
+    /// When the guest ends, print what the run did on stderr: exits by
+    /// reason, hypercalls, async page faults, pages fetched, bytes, times.
+    #[arg(long)]
+    pub stats: bool,
+    /// Write the same report as JSON to FILE (schema in vmm/README.md).
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<std::path::PathBuf>,
 }
 
 /// `--dir` takes the OS string as given: HOST is used byte for byte.

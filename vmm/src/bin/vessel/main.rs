@@ -11,7 +11,7 @@ mod snapshot;
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Cmd, LaunchOpts, PackedCli};
@@ -41,6 +41,7 @@ fn guest_args(name: &str, args: Vec<OsString>) -> Vec<String> {
 }
 
 fn run_guest(
+    launched: Instant,
     host: Result<vmm::Host, Error>,
     bytes: Vec<u8>,
     name: &str,
@@ -73,10 +74,33 @@ fn run_guest(
         dirs: opts.dir,
         max_output: opts.max_output,
         io_latency: Duration::from_secs_f64(opts.io_latency / 1e3),
+        launched: Some(launched),
     };
-    let outcome = vmm::run(&mut host, &image, &cfg, &mut vmm::StdIo)?;
+    // Opened (created) before the guest runs: an unwritable path is a
+    // launcher error, not a lost report after the run.
+    let json = opts
+        .stats_json
+        .as_ref()
+        .map(|p| {
+            std::fs::File::create(p).map_err(|source| Error::HostIo {
+                what: "create",
+                path: p.clone(),
+                source,
+            })
+        })
+        .transpose()?;
+    let (outcome, stats) = vmm::run_with_stats(&mut host, &image, &cfg, &mut vmm::StdIo)?;
     if let Some(msg) = outcome.message() {
         eprintln!("vessel: {msg}");
+    }
+    if opts.stats {
+        eprint!("{}", stats.table());
+    }
+    if let (Some(mut f), Some(p)) = (json, &opts.stats_json) {
+        use std::io::Write;
+        if let Err(e) = writeln!(f, "{}", stats.json()) {
+            eprintln!("vessel: --stats-json {}: {e}", p.display());
+        }
     }
     Ok(outcome.exit_code())
 }
@@ -174,6 +198,7 @@ fn parse<T: Parser>(
 }
 
 fn main_inner() -> Result<i32, Error> {
+    let launched = Instant::now();
     // OS strings all the way: paths are used byte for byte.
     let argv: Vec<OsString> = std::env::args_os().collect();
     let exe = std::env::current_exe().ok();
@@ -192,7 +217,7 @@ fn main_inner() -> Result<i32, Error> {
             .unwrap_or_else(|| "app".into());
         let cmd = PackedCli::command().bin_name(name.clone());
         return match parse::<PackedCli>(cmd.clone(), argv, Some((&cmd, 1))) {
-            Ok(cli) => run_guest(host, guest, &name, cli.opts, cli.args),
+            Ok(cli) => run_guest(launched, host, guest, &name, cli.opts, cli.args),
             Err(code) => Ok(code),
         };
     }
@@ -214,7 +239,7 @@ fn main_inner() -> Result<i32, Error> {
                 Some(inner) => inner.to_vec(),
                 None => bytes,
             };
-            run_guest(host, bytes, &file_name(&guest), opts, args)
+            run_guest(launched, host, bytes, &file_name(&guest), opts, args)
         }
         Cmd::Caps => caps(host?),
         Cmd::Pack {
