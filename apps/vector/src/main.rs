@@ -35,7 +35,7 @@
 //!    vectorizable one to `lanes` (and the `#[target_feature]` wrappers in
 //!    `x86_64/rust.rs`), and a case in `bench::run_table`.
 //! 2. x86_64 assembly: one `global_asm!` function in each ISA's file under
-//!    `kernels/src/x86_64/` (C ABI, caller-saved registers only, scalar or
+//!    `guest-rt/kernels/src/x86_64/` (C ABI, caller-saved registers only, scalar or
 //!    masked tail, `vzeroupper` for AVX), declared in that file's
 //!    `extern "C"` block, with a safe wrapper that checks slice lengths in
 //!    the `isa_table!` macro.
