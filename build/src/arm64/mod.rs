@@ -16,6 +16,7 @@ mod kernel;
 mod neon;
 mod qemu;
 pub mod run;
+mod smp_suite;
 mod suite;
 
 use anyhow::Result;
