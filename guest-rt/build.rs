@@ -22,7 +22,21 @@ SECTIONS
   .rodata : { *(.rodata .rodata.*) }
   .vessel.header : { KEEP(*(.vessel.header)) }
   . = ALIGN(4096);
+  .init_array : {
+    __vessel_init_array_start = .;
+    KEEP(*(SORT_BY_INIT_PRIORITY(.init_array.*) .init_array))
+    __vessel_init_array_end = .;
+  }
   .data : { *(.data .data.*) *(.got .got.*) }
+  /* Thread-local data of std programs: the image each thread's TLS block
+     starts as (.tdata, then .tbss zeroed), found by guest-rt/libc through
+     these symbols. */
+  .tdata : { *(.tdata .tdata.*) }
+  .tbss : { *(.tbss .tbss.*) *(.tcommon) }
+  __vessel_tls_start = ADDR(.tdata);
+  __vessel_tdata_size = SIZEOF(.tdata);
+  __vessel_tls_memsz = ADDR(.tbss) + SIZEOF(.tbss) - ADDR(.tdata);
+  __vessel_tls_align = MAX(ALIGNOF(.tdata), ALIGNOF(.tbss));
   .bss : { *(.bss .bss.*) *(COMMON) }
   . = ALIGN(4096);
   __image_end = .;

@@ -102,6 +102,11 @@ pub fn write_stdout(bytes: &[u8]) {
     with_stdout(true, |b| push(1, b, bytes, line));
 }
 
+/// Write raw bytes to stderr (line-buffered like `eprint!`).
+pub fn write_stderr(bytes: &[u8]) {
+    push(2, &mut STDERR.lock(), bytes, true);
+}
+
 /// Write out buffered stdout now (done before idling and reading stdin).
 pub fn flush_stdout() {
     with_stdout(false, |b| flush_buffer(1, b));

@@ -66,3 +66,9 @@ pub fn features() -> u64 {
 pub fn vcpu_count() -> u32 {
     crate::boot::info().vcpu_count
 }
+
+/// The launcher's BootInfo as it arrived (for runtimes built on guest-rt,
+/// such as the C library shim of `std` programs, `guest-rt/libc`).
+pub fn boot_info() -> &'static vessel_abi::BootInfo {
+    crate::boot::info()
+}

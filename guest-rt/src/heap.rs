@@ -43,7 +43,9 @@ unsafe impl GlobalAlloc for Heap {
     }
 }
 
-#[global_allocator]
+// A std program's global allocator is std's `System` (`malloc`, which
+// guest-rt/libc serves from this heap with `raw_alloc`).
+#[cfg_attr(not(vessel_std), global_allocator)]
 static HEAP: Heap = Heap(LockedHeap::empty());
 
 pub(crate) fn init(start: u64, size: u64) {
@@ -56,4 +58,24 @@ pub(crate) fn init(start: u64, size: u64) {
 pub fn usage() -> (usize, usize) {
     let h = HEAP.0.lock();
     (h.used(), h.free())
+}
+
+/// Allocate from the guest heap directly, whatever the program's global
+/// allocator is: the C allocator (`malloc`) of `std` programs, whose global
+/// allocator is std's `System`, i.e. `malloc` itself.
+///
+/// # Safety
+/// As [`GlobalAlloc::alloc`]: `layout` has a non-zero size.
+pub unsafe fn raw_alloc(layout: Layout) -> *mut u8 {
+    // SAFETY: the caller's contract.
+    unsafe { HEAP.alloc(layout) }
+}
+
+/// Free a block from [`raw_alloc`].
+///
+/// # Safety
+/// As [`GlobalAlloc::dealloc`]: `ptr` came from [`raw_alloc`] with `layout`.
+pub unsafe fn raw_dealloc(ptr: *mut u8, layout: Layout) {
+    // SAFETY: the caller's contract.
+    unsafe { HEAP.dealloc(ptr, layout) }
 }

@@ -42,6 +42,9 @@ pub mod heap;
 pub mod host;
 pub mod hypercall;
 pub mod io;
+// A `std` program (built with `--cfg vessel_std`, linked with the C
+// library shim `guest-rt/libc`) brings std's panic handler and unwinder.
+#[cfg(not(vessel_std))]
 mod panic;
 pub mod process;
 pub mod random;

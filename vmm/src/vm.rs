@@ -388,6 +388,9 @@ fn features(
     if cfg.async_pf && one_area && !planned.is_empty() && arch::async_pf_supported(kvm, cpu) {
         features |= vessel_abi::features::ASYNC_PF;
     }
+    if arch::thread_pointer_supported(cpu) {
+        features |= vessel_abi::features::THREAD_POINTER;
+    }
     features
 }
 

@@ -64,6 +64,10 @@ pub mod features {
     pub const ASYNC_PF: u64 = 1 << 0;
     /// SVE is enabled for this VM; `BootInfo::vector_bits` is the maximum length.
     pub const SVE: u64 = 1 << 1;
+    /// The guest may set its own thread pointer (for `std` programs' thread
+    /// locals): x86_64 with CR4.FSGSBASE set (`wrfsbase` at CPL3), given
+    /// when the CPU has FSGSBASE; aarch64 always (TPIDR_EL0).
+    pub const THREAD_POINTER: u64 = 1 << 2;
 }
 
 /// Per-vCPU data the launcher prepares. One entry per vCPU, indexed by vCPU id.

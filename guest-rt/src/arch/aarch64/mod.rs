@@ -7,6 +7,9 @@
 //! records an `Arm64FaultFrame` and reports it through the fault doorbell.
 
 mod mem;
+mod tp;
+
+pub use tp::{set_thread_pointer, thread_pointer};
 
 use core::mem::{offset_of, size_of};
 

@@ -29,6 +29,9 @@
 //! need SSE-clean emulation this KVM lacks; the CPL3 path runs natively.
 
 mod mem;
+mod tp;
+
+pub use tp::{set_thread_pointer, thread_pointer};
 
 use core::mem::offset_of;
 

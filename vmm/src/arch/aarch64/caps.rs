@@ -60,3 +60,9 @@ pub const CAPS: &[CapInfo] = &[
 pub fn async_pf_supported(kvm: &Kvm, _cpu: &HostCpu) -> bool {
     kvm.check_extension_raw(kvm_bindings::KVM_CAP_ARM_INJECT_EXT_DABT.into()) > 0
 }
+
+/// Whether guests may set their own thread pointer: always on arm64 (the
+/// app runs at EL1 and writes TPIDR_EL0 itself).
+pub fn thread_pointer_supported(_cpu: &HostCpu) -> bool {
+    true
+}

@@ -27,7 +27,7 @@ use vessel_abi::arch::aarch64 as abi;
 use crate::elf::Machine;
 use crate::error::{KvmContext, Result};
 
-pub use caps::{async_pf_supported, CAPS};
+pub use caps::{async_pf_supported, thread_pointer_supported, CAPS};
 pub use fault::{crash_report, fault_report, fault_report_trusted};
 pub use layout::{LAZY_ALIGN, LAZY_BASE, LAZY_LIMIT, PAGE_TABLES, PAGE_TABLE_SIZE, RAM_BASE};
 pub use memory::setup_memory;

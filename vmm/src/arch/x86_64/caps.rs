@@ -86,3 +86,38 @@ pub fn async_pf_supported(kvm: &Kvm, cpuid: &HostCpu) -> bool {
         .iter()
         .any(|e| e.function == KVM_CPUID_FEATURES && e.eax & want == want)
 }
+
+/// CPUID.7.0:EBX bit 0: FSGSBASE.
+const CPUID7_EBX_FSGSBASE: u32 = 1 << 0;
+/// AT_HWCAP2 bit 1 (HWCAP2_FSGSBASE): the host kernel lets user space use
+/// `wrfsbase` (Linux sets CR4.FSGSBASE itself since 5.9).
+const HWCAP2_FSGSBASE: u64 = 1 << 1;
+
+/// Whether guests may set their own thread pointer (`std` programs'
+/// thread locals): the guest CPUID has FSGSBASE, so the launcher sets
+/// CR4.FSGSBASE and CPL3 code can `wrfsbase`. See [`offer_fsgsbase`].
+pub fn thread_pointer_supported(cpuid: &HostCpu) -> bool {
+    cpuid
+        .as_slice()
+        .iter()
+        .any(|e| e.function == 7 && e.index == 0 && e.ebx & CPUID7_EBX_FSGSBASE != 0)
+}
+
+/// Add FSGSBASE to the guest CPUID when the host kernel offers it to user
+/// space (its AT_HWCAP2, no CPUID instruction: each traps here) but KVM's
+/// supported table leaves it out, as this project's software KVM does:
+/// guest CPL3 code runs as host user code there, where `wrfsbase` works
+/// (tests/std_apps.rs shows thread-locals per thread). KVM accepts
+/// CR4.FSGSBASE once the guest CPUID has the bit.
+pub fn offer_fsgsbase(cpuid: &mut HostCpu) {
+    // SAFETY: getauxval only reads the process's auxiliary vector.
+    let hwcap2 = unsafe { libc::getauxval(libc::AT_HWCAP2) };
+    if hwcap2 & HWCAP2_FSGSBASE == 0 {
+        return;
+    }
+    for e in cpuid.as_mut_slice() {
+        if e.function == 7 && e.index == 0 {
+            e.ebx |= CPUID7_EBX_FSGSBASE;
+        }
+    }
+}

@@ -23,8 +23,11 @@ pub type HostCpu = kvm_bindings::CpuId;
 /// Ask KVM for the CPU model. Slow where the host is itself a guest (every
 /// host CPUID traps: about 0.5 ms here), so `Host` asks once per process.
 pub fn host_cpu(kvm: &Kvm) -> Result<HostCpu> {
-    kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-        .kvm("KVM_GET_SUPPORTED_CPUID")
+    let mut cpu = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .kvm("KVM_GET_SUPPORTED_CPUID")?;
+    super::caps::offer_fsgsbase(&mut cpu);
+    Ok(cpu)
 }
 
 /// Configure vCPU `id`: CPUID, XCR0, segments, control registers, entry state.
@@ -60,7 +63,8 @@ pub fn setup_vcpu(
     sregs.gs = ds;
     sregs.ss = ds;
     // GS base: this vCPU's VcpuInfo (`mov %gs:0` is its id at CPL3; the app
-    // cannot change it without FSGSBASE, which CR4 leaves off).
+    // changes it only with wrgsbase, under CR4.FSGSBASE below; nothing on
+    // the host side trusts it).
     sregs.gs.base = crate::boot::vcpu_info_addr(boot, id);
     sregs.tr = task_register(TSS + u64::from(id) * TSS_STRIDE, id as u16);
     sregs.gdt.base = GDT;
@@ -70,8 +74,13 @@ pub fn setup_vcpu(
     sregs.cr3 = PAGE_TABLES;
     // PE | MP | ET | NE | WP | PG
     sregs.cr0 = (1 << 0) | (1 << 1) | (1 << 4) | (1 << 5) | (1 << 16) | (1 << 31);
-    // PAE | OSFXSR | OSXMMEXCPT (| OSXSAVE)
+    // PAE | OSFXSR | OSXMMEXCPT (| OSXSAVE) (| FSGSBASE: `std` programs
+    // set their thread pointer with wrfsbase at CPL3; the BootInfo feature
+    // THREAD_POINTER says so, from the same check).
     sregs.cr4 = (1 << 5) | (1 << 9) | (1 << 10) | if has_xsave { 1 << 18 } else { 0 };
+    if super::thread_pointer_supported(cpuid) {
+        sregs.cr4 |= 1 << 16;
+    }
     // LME | LMA
     sregs.efer = (1 << 8) | (1 << 10);
     // LAPIC enabled in x2APIC mode (BSP): the guest's interrupt stub EOIs
