@@ -1,6 +1,6 @@
 //! Building guests for their bare-metal target and packing them with the launcher.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{project_root, Arch};
+use crate::{project_root, stdapps, Arch};
 
 /// Names of the apps under apps/.
 pub fn apps() -> Result<Vec<String>> {
@@ -150,7 +150,17 @@ pub fn build_all(sh: &Shell, arch: Arch) -> Result<()> {
 /// compiled. cargo's `--keep-going` builds every app it can, so one that
 /// does not compile does not stop the others.
 pub fn build(sh: &Shell, arch: Arch, apps: &[String]) -> Result<Built> {
-    let compiled = compile_apps(arch, apps)?;
+    let (std_apps, rt_apps): (Vec<String>, Vec<String>) =
+        apps.iter().cloned().partition(|a| stdapps::is_std_app(a));
+    let std_apps = std_for(arch, std_apps);
+    let mut elves: BTreeMap<String, PathBuf> = compile_apps(arch, &rt_apps)?
+        .into_iter()
+        .map(|a| {
+            let elf = guest_elf(arch, &a);
+            (a, elf)
+        })
+        .collect();
+    elves.extend(stdapps::compile(arch, &std_apps)?);
     let dir = packed_dir(arch);
     sh.create_dir(&dir)?;
     sh.copy_file(build_launcher(sh, arch)?, launcher(arch))?;
@@ -165,12 +175,11 @@ pub fn build(sh: &Shell, arch: Arch, apps: &[String]) -> Result<Built> {
     };
     let target_launcher = launcher(arch);
     let mut built = Built::default();
-    for app in apps {
-        if !compiled.contains(app) {
+    for app in rt_apps.iter().chain(&std_apps) {
+        let Some(elf) = elves.get(app) else {
             built.failed.push(app.clone());
             continue;
-        }
-        let elf = guest_elf(arch, app);
+        };
         let out = packed(arch, app);
         cmd!(
             sh,
@@ -181,6 +190,36 @@ pub fn build(sh: &Shell, arch: Arch, apps: &[String]) -> Result<Built> {
         built.packed.push(app.clone());
     }
     Ok(built)
+}
+
+/// The std apps built for `arch`: all on x86_64; none yet on aarch64,
+/// which says so (guest-rt/README.md, "std programs").
+fn std_for(arch: Arch, std_apps: Vec<String>) -> Vec<String> {
+    if arch == Arch::Aarch64 && !std_apps.is_empty() {
+        eprintln!(
+            "xtask: std programs are x86_64-only for now; not built for aarch64: {}",
+            std_apps.join(", ")
+        );
+        return Vec::new();
+    }
+    std_apps
+}
+
+/// Pack the guest ELF `elf` as `out` with `arch`'s launcher (built first).
+pub fn pack(sh: &Shell, arch: Arch, elf: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    let host = build_launcher(sh, Arch::X86_64)?;
+    let target_launcher = if arch == Arch::X86_64 {
+        host.clone()
+    } else {
+        build_launcher(sh, arch)?
+    };
+    cmd!(
+        sh,
+        "{host} pack {elf} -o {out} --launcher {target_launcher}"
+    )
+    .quiet()
+    .run()?;
+    Ok(())
 }
 
 /// Compile `apps` for `arch`'s guest target; returns those cargo produced

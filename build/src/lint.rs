@@ -7,7 +7,7 @@
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
 
-use crate::{guests, setup, Arch};
+use crate::{guests, setup, stdapps, Arch};
 
 /// Run every check, then fail naming those that failed.
 pub fn lint(sh: &Shell) -> Result<()> {
@@ -44,13 +44,20 @@ pub fn lint(sh: &Shell) -> Result<()> {
         .run()
         .is_ok(),
     );
-    let mut pkgs = vec!["-p".to_string(), "guest-rt".to_string()];
-    for app in guests::apps()? {
-        pkgs.extend(["-p".to_string(), app]);
-    }
     for arch in [Arch::X86_64, Arch::Aarch64] {
         setup::guest_target(sh, arch)?;
         let target = arch.guest_target();
+        // std programs and their C library build for the x86_64 guest
+        // target only (aarch64-unknown-none has no std).
+        let mut pkgs = vec!["-p".to_string(), "guest-rt".to_string()];
+        if arch == Arch::X86_64 {
+            pkgs.extend(["-p".to_string(), "vessel-libc".to_string()]);
+        }
+        for app in guests::apps()? {
+            if arch == Arch::X86_64 || !stdapps::is_std_app(&app) {
+                pkgs.extend(["-p".to_string(), app]);
+            }
+        }
         let pkgs = &pkgs;
         check(
             format!("clippy ({target})"),

@@ -4,6 +4,7 @@
 //! cargo xtask setup [--arch A]        install what the build needs (idempotent)
 //! cargo xtask build [--arch A] [APP..] build the launcher and the apps (default: all), pack target/vessel/<app>
 //! cargo xtask run APP [FLAGS] [-- ARGS]  setup + build APP, then run target/vessel/APP FLAGS -- ARGS
+//! cargo xtask pack PATH [-o OUT]     build the std crate at PATH as a Vessel app (target/vessel/<bin>)
 //! cargo xtask lint                    rustfmt and clippy (-D warnings), host and both guest targets; cargo doc
 //! cargo xtask doc                     the API documentation (vmm, vessel-abi, guest-rt)
 //! cargo xtask test [--arch A]         lint, then every test: unit, x86_64 integration, arm64 suite
@@ -34,11 +35,12 @@ mod doc;
 mod guests;
 mod lint;
 mod setup;
+mod stdapps;
 mod testing;
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use xshell::Shell;
 
@@ -97,6 +99,22 @@ enum Cmd {
         /// Launcher flags, then `--` and the app's arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Build an ordinary `std` crate from anywhere as a Vessel app, packed
+    /// into target/vessel/<its binary's name> (or OUT)
+    ///
+    /// The crate is not changed and names nothing of Vessel: it is built
+    /// for the guest target with Rust's std and linked with Vessel's C
+    /// library (guest-rt/libc). It must have one binary.
+    #[command(
+        after_help = "Example: cargo xtask pack ~/src/mytool && target/vessel/mytool --dir data -- data/in.json"
+    )]
+    Pack {
+        /// The crate's folder (or its Cargo.toml).
+        path: std::path::PathBuf,
+        /// Where to write the packed executable.
+        #[arg(short, long, value_name = "OUT")]
+        out: Option<std::path::PathBuf>,
     },
     /// rustfmt and clippy with -D warnings, for the host and both guest targets
     Lint,
@@ -268,6 +286,13 @@ impl Arch {
             Arch::Aarch64 => "aarch64-unknown-none",
         }
     }
+    /// The target std programs are built for (Rust ships a std for it).
+    pub fn std_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-musl",
+            Arch::Aarch64 => "aarch64-unknown-linux-musl",
+        }
+    }
     /// The Linux target the launcher is built for.
     pub fn launcher_target(self) -> &'static str {
         match self {
@@ -356,6 +381,15 @@ fn dispatch(cli: Cli) -> Result<()> {
             qemu_cpu,
             args,
         } => run(&sh, &app, arch, &qemu_cpu, args)?,
+        Cmd::Pack { path, out } => {
+            setup::setup(&sh, Arch::X86_64)?;
+            let elf = stdapps::compile_crate(Arch::X86_64, &path)?;
+            let name = elf.file_name().context("the built binary has a name")?;
+            let out = out.unwrap_or_else(|| guests::packed_dir(Arch::X86_64).join(name));
+            sh.create_dir(guests::packed_dir(Arch::X86_64))?;
+            guests::pack(&sh, Arch::X86_64, &elf, &out)?;
+            eprintln!("xtask: packed {}", out.display());
+        }
         Cmd::Lint => lint::lint(&sh)?,
         Cmd::Doc => {
             let failed = doc::build(&sh, false)?;

@@ -119,7 +119,7 @@ pub extern "C" fn getauxval(kind: c_ulong) -> c_ulong {
 #[no_mangle]
 pub extern "C" fn sysconf(name: c_int) -> c_long {
     match name {
-        libc::_SC_PAGESIZE => crate::alloc::PAGE as c_long,
+        libc::_SC_PAGESIZE => c_long::try_from(crate::alloc::PAGE).unwrap_or(c_long::MAX),
         libc::_SC_NPROCESSORS_ONLN | libc::_SC_NPROCESSORS_CONF => {
             c_long::from(guest_rt::env::vcpu_count())
         }

@@ -57,7 +57,7 @@ pub fn from_io(e: guest_rt::io::Error) -> c_int {
             E::NameTooLong => libc::ENAMETOOLONG,
             E::OutputLimit => libc::EFBIG,
             E::NoSpace => libc::ENOSPC,
-            E::NotSupported => libc::EOPNOTSUPP,
+            E::NotSupported => libc::ENOSYS,
             E::Io => libc::EIO,
         };
     }
@@ -65,7 +65,7 @@ pub fn from_io(e: guest_rt::io::Error) -> c_int {
         K::NotFound => libc::ENOENT,
         K::PermissionDenied => libc::EACCES,
         K::InvalidInput | K::InvalidFilename => libc::EINVAL,
-        K::Unsupported => libc::EOPNOTSUPP,
+        K::Unsupported => libc::ENOSYS,
         _ => libc::EIO,
     }
 }

@@ -46,7 +46,7 @@ fn install(f: Shared, min: c_int) -> c_int {
         None => return fail(libc::EMFILE),
     };
     t[i] = Some(f);
-    i as c_int + FIRST
+    c_int::try_from(i).map_or(-1, |i| i + FIRST)
 }
 
 /// guest-rt's open options for C `flags`.
@@ -132,7 +132,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: usize) -> isize {
         _ => file(fd).and_then(|f| f.lock().read(out).map_err(from_io)),
     };
     match r {
-        Ok(n) => n as isize,
+        Ok(n) => n.cast_signed(),
         Err(e) => fail_long(e),
     }
 }
@@ -155,7 +155,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: usize) -> isize
         _ => file(fd).and_then(|f| f.lock().write(data).map_err(from_io)),
     };
     match r {
-        Ok(n) => n as isize,
+        Ok(n) => n.cast_signed(),
         Err(e) => fail_long(e),
     }
 }
@@ -176,7 +176,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
             return if total > 0 { total } else { w };
         }
         total += w;
-        if w as usize != v.iov_len {
+        if w.cast_unsigned() != v.iov_len {
             break;
         }
     }
@@ -199,7 +199,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> 
             return if total > 0 { total } else { r };
         }
         total += r;
-        if r as usize != v.iov_len {
+        if r.cast_unsigned() != v.iov_len {
             break;
         }
     }
@@ -222,7 +222,7 @@ pub extern "C" fn lseek(fd: c_int, off: i64, whence: c_int) -> i64 {
         return fail_long(libc::ESPIPE) as i64;
     }
     match file(fd).and_then(|f| f.lock().seek(pos).map_err(from_io)) {
-        Ok(p) => p as i64,
+        Ok(p) => p.cast_signed(),
         Err(e) => fail_long(e) as i64,
     }
 }
@@ -243,12 +243,12 @@ pub unsafe fn fill_stat(st: *mut libc::stat, m: &Metadata) {
     let mut s: libc::stat = unsafe { core::mem::zeroed() };
     s.st_mode = kind | (m.mode() & 0o7777);
     s.st_nlink = 1;
-    s.st_size = m.len() as i64;
+    s.st_size = m.len().cast_signed();
     s.st_blksize = 4096;
-    s.st_blocks = m.len().div_ceil(512) as i64;
+    s.st_blocks = m.len().div_ceil(512).cast_signed();
     let ns = m.modified_ns();
-    s.st_mtime = (ns / 1_000_000_000) as i64;
-    s.st_mtime_nsec = (ns % 1_000_000_000) as i64;
+    s.st_mtime = (ns / 1_000_000_000).cast_signed();
+    s.st_mtime_nsec = (ns % 1_000_000_000).cast_signed();
     s.st_atime = s.st_mtime;
     s.st_atime_nsec = s.st_mtime_nsec;
     s.st_ctime = s.st_mtime;

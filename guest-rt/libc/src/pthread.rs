@@ -152,7 +152,7 @@ pub unsafe extern "C" fn pthread_create(
 /// Wait for `thread` to return; its result into `*ret` when non-null.
 #[no_mangle]
 pub unsafe extern "C" fn pthread_join(thread: libc::pthread_t, ret: *mut *mut c_void) -> c_int {
-    let t = thread as *mut Thread;
+    let t = thread.cast::<Thread>();
     if t.is_null() || t == MAIN.load(Ordering::SeqCst) as *mut Thread {
         return libc::EINVAL;
     }
@@ -173,7 +173,7 @@ pub unsafe extern "C" fn pthread_join(thread: libc::pthread_t, ret: *mut *mut c_
 /// Let `thread` free itself when it returns.
 #[no_mangle]
 pub unsafe extern "C" fn pthread_detach(thread: libc::pthread_t) -> c_int {
-    let t = thread as *mut Thread;
+    let t = thread.cast::<Thread>();
     if t.is_null() {
         return libc::EINVAL;
     }

@@ -36,12 +36,12 @@ pub unsafe extern "C" fn syscall(
                 futex(
                     a as *const AtomicU32,
                     b as i32,
-                    c as u32,
+                    c.cast_unsigned() as u32, // the low half: C passed an unsigned int
                     d as *const libc::timespec,
                 )
             }
         }
-        libc::SYS_getrandom => getrandom(a as *mut u8, b as usize),
+        libc::SYS_getrandom => getrandom(a as *mut u8, usize::try_from(b).unwrap_or(0)),
         libc::SYS_gettid => c_long::from(crate::pthread::gettid()),
         _ => fail(libc::ENOSYS),
     }

@@ -35,8 +35,8 @@ fn realtime_ns() -> u64 {
 fn timespec(ns: u64) -> libc::timespec {
     // SAFETY: a timespec is two integers: all-zero is valid.
     let mut t: libc::timespec = unsafe { core::mem::zeroed() };
-    t.tv_sec = (ns / 1_000_000_000) as _;
-    t.tv_nsec = (ns % 1_000_000_000) as _;
+    t.tv_sec = (ns / 1_000_000_000).cast_signed();
+    t.tv_nsec = (ns % 1_000_000_000).cast_signed();
     t
 }
 
