@@ -2,8 +2,8 @@
 //! library guest's exported functions, one request per call, each in a VM
 //! of a pool made from one snapshot taken right after the app initialised.
 //!
-//! The HTTP side runs on one tokio thread ([`http`]); each worker thread
-//! ([`worker`]) owns one VM at a time and takes requests from a bounded
+//! The HTTP side runs on one tokio thread (`http.rs`); each worker thread
+//! (`worker.rs`) owns one VM at a time and takes requests from a bounded
 //! queue (503 when it is full). How a VM lives is the [`Lifecycle`].
 //! Every failure of a guest is one request's: a 500/504 with a short JSON
 //! error, the VM thrown away and a new one built from the snapshot.
