@@ -34,6 +34,7 @@ mod park;
 pub mod ring;
 mod run;
 pub mod sandbox;
+pub mod serve;
 mod smp;
 pub mod snapshot;
 pub mod softapf;
