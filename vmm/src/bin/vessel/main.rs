@@ -6,6 +6,7 @@
 mod cli;
 mod crash;
 mod flags;
+mod serve;
 mod snapshot;
 
 use std::ffi::OsString;
@@ -75,6 +76,7 @@ fn run_guest(
         max_output: opts.max_output,
         io_latency: Duration::from_secs_f64(opts.io_latency / 1e3),
         launched: Some(launched),
+        gdb: opts.gdb,
     };
     // Opened (created) before the guest runs: an unwritable path is a
     // launcher error, not a lost report after the run.
@@ -242,6 +244,10 @@ fn main_inner() -> Result<i32, Error> {
             run_guest(launched, host, bytes, &file_name(&guest), opts, args)
         }
         Cmd::Caps => caps(host?),
+        Cmd::Serve(opts) => {
+            drop(host);
+            Ok(serve::serve(opts))
+        }
         Cmd::Pack {
             guest,
             output,
