@@ -95,7 +95,7 @@ const HWCAP2_FSGSBASE: u64 = 1 << 1;
 
 /// Whether guests may set their own thread pointer (`std` programs'
 /// thread locals): the guest CPUID has FSGSBASE, so the launcher sets
-/// CR4.FSGSBASE and CPL3 code can `wrfsbase`. See [`offer_fsgsbase`].
+/// CR4.FSGSBASE and CPL3 code can `wrfsbase` (see `offer_fsgsbase`).
 pub fn thread_pointer_supported(cpuid: &HostCpu) -> bool {
     cpuid
         .as_slice()
