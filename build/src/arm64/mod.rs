@@ -32,7 +32,11 @@ pub fn test(sh: &Shell) -> Result<Counts> {
     setup(sh)?;
     guests::build_all(sh, Arch::Aarch64)?;
     build_init(sh)?;
-    let apps = guests::apps()?;
+    // std programs are not built for arm64 yet (guests::build says so).
+    let apps: Vec<String> = guests::apps()?
+        .into_iter()
+        .filter(|a| !crate::stdapps::is_std_app(a))
+        .collect();
     let base = initramfs::base(&apps)?;
     let mut counts = neon::check();
     for (name, cpu, tests) in [
