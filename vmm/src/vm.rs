@@ -36,7 +36,7 @@ pub struct Vm<'a> {
     pub(crate) io: IoServer,
     pub(crate) ram: GuestRam,
     /// The page tables' own memory (`arch::PAGE_TABLES`), unmapped in the guest.
-    _tables: GuestRam,
+    pub(crate) tables: GuestRam,
     pub(crate) lazy: LazyMemory,
     pub(crate) image: ImageRef<'a>,
     pub(crate) timeout: Option<Duration>,
@@ -50,6 +50,8 @@ pub struct Vm<'a> {
     pub(crate) features: u64,
     pub(crate) vector_bits: u32,
     pub(crate) dump_regs: bool,
+    /// `--gdb`: where the debugger connects.
+    pub(crate) gdb: Option<crate::debug::GdbAddr>,
     /// Where the launcher put the guest's stdout buffer (never read back
     /// from guest-writable memory).
     pub(crate) stdout_buffer: u64,
@@ -175,7 +177,7 @@ impl<'a> Vm<'a> {
             io,
             image,
             ram,
-            _tables: tables,
+            tables,
             lazy,
             parker: Arc::new(Parker::default()),
             vm,
@@ -187,6 +189,7 @@ impl<'a> Vm<'a> {
             features,
             vector_bits,
             dump_regs: cfg.dump_regs,
+            gdb: cfg.gdb.clone(),
             stdout_buffer: addrs.stdout,
             stop: StopHandle::default(),
             rec: std::sync::Mutex::new(Recorder::new(

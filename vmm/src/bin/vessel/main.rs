@@ -76,6 +76,7 @@ fn run_guest(
         max_output: opts.max_output,
         io_latency: Duration::from_secs_f64(opts.io_latency / 1e3),
         launched: Some(launched),
+        gdb: opts.gdb,
     };
     // Opened (created) before the guest runs: an unwritable path is a
     // launcher error, not a lost report after the run.
