@@ -126,6 +126,9 @@ pub enum Error {
     /// Packing or unpacking an executable failed.
     #[error(transparent)]
     Pack(#[from] PackError),
+    /// A seccomp filter could not be built or installed.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     /// A launcher executable that cannot take a guest: `path` is the launcher.
     #[error("{}: {source}", path.display())]
     Launcher {

@@ -21,6 +21,8 @@ pub mod console;
 pub mod elf;
 pub mod error;
 pub mod fs;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host;
 pub mod hypercall;
 pub mod ipa;
@@ -33,6 +35,7 @@ mod park;
 pub mod ring;
 mod run;
 pub mod sandbox;
+pub mod seccomp;
 mod smp;
 pub mod snapshot;
 pub mod softapf;

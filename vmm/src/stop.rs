@@ -279,6 +279,7 @@ impl Watchdog {
             .name("vessel-watchdog".into())
             .stack_size(64 << 10)
             .spawn(move || {
+                crate::seccomp::enter(crate::seccomp::Role::Timer);
                 if rx.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
                     handle.stop_until_detached(StopReason::Timeout, &rx);
                 }

@@ -272,7 +272,10 @@ impl LazyMemory {
             let t = std::thread::Builder::new()
                 .name(format!("vessel-fetch-{i}"))
                 .stack_size(64 << 10)
-                .spawn(move || fetch::fetch_loop(&uffd, &shared))
+                .spawn(move || {
+                    crate::seccomp::enter(crate::seccomp::Role::Fetch);
+                    fetch::fetch_loop(&uffd, &shared)
+                })
                 .map_err(Error::thread("a fetch thread"))?;
             lazy.threads.push(t);
         }

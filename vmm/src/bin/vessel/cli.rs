@@ -55,6 +55,10 @@ pub struct LaunchOpts {
     /// Do not offer async page faults: lazy-region faults stall the vCPU.
     #[arg(long)]
     pub no_async_pf: bool,
+    /// Run the launcher without its seccomp allow-lists: for debugging the
+    /// launcher only (the guest then has one wall less); says so on stderr.
+    #[arg(long)]
+    pub no_seccomp: bool,
     /// Let the guest use a host directory: HOST seen as GUEST (default: `/`
     /// and HOST's name); `:ro` refuses every change beneath it. Paths
     /// resolve beneath it only. Repeatable.

@@ -50,6 +50,9 @@ fn run_guest(
 ) -> Result<i32, Error> {
     // SIGINT/SIGTERM stop the guest like --timeout (buffered output kept).
     vmm::stop::handle_stop_signals()?;
+    // Before the ELF (guest-controlled bytes) is parsed; every thread the
+    // run starts installs its own, narrower list.
+    seccomp(opts.no_seccomp)?;
     let image = vmm::load_image(bytes)?;
     let mut host = host?;
     let cpus = match opts.cpus {
@@ -106,6 +109,18 @@ fn run_guest(
 }
 
 /// More vCPUs than the host has online CPUs is allowed (they share them),
+/// Install the main thread's seccomp filter, or say loudly that there is
+/// none (`--no-seccomp`).
+fn seccomp(off: bool) -> Result<(), Error> {
+    if off {
+        eprintln!("vessel: --no-seccomp: the launcher runs without its seccomp allow-lists (debugging only)");
+        return Ok(());
+    }
+    vmm::seccomp::enable().map_err(vmm::Error::from)?;
+    vmm::seccomp::install(vmm::seccomp::Role::Main).map_err(vmm::Error::from)?;
+    Ok(())
+}
+
 /// with a warning: parallel guest code then cannot run at full speed.
 fn warn_if_oversubscribed(cpus: u32) {
     if cpus <= 1 {
