@@ -16,7 +16,7 @@
 //! cargo xtask bench io [--runs N]     the I/O ring: exits, round trip, throughput, overlap
 //! cargo xtask bench lines NAME --guest APP --native CMD...  your own kernel, the same way
 //! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
-//! cargo xtask fuzz [TARGET..|--all] [--minutes N|--seconds N]  mutate the fuzz corpora (vmm/fuzz)
+//! cargo xtask fuzz [TARGET..|--all] [--minutes N|--seconds N] [--runs R]  mutate the fuzz corpora (vmm/fuzz)
 //! ```
 //! Benchmarks record their medians in target/bench/results.json and one SVG
 //! per group in target/bench/ (schema: README.md, "Performance").
@@ -134,6 +134,9 @@ enum Cmd {
         /// Seconds per target (default 10)
         #[arg(long)]
         seconds: Option<u64>,
+        /// Stop a target after this many runs (before its time is up)
+        #[arg(long)]
+        runs: Option<u64>,
         /// The mutator's seed
         #[arg(long, default_value_t = 0x5eed)]
         seed: u64,
@@ -393,10 +396,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             all,
             minutes,
             seconds,
+            runs,
             seed,
         } => {
             let secs = minutes.map_or(seconds.unwrap_or(10), |m| m * 60);
-            fuzz::run(&sh, &targets, all, secs, seed)?;
+            fuzz::run(&sh, &targets, all, secs, runs, seed)?;
         }
         Cmd::Bench { group, compare } => {
             let groups = match (group, &compare) {

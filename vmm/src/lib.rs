@@ -28,6 +28,7 @@ pub mod hypercall;
 pub mod ipa;
 pub mod layout;
 pub mod lazy;
+pub mod limits;
 pub mod memory;
 pub mod outcome;
 pub mod pack;

@@ -52,7 +52,7 @@ pub fn signalled() -> Option<i32> {
 }
 
 extern "C" fn on_kick(sig: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    if sig == libc::SIGINT || sig == libc::SIGTERM {
+    if sig == libc::SIGINT || sig == libc::SIGTERM || sig == libc::SIGXCPU {
         let _ = SIGNALLED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
     }
     // Const-initialised thread-locals without destructors: plain accesses
@@ -71,7 +71,7 @@ pub(crate) fn kick_signal() -> libc::c_int {
     vmm_sys_util::signal::SIGRTMIN()
 }
 
-fn install(sig: libc::c_int) -> Result<()> {
+pub(crate) fn install(sig: libc::c_int) -> Result<()> {
     vmm_sys_util::signal::register_signal_handler(sig, on_kick).map_err(|source| {
         Error::SignalHandler {
             signal: sig,
@@ -108,6 +108,7 @@ pub fn quiet() -> Quiet {
         libc::sigemptyset(&raw mut set);
         libc::sigaddset(&raw mut set, libc::SIGINT);
         libc::sigaddset(&raw mut set, libc::SIGTERM);
+        libc::sigaddset(&raw mut set, libc::SIGXCPU);
         libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, &raw mut old);
     }
     Quiet {

@@ -2,12 +2,13 @@
 //! bytes, runnable on stable Rust (cargo-fuzz's sanitizers need nightly):
 //! hypercall decoding and dispatch against a fake guest memory, the I/O
 //! ring with a real (scratch) pre-opened directory, guest path
-//! resolution, and the ELF loader. A target returns normally for every
+//! resolution, the ELF loader, BootInfo building and the snapshot-file
+//! parser. A target returns normally for every
 //! input; a panic (on any thread) is a finding.
 //!
 //! [`mutate`] is a small deterministic mutator (bit flips, boundary
 //! values at aligned offsets, splices, truncation); `src/main.rs` runs a
-//! target for a time budget over its seed corpus in `fuzz/corpus/TARGET`.
+//! target for a time budget over its seed corpus in `vmm/fuzz/corpus/TARGET`.
 
 pub mod mutate;
 pub mod targets;
@@ -34,7 +35,7 @@ pub fn run(name: &str, data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The seed corpus of `target` (files in fuzz/corpus/TARGET, by name).
+/// The seed corpus of `target` (files in vmm/fuzz/corpus/TARGET, by name).
 pub fn corpus(target: &str) -> std::io::Result<Vec<Vec<u8>>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("corpus")

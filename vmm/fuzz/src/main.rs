@@ -1,7 +1,7 @@
-//! `vessel-fuzz TARGET [--seconds N] [--seed S]`: mutate TARGET's seed
-//! corpus for N seconds (default 10). A panic on any thread saves the input
-//! to `fuzz/crashes/TARGET-N.bin` and exits 1; turn it into a regression
-//! test by adding it to `fuzz/corpus/TARGET/` once fixed.
+//! `vessel-fuzz TARGET [--seconds N] [--runs R] [--seed S]`: mutate
+//! TARGET's seed corpus for N seconds (default 10) or R runs. A panic on any thread saves the input
+//! to `vmm/fuzz/crashes/TARGET-N.bin` and exits 1; turn it into a regression
+//! test by adding it to `vmm/fuzz/corpus/TARGET/` once fixed.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(target) = args.first() else {
         eprintln!(
-            "usage: vessel-fuzz TARGET [--seconds N] [--seed S] (targets: {})",
+            "usage: vessel-fuzz TARGET [--seconds N] [--runs R] [--seed S] (targets: {})",
             TARGETS.join(", ")
         );
         std::process::exit(2);
@@ -25,6 +25,7 @@ fn main() {
             .unwrap_or(default)
     };
     let (secs, seed) = (flag("--seconds", 10), flag("--seed", 0x5eed));
+    let max_runs = flag("--runs", u64::MAX);
     let seeds = match corpus(target) {
         Ok(s) if !s.is_empty() => s,
         Ok(_) | Err(_) => {
@@ -38,7 +39,7 @@ fn main() {
     let found = mutate::catch_thread_panics();
     let mut m = mutate::Mutator::new(seed);
     let (start, mut execs) = (Instant::now(), 0u64);
-    while start.elapsed() < Duration::from_secs(secs) {
+    while execs < max_runs && start.elapsed() < Duration::from_secs(secs) {
         let i = execs as usize;
         let input = if i < seeds.len() {
             seeds[i].clone()
@@ -64,5 +65,6 @@ fn main() {
         execs += 1;
     }
     vessel_fuzz::targets::cleanup();
-    println!("vessel-fuzz: {target}: {execs} runs in {secs} s, no panic");
+    let took = start.elapsed().as_secs_f64();
+    println!("vessel-fuzz: {target}: {execs} runs in {took:.0} s, no panic");
 }

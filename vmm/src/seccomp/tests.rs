@@ -42,7 +42,6 @@ fn narrow_roles_leave_out_what_they_never_do() {
         assert!(!has(Role::Main, c), "main allows {c}");
         assert!(!has(Role::Vcpu, c), "vcpu allows {c}");
     }
-    assert!(!has(Role::Vcpu, "userfaultfd"));
     assert!(!has(Role::Timer, "openat2"), "timer threads open no files");
     assert_eq!(Role::Timer.ioctls(), vec![Ioctl::Exact(KVM_SIGNAL_MSI)]);
     assert!(Role::Io.ioctls().is_empty());

@@ -78,7 +78,15 @@ fn run_guest(
         max_output: opts.max_output,
         io_latency: Duration::from_secs_f64(opts.io_latency / 1e3),
         launched: Some(launched),
+        limits: vmm::limits::Limits {
+            open_files: opts.max_open_files,
+            pending_io: opts.max_pending_io,
+            fetch_threads: opts.fetch_threads,
+        },
     };
+    if let Some(secs) = opts.max_cpu {
+        vmm::limits::limit_cpu(secs)?;
+    }
     // Opened (created) before the guest runs: an unwritable path is a
     // launcher error, not a lost report after the run.
     let json = opts
