@@ -66,7 +66,11 @@ fn spinning_threads(extra: &[&str]) -> Vec<(String, u32, u32)> {
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
     let _ = std::fs::remove_file(&lazy);
-    assert!(!seen.is_empty(), "no threads seen; stderr: {}", texts(&out).1);
+    assert!(
+        !seen.is_empty(),
+        "no threads seen; stderr: {}",
+        texts(&out).1
+    );
     seen
 }
 
@@ -78,7 +82,10 @@ fn every_launcher_thread_runs_filtered_and_narrowed_to_its_role() {
         assert!(seen.iter().any(|t| t.0 == n), "{n} not in {seen:?}");
     }
     for (name, mode, filters) in &seen {
-        assert_eq!(*mode, 2, "{name}: Seccomp mode {mode} (want 2, filter) in {seen:?}");
+        assert_eq!(
+            *mode, 2,
+            "{name}: Seccomp mode {mode} (want 2, filter) in {seen:?}"
+        );
         // The main filter, then the thread's own role (the main thread
         // narrows to the vCPU role when it runs vCPU 0).
         assert!(*filters >= 2, "{name}: {filters} filters in {seen:?}");
@@ -97,7 +104,10 @@ fn no_seccomp_runs_unfiltered_and_says_so() {
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout.contains("Hello from a Vessel VM"), "{stdout}");
-    let warn: Vec<&str> = stderr.lines().filter(|l| l.contains("--no-seccomp")).collect();
+    let warn: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("--no-seccomp"))
+        .collect();
     assert_eq!(warn.len(), 1, "{stderr}");
     assert!(warn[0].contains("debugging only"), "{stderr}");
 }
@@ -155,11 +165,18 @@ fn a_forbidden_call_in_a_filtered_sandbox_host_ends_the_process_naming_it() {
         .output()
         .unwrap();
     let (_, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(vessel_abi::exit::SECCOMP), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(vessel_abi::exit::SECCOMP),
+        "{stderr}"
+    );
     let line = stderr
         .lines()
         .find(|l| l.starts_with("vessel: seccomp:"))
         .unwrap_or_else(|| panic!("no report: {stderr}"));
-    assert!(line.contains("sandbox thread") && line.contains("`socket`"), "{line}");
+    assert!(
+        line.contains("sandbox thread") && line.contains("`socket`"),
+        "{line}"
+    );
     assert!(!stderr.contains("not reached"), "{stderr}");
 }

@@ -25,12 +25,14 @@ mod embed;
 mod io;
 pub mod plot;
 pub mod results;
+mod serve;
 mod smp;
 mod vector;
 pub use apf::apf;
 pub use clock::clock;
 pub use embed::embed;
 pub use io::io;
+pub use serve::serve;
 pub use smp::smp;
 pub use vector::{lines, vector};
 

@@ -9,7 +9,14 @@ pub const TARGETS: [&str; 6] = ["hypercall", "ring", "path", "elf", "boot_info",
 
 /// Run `targets` (all of them when `all` or none named) for `secs` each,
 /// or until `runs` runs.
-pub fn run(sh: &Shell, targets: &[String], all: bool, secs: u64, runs: Option<u64>, seed: u64) -> Result<()> {
+pub fn run(
+    sh: &Shell,
+    targets: &[String],
+    all: bool,
+    secs: u64,
+    runs: Option<u64>,
+    seed: u64,
+) -> Result<()> {
     let list: Vec<String> = if all || targets.is_empty() {
         TARGETS.iter().map(|t| t.to_string()).collect()
     } else {
@@ -35,7 +42,10 @@ pub fn run(sh: &Shell, targets: &[String], all: bool, secs: u64, runs: Option<u6
         }
     }
     if !failed.is_empty() {
-        bail!("fuzz findings in: {} (inputs in vmm/fuzz/crashes/)", failed.join(", "));
+        bail!(
+            "fuzz findings in: {} (inputs in vmm/fuzz/crashes/)",
+            failed.join(", ")
+        );
     }
     Ok(())
 }

@@ -17,6 +17,7 @@
 //! cargo xtask bench lines NAME --guest APP --native CMD...  your own kernel, the same way
 //! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
 //! cargo xtask fuzz [TARGET..|--all] [--minutes N|--seconds N] [--runs R]  mutate the fuzz corpora (vmm/fuzz)
+//! cargo xtask bench serve [--runs N]  `vessel serve` under wrk, each lifecycle vs a native handler
 //! ```
 //! Benchmarks record their medians in target/bench/results.json and one SVG
 //! per group in target/bench/ (schema: README.md, "Performance").
@@ -151,6 +152,7 @@ const VECTOR_RUNS: usize = 5;
 const IO_RUNS: usize = 5;
 const EMBED_RUNS: usize = 15;
 const SMP_RUNS: usize = 5;
+const SERVE_RUNS: usize = 3;
 
 #[derive(Subcommand)]
 enum Bench {
@@ -197,6 +199,11 @@ enum Bench {
         #[arg(long, default_value_t = VECTOR_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
+    /// `vessel serve` under wrk: each lifecycle vs the handler compiled natively
+    Serve {
+        #[arg(long, default_value_t = SERVE_RUNS, value_parser = at_least_one)]
+        runs: usize,
+    },
     /// Parallel speed-up on 2 vCPUs vs 1 (native threads as baseline); boot with 4 vCPUs vs 1
     Smp {
         #[arg(long, default_value_t = SMP_RUNS, value_parser = at_least_one)]
@@ -215,6 +222,7 @@ impl Bench {
             Bench::Io { runs: IO_RUNS },
             Bench::Embed { runs: EMBED_RUNS },
             Bench::Smp { runs: SMP_RUNS },
+            Bench::Serve { runs: SERVE_RUNS },
         ]
     }
 
@@ -233,6 +241,7 @@ impl Bench {
             } => bench::lines(&name, &guest, &native, runs),
             Bench::Embed { runs } => bench::embed(sh, runs),
             Bench::Smp { runs } => bench::smp(sh, runs),
+            Bench::Serve { runs } => bench::serve(sh, runs),
         }
     }
 }

@@ -37,6 +37,7 @@ pub mod ring;
 mod run;
 pub mod sandbox;
 pub mod seccomp;
+pub mod serve;
 mod smp;
 pub mod snapshot;
 pub mod softapf;

@@ -125,7 +125,10 @@ mod tests {
             open_files: 0,
             ..Limits::default()
         };
-        assert_eq!(bad.check().unwrap_err().to_string(), "open_files 0: outside 1..=1024");
+        assert_eq!(
+            bad.check().unwrap_err().to_string(),
+            "open_files 0: outside 1..=1024"
+        );
         let bad = Limits {
             fetch_threads: 65,
             ..Limits::default()

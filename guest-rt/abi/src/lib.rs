@@ -27,6 +27,7 @@ pub mod call;
 pub mod embed;
 pub mod exit;
 pub mod fs;
+pub mod http;
 pub mod ring;
 pub mod value;
 

@@ -212,6 +212,9 @@ pub fn snapshot(data: &[u8]) {
     if let Ok(s) = Snapshot::from_bytes(&v) {
         // What parses writes back to bytes that parse again.
         let again = s.to_bytes();
-        assert!(Snapshot::from_bytes(&again).is_ok(), "a parsed snapshot re-encodes");
+        assert!(
+            Snapshot::from_bytes(&again).is_ok(),
+            "a parsed snapshot re-encodes"
+        );
     }
 }

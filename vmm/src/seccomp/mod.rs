@@ -183,11 +183,13 @@ pub fn compile(role: Role) -> Result<BpfProgram, SeccompError> {
     }
     let ioctl = ioctl_rules(role).map_err(err)?;
     rules.insert(libc::SYS_ioctl, ioctl);
-    let arch = std::env::consts::ARCH
-        .try_into()
-        .map_err(|_| err(seccompiler::BackendError::InvalidTargetArch(std::env::consts::ARCH.into())))?;
-    let filter = SeccompFilter::new(rules, SeccompAction::Trap, SeccompAction::Allow, arch)
-        .map_err(err)?;
+    let arch = std::env::consts::ARCH.try_into().map_err(|_| {
+        err(seccompiler::BackendError::InvalidTargetArch(
+            std::env::consts::ARCH.into(),
+        ))
+    })?;
+    let filter =
+        SeccompFilter::new(rules, SeccompAction::Trap, SeccompAction::Allow, arch).map_err(err)?;
     filter.try_into().map_err(err)
 }
 
@@ -212,7 +214,9 @@ fn ioctl_rules(role: Role) -> Result<Vec<SeccompRule>, seccompiler::BackendError
 
 /// The host architecture's number for a system call name.
 pub fn number(name: &str) -> Option<i64> {
-    name.parse::<syscalls::Sysno>().ok().map(|s| i64::from(s.id()))
+    name.parse::<syscalls::Sysno>()
+        .ok()
+        .map(|s| i64::from(s.id()))
 }
 
 /// The host architecture's name for a system call number.

@@ -61,7 +61,10 @@ fn line(w: &mut &mut [u8], code: i32, nr: i64) -> std::io::Result<()> {
         return writeln!(w, "vessel: SIGSYS (not from seccomp); ending (exit 159)");
     }
     let role = super::current().map_or("unfiltered", super::Role::name);
-    write!(w, "vessel: seccomp: the {role} thread made the forbidden system call ")?;
+    write!(
+        w,
+        "vessel: seccomp: the {role} thread made the forbidden system call "
+    )?;
     match super::name(nr) {
         Some(n) => write!(w, "`{n}` ({nr})")?,
         None => write!(w, "number {nr}")?,

@@ -34,11 +34,26 @@ fn a_role_allows_what_the_roles_it_starts_need() {
 fn narrow_roles_leave_out_what_they_never_do() {
     let has = |r: Role, c: &str| r.calls().contains(&c);
     for r in [Role::Fetch, Role::Io, Role::Timer] {
-        for c in ["execve", "clone", "clone3", "socket", "ptrace", "userfaultfd"] {
+        for c in [
+            "execve",
+            "clone",
+            "clone3",
+            "socket",
+            "ptrace",
+            "userfaultfd",
+        ] {
             assert!(!has(r, c), "{r:?} allows {c}");
         }
     }
-    for c in ["execve", "socket", "connect", "ptrace", "mount", "bpf", "kexec_load"] {
+    for c in [
+        "execve",
+        "socket",
+        "connect",
+        "ptrace",
+        "mount",
+        "bpf",
+        "kexec_load",
+    ] {
         assert!(!has(Role::Main, c), "main allows {c}");
         assert!(!has(Role::Vcpu, c), "vcpu allows {c}");
     }
@@ -52,7 +67,10 @@ fn ioctl_numbers_match_the_kernel_headers() {
     // KVM_SIGNAL_MSI = _IOW(KVMIO, 0xa5, struct kvm_msi) (32 bytes).
     assert_eq!(KVM_SIGNAL_MSI, 0x4020_aea5);
     assert_eq!(Role::Fetch.ioctls().len(), 3);
-    assert!(Role::Fetch.ioctls().contains(&Ioctl::Exact(0xc028_aa03)), "UFFDIO_COPY");
+    assert!(
+        Role::Fetch.ioctls().contains(&Ioctl::Exact(0xc028_aa03)),
+        "UFFDIO_COPY"
+    );
 }
 
 #[test]
@@ -129,7 +147,11 @@ fn a_forbidden_call_ends_the_process_with_one_line_naming_it() {
     ] {
         let out = in_child(test);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(vessel_abi::exit::SECCOMP), "{test}: {err}");
+        assert_eq!(
+            out.status.code(),
+            Some(vessel_abi::exit::SECCOMP),
+            "{test}: {err}"
+        );
         let line = err
             .lines()
             .find(|l| l.starts_with("vessel: seccomp:"))

@@ -160,6 +160,11 @@ pub enum Cmd {
         #[arg(long, value_name = "PATH")]
         launcher: Option<PathBuf>,
     },
+    /// Serve a library guest's exported functions over HTTP: `POST /fn/NAME`
+    /// runs NAME in a VM made from a snapshot taken after the app
+    /// initialised (`GET /metrics`, `GET /healthz` too). SIGTERM stops it
+    /// gracefully.
+    Serve(crate::serve::ServeOpts),
     /// Snapshot a library guest (one that calls `guest_rt::export::serve`)
     /// to a file, or with --check restore a snapshot file and save it again.
     Snapshot {
@@ -234,7 +239,7 @@ fn parse_sve_max(s: &str) -> Result<SveRequest, String> {
     }
 }
 
-fn parse_secs(s: &str) -> Result<Duration, String> {
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
     s.parse::<f64>()
         .ok()
         .filter(|v| v.is_finite() && *v > 0.0 && *v < 1e9)

@@ -6,6 +6,7 @@
 mod cli;
 mod crash;
 mod flags;
+mod serve;
 mod snapshot;
 
 use std::ffi::OsString;
@@ -265,6 +266,10 @@ fn main_inner() -> Result<i32, Error> {
             run_guest(launched, host, bytes, &file_name(&guest), opts, args)
         }
         Cmd::Caps => caps(host?),
+        Cmd::Serve(opts) => {
+            drop(host);
+            Ok(serve::serve(opts))
+        }
         Cmd::Pack {
             guest,
             output,
