@@ -96,7 +96,7 @@ pub fn limit_cpu(secs: u64) -> Result<()> {
         rlim_max: secs.saturating_add(CPU_GRACE_SECS),
     };
     // SAFETY: setrlimit reads one rlimit.
-    if unsafe { libc::setrlimit(libc::RLIMIT_CPU, &lim) } != 0 {
+    if unsafe { libc::setrlimit(libc::RLIMIT_CPU, &raw const lim) } != 0 {
         return Err(Error::Limit {
             what: "--max-cpu (RLIMIT_CPU)",
             source: std::io::Error::last_os_error(),

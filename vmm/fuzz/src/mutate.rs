@@ -27,7 +27,7 @@ impl Mutator {
     }
 
     /// The next pseudo-random number.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -35,7 +35,7 @@ impl Mutator {
     }
 
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 
     /// A mutation of `seed` (others may be spliced in).
@@ -54,7 +54,7 @@ impl Mutator {
                 }
                 2 if !v.is_empty() => {
                     let i = self.below(v.len());
-                    v[i] = self.next() as u8;
+                    v[i] = self.next_u64() as u8;
                 }
                 3 => v.truncate(self.below(v.len() + 1)),
                 4 if !others.is_empty() => {
@@ -63,7 +63,7 @@ impl Mutator {
                     let take = self.below(o.len() + 1);
                     v.splice(at..at, o[..take].iter().copied());
                 }
-                _ => v.push(self.next() as u8),
+                _ => v.push(self.next_u64() as u8),
             }
         }
         v

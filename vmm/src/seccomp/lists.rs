@@ -224,11 +224,11 @@ impl Role {
             Role::Main | Role::Sandbox | Role::Vcpu => vec![
                 Ioctl::Family(KVMIO),
                 Ioctl::Family(UFFDIO),
-                Ioctl::Exact(libc::TCGETS as u64),
-                Ioctl::Exact(libc::TIOCGWINSZ as u64),
-                Ioctl::Exact(libc::FIONBIO as u64),
-                Ioctl::Exact(libc::FIOCLEX as u64),
-                Ioctl::Exact(libc::FIONREAD as u64),
+                Ioctl::Exact(TCGETS),
+                Ioctl::Exact(TIOCGWINSZ),
+                Ioctl::Exact(FIONBIO),
+                Ioctl::Exact(FIOCLEX),
+                Ioctl::Exact(FIONREAD),
             ],
             Role::Fetch => UFFD_FILL.iter().map(|&n| Ioctl::Exact(n)).collect(),
             Role::Timer => vec![Ioctl::Exact(KVM_SIGNAL_MSI)],
@@ -252,6 +252,14 @@ pub enum Ioctl {
     /// Any request whose type byte is this.
     Family(u8),
 }
+
+/// Terminal and file ioctls the console and std make (asm-generic values,
+/// the same on x86_64 and aarch64; libc types them differently per libc).
+const TCGETS: u64 = 0x5401;
+const TIOCGWINSZ: u64 = 0x5413;
+const FIONREAD: u64 = 0x541b;
+const FIONBIO: u64 = 0x5421;
+const FIOCLEX: u64 = 0x5451;
 
 /// KVM's ioctl type byte (`KVMIO` in linux/kvm.h).
 pub const KVMIO: u8 = 0xAE;

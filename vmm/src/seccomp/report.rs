@@ -24,7 +24,7 @@ pub(super) fn install_handler() -> std::io::Result<()> {
     sa.sa_sigaction = on_sigsys as *const () as usize;
     sa.sa_flags = libc::SA_SIGINFO;
     // SAFETY: sa is fully initialized; the old action is not asked for.
-    if unsafe { libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut()) } != 0 {
+    if unsafe { libc::sigaction(libc::SIGSYS, &raw const sa, std::ptr::null_mut()) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())

@@ -130,9 +130,10 @@ fn child_forbidden_ioctl() {
     }
     enable().unwrap();
     install(Role::Timer).unwrap();
+    // SAFETY: a zeroed winsize is a valid value.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ writes one winsize; the filter traps it first.
-    unsafe { libc::ioctl(2, libc::TIOCGWINSZ, &mut ws) };
+    unsafe { libc::ioctl(2, libc::TIOCGWINSZ, &raw mut ws) };
     eprintln!("after: not reached");
 }
 
