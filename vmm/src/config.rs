@@ -42,6 +42,9 @@ pub struct VmConfig {
     pub max_output: u64,
     /// Emulated storage latency per I/O ring request (`--io-latency MS`).
     pub io_latency: Duration,
+    /// Serve the GDB remote protocol here (`--gdb ADDR`); the guest starts
+    /// stopped at its entry.
+    pub gdb: Option<crate::debug::GdbAddr>,
     /// When the launcher started, for the stats' launch-to-entry time
     /// (None: when the VM was created).
     pub launched: Option<std::time::Instant>,
@@ -72,6 +75,7 @@ impl Default for VmConfig {
             io_latency: Duration::ZERO,
             launched: None,
             limits: crate::limits::Limits::default(),
+            gdb: None,
         }
     }
 }

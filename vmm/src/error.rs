@@ -120,6 +120,9 @@ pub enum Error {
     /// Lazy-region memory could not be set up.
     #[error("guest memory: {0}")]
     Lazy(#[from] LazyError),
+    /// `--gdb` refused, or its socket failed.
+    #[error(transparent)]
+    Gdb(#[from] crate::debug::DebugError),
     /// Launcher-served async page faults failed.
     #[error(transparent)]
     Apf(#[from] ApfError),

@@ -18,6 +18,7 @@ mod boot;
 pub mod caps;
 pub mod config;
 pub mod console;
+pub mod debug;
 pub mod elf;
 pub mod error;
 pub mod fs;

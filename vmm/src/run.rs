@@ -50,6 +50,9 @@ enum Event {
     Again,
     /// The guest cannot go on.
     Crash(FaultKind, String),
+    /// A breakpoint, watchpoint or single step (`--gdb`).
+    #[cfg(target_arch = "x86_64")]
+    Debug(kvm_bindings::kvm_debug_exit_arch),
 }
 
 fn event(exit: VcpuExit) -> Event {
@@ -94,6 +97,8 @@ fn event(exit: VcpuExit) -> Event {
             format!("port I/O to {port:#x} (Vessel guests use hypercalls)"),
         ),
         VcpuExit::Intr => Event::Again,
+        #[cfg(target_arch = "x86_64")]
+        VcpuExit::Debug(d) => Event::Debug(d),
         other => Event::Crash(FaultKind::Vcpu, format!("unexpected vCPU exit {other:?}")),
     }
 }
@@ -118,6 +123,8 @@ pub(crate) struct Shared<'v> {
     deadline: Option<Instant>,
     /// Where each vCPU's counters go when its loop ends (`--stats`).
     rec: &'v std::sync::Mutex<crate::stats::Recorder>,
+    /// `--gdb`: where vCPUs park while the debugger holds the VM.
+    debug: Option<&'v crate::debug::Hook>,
 }
 
 /// Where a sandbox's run stopped: the guest's end, or an embedding call.
@@ -230,6 +237,7 @@ impl Vm<'_> {
 
     fn run_all(&mut self, io: &mut dyn HostIo) -> Result<Outcome> {
         let _watchdog = Watchdog::start(self.timeout, &self.stop)?;
+        let gdb = crate::debug::Session::bind(self.gdb.as_ref(), &self.vcpus, &self.stop)?;
         let sh = Shared {
             ram: &self.ram,
             lazy: &self.lazy,
@@ -244,12 +252,14 @@ impl Vm<'_> {
             embed: false,
             deadline: None,
             rec: &self.rec,
+            debug: gdb.hook(),
         };
-        if let [only] = &mut self.vcpus[..] {
-            return vcpu_loop(&sh, only, io)?.outcome.ok_or(Error::NoOutcome);
-        }
-        crate::smp::run_threads(&sh.stop.clone(), &mut self.vcpus, io, |v, io| {
-            vcpu_loop(&sh, v, io)
+        let vcpus = &mut self.vcpus;
+        std::thread::scope(|scope| {
+            let server = gdb.start(scope, &self.ram, &self.tables)?;
+            let outcome = run_set(&sh, vcpus, io);
+            crate::debug::Session::finish(server);
+            outcome
         })
     }
 }
@@ -272,6 +282,7 @@ impl Vm<'_> {
             embed: true,
             deadline: self.deadline,
             rec: &self.rec,
+            debug: None,
         };
         let ending = vcpu_loop(&sh, &mut self.vcpus[0], io)?;
         match (ending.embed, ending.outcome) {
@@ -280,6 +291,14 @@ impl Vm<'_> {
             (None, None) => Err(Error::NoOutcome),
         }
     }
+}
+
+/// Run every vCPU of `vcpus` (vCPU 0 on this thread) until the VM ends.
+fn run_set(sh: &Shared, vcpus: &mut [Vcpu], io: &mut dyn HostIo) -> Result<Outcome> {
+    if let [only] = vcpus {
+        return vcpu_loop(sh, only, io)?.outcome.ok_or(Error::NoOutcome);
+    }
+    crate::smp::run_threads(&sh.stop.clone(), vcpus, io, |v, io| vcpu_loop(sh, v, io))
 }
 
 /// Whether a sandbox call's deadline has passed.
@@ -302,6 +321,9 @@ fn vcpu_loop(sh: &Shared, vcpu: &mut Vcpu, io: &mut dyn HostIo) -> Result<Ending
     };
     let mut counts = VcpuCounts::default();
     let end = serve_vcpu(sh, vcpu, &mut ctx, &mut counts);
+    if let Some(d) = sh.debug {
+        d.vcpu_ended(vcpu.id, end.as_ref().ok().and_then(|e| e.outcome.as_ref()));
+    }
     if let Ok(mut r) = sh.rec.lock() {
         r.merge(counts, &ctx.counts);
     }
@@ -333,6 +355,9 @@ fn serve_vcpu(
         return end(Some(o), false);
     }
     loop {
+        if let Some(d) = sh.debug {
+            d.checkpoint(vcpu)?;
+        }
         if let Some(why) = sh.stop.reason() {
             return end(
                 Some(Outcome::Stopped(why, sh.start.elapsed())),
@@ -374,7 +399,16 @@ fn serve_vcpu(
             )),
             Event::Again => Served::Resume,
             Event::Crash(kind, what) => Served::Done(crash(sh, vcpu, kind, what)),
-            Event::Ring(Doorbell::Fault, frame) => Served::Done(fault_report(sh, vcpu, frame)),
+            #[cfg(target_arch = "x86_64")]
+            Event::Debug(exit) => crate::debug::on_exit(sh.debug, vcpu.id, &exit).map_or_else(
+                |what| Served::Done(crash(sh, vcpu, FaultKind::Vcpu, what)),
+                |()| Served::Resume,
+            ),
+            Event::Ring(Doorbell::Fault, frame) => match debug_trap(sh, vcpu, frame) {
+                Ok(true) => Served::Resume,
+                Ok(false) => Served::Done(fault_report(sh, vcpu, frame)),
+                Err(e) => return Err(e),
+            },
             Event::Ring(Doorbell::Call, frame) => {
                 let mut ops = VcpuOps { vcpu, sh };
                 hypercall::serve(ctx, &mut ops, frame)
@@ -401,6 +435,8 @@ fn count(exits: &mut crate::stats::Exits, ev: &Event) {
         Event::Ring(Doorbell::Fault, _) => exits.fault_report += 1,
         Event::Again => exits.interrupted += 1,
         Event::Crash(..) => exits.fatal += 1,
+        #[cfg(target_arch = "x86_64")]
+        Event::Debug(_) => exits.interrupted += 1,
     }
 }
 
@@ -412,6 +448,19 @@ fn on_vcpu(sh: &Shared, vcpu: &Vcpu, kind: FaultKind, text: String) -> Outcome {
         text
     };
     Outcome::Fault(Fault::new(kind, text))
+}
+
+/// With a debugger: a fault report that is a debug trap (x86_64: a #DB or
+/// #BP from CPL3) resumes the code and stops the VM for the debugger.
+fn debug_trap(sh: &Shared, vcpu: &mut Vcpu, frame: u64) -> Result<bool> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(d) = sh.debug {
+        if arch::fault_report_trusted(&vcpu.fd, sh.image) {
+            return d.reflected_trap(vcpu, sh.ram, frame);
+        }
+    }
+    let _ = (sh, vcpu, frame);
+    Ok(false)
 }
 
 /// A store to the fault doorbell: the ring-0 / vector stub's report, or

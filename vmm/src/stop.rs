@@ -42,6 +42,13 @@ pub fn kicked() -> bool {
     KICKED.with(Cell::get)
 }
 
+/// Forget a kick this thread had (the debugger's stop, now served): later
+/// host writes may block again.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) fn clear_kicked() {
+    KICKED.with(|k| k.set(false));
+}
+
 /// The SIGINT or SIGTERM the process received, if any (after
 /// [`handle_stop_signals`]).
 pub fn signalled() -> Option<i32> {
@@ -196,6 +203,14 @@ impl StopHandle {
         let mut g = self.lock();
         g.reason.get_or_insert(why);
         g.kick_all();
+    }
+
+    /// Kick every attached vCPU thread out of KVM_RUN without a stop
+    /// reason (the debugger stops the VM; the threads park, then call
+    /// [`clear_kicked`]).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn kick(&self) {
+        self.lock().kick_all();
     }
 
     /// One vCPU ended the VM (it exited or crashed): kick every other vCPU

@@ -36,7 +36,7 @@ pub struct Vm<'a> {
     pub(crate) io: IoServer,
     pub(crate) ram: GuestRam,
     /// The page tables' own memory (`arch::PAGE_TABLES`), unmapped in the guest.
-    _tables: GuestRam,
+    pub(crate) tables: GuestRam,
     pub(crate) lazy: LazyMemory,
     pub(crate) image: ImageRef<'a>,
     pub(crate) timeout: Option<Duration>,
@@ -50,6 +50,8 @@ pub struct Vm<'a> {
     pub(crate) features: u64,
     pub(crate) vector_bits: u32,
     pub(crate) dump_regs: bool,
+    /// `--gdb`: where the debugger connects.
+    pub(crate) gdb: Option<crate::debug::GdbAddr>,
     /// Where the launcher put the guest's stdout buffer (never read back
     /// from guest-writable memory).
     pub(crate) stdout_buffer: u64,
@@ -78,19 +80,23 @@ impl<'a> Vm<'a> {
     /// Create the VM on `host`, load the image and prepare every vCPU.
     pub fn new(host: &mut Host, image: &'a GuestImage, cfg: &VmConfig) -> Result<Vm<'a>> {
         let (kvm, cpu) = host.parts()?;
-        Self::build(kvm, cpu, ImageRef::Borrowed(image), cfg, false)
+        Self::build(kvm, cpu, ImageRef::Borrowed(image), cfg, false, true)
     }
 
     /// A VM owning its image; `dirty_log` tracks guest RAM writes in KVM's
-    /// dirty log (for restoring only what changed).
+    /// dirty log (for restoring only what changed). Without `load`, the
+    /// image's segments are not copied into RAM: for a VM whose RAM a
+    /// snapshot replaces whole right after (it saves about 0.3 ms of the
+    /// 1.3 ms a sandbox from a snapshot takes here).
     pub(crate) fn new_shared(
         host: &mut Host,
         image: Arc<GuestImage>,
         cfg: &VmConfig,
         dirty_log: bool,
+        load: bool,
     ) -> Result<Vm<'static>> {
         let (kvm, cpu) = host.parts()?;
-        Vm::build(kvm, cpu, ImageRef::Shared(image), cfg, dirty_log)
+        Vm::build(kvm, cpu, ImageRef::Shared(image), cfg, dirty_log, load)
     }
 
     fn build(
@@ -99,6 +105,7 @@ impl<'a> Vm<'a> {
         image: ImageRef<'a>,
         cfg: &VmConfig,
         dirty_log: bool,
+        load: bool,
     ) -> Result<Vm<'a>> {
         crate::caps::check_required(kvm)?;
         let dirs = crate::fs::spec::open_all(&cfg.dirs)?;
@@ -127,7 +134,9 @@ impl<'a> Vm<'a> {
         add_memslots(kvm, &vm, &[&ram, &tables], &lazy, dirty_log)?;
         // After every memslot: see arch::create_devices.
         arch::create_devices(&vm)?;
-        image.load(&ram)?;
+        if load {
+            image.load(&ram)?;
+        }
         let lazy_map: Vec<(u64, u64)> = planned.iter().map(|p| (p.gpa, p.mapped)).collect();
         arch::setup_memory(&ram, &tables, &layout, &image, &lazy_map)?;
         let vm = Arc::new(vm);
@@ -170,7 +179,7 @@ impl<'a> Vm<'a> {
             io,
             image,
             ram,
-            _tables: tables,
+            tables,
             lazy,
             parker: Arc::new(Parker::default()),
             vm,
@@ -182,6 +191,7 @@ impl<'a> Vm<'a> {
             features,
             vector_bits,
             dump_regs: cfg.dump_regs,
+            gdb: cfg.gdb.clone(),
             stdout_buffer: addrs.stdout,
             stop: StopHandle::default(),
             rec: std::sync::Mutex::new(Recorder::new(

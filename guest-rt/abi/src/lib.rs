@@ -281,6 +281,9 @@ pub mod arch {
 
 /// Fatal exception frame the x86_64 ring-0 stub leaves on its stack, lowest
 /// address first; its address is what the stub stores to `DOORBELL_FAULT`.
+/// The interrupted code's rax (the stub's one scratch register) is the 8
+/// bytes [`X86FaultFrame::SAVED_RAX_BELOW`] below it; every other register
+/// is untouched, so a debugger can resume the code after a #DB or #BP.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
 pub struct X86FaultFrame {
@@ -298,6 +301,11 @@ pub struct X86FaultFrame {
     pub rsp: u64,
     /// Stack segment at the exception.
     pub ss: u64,
+}
+
+impl X86FaultFrame {
+    /// How far below the frame the interrupted rax is saved.
+    pub const SAVED_RAX_BELOW: u64 = 8;
 }
 
 /// Fatal exception record the arm64 vector stub stores before reporting.

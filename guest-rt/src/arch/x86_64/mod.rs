@@ -76,7 +76,10 @@ core::arch::global_asm!(
     "    .set vessel_vec, vessel_vec + 1",
     ".endr",
     "vessel_fault_common:",
-    "    mov %rsp, %rax",
+    // The interrupted rax stays readable just below the frame (a debugger
+    // resumes the code after a #DB; vessel_abi::X86FaultFrame).
+    "    push %rax",
+    "    lea {rax_below}(%rsp), %rax",
     "    movabs %rax, {fault}",
     "1:  hlt",
     "    jmp 1b",
@@ -258,6 +261,7 @@ core::arch::global_asm!(
     count = const EXCEPTION_VECTORS,
     stride = const STUB_STRIDE,
     fault = const DOORBELL_FAULT,
+    rax_below = const vessel_abi::X86FaultFrame::SAVED_RAX_BELOW,
     options(att_syntax)
 );
 

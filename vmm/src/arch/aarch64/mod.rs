@@ -13,6 +13,7 @@
 //! The memory map is in [`layout`].
 
 mod caps;
+pub mod debug;
 mod fault;
 mod layout;
 mod memory;

@@ -6,6 +6,7 @@
 //! instruction, CPL3 code runs natively. On VMX hosts this costs nothing.
 
 mod caps;
+pub mod debug;
 mod descriptors;
 mod fault;
 pub mod layout;

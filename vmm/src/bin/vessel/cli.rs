@@ -93,6 +93,11 @@ pub struct LaunchOpts {
     /// reason, hypercalls, async page faults, pages fetched, bytes, times.
     #[arg(long)]
     pub stats: bool,
+    /// Serve the GDB remote protocol (x86_64): a port on loopback (1234,
+    /// 127.0.0.1:1234) or a Unix socket path. The guest starts stopped at
+    /// its entry; load the guest ELF's symbols in gdb (README "Debugging").
+    #[arg(long, value_name = "ADDR", value_parser = parse_gdb)]
+    pub gdb: Option<vmm::debug::GdbAddr>,
     /// Write the same report as JSON to FILE (schema in vmm/README.md).
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<std::path::PathBuf>,
@@ -106,6 +111,10 @@ fn dir_parser() -> impl TypedValueParser<Value = vmm::fs::DirSpec> {
 /// `--lazy` takes the OS string as given: FILE is used byte for byte.
 fn lazy_parser() -> impl TypedValueParser<Value = vmm::lazy::LazySpec> {
     OsStringValueParser::new().try_map(|s| vmm::lazy::LazySpec::parse(&s, parse_size))
+}
+
+fn parse_gdb(s: &str) -> Result<vmm::debug::GdbAddr, String> {
+    vmm::debug::GdbAddr::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_ms(s: &str) -> Result<f64, String> {
