@@ -123,9 +123,8 @@ fn run_guest(
 /// none (`--no-seccomp`).
 fn seccomp(off: bool, gdb: bool) -> Result<(), Error> {
     if gdb && !off {
-        // The stub's sockets and ptrace-like register access are outside
-        // every list: a debugging session runs without them.
-        eprintln!("vessel: --gdb: the launcher runs without its seccomp allow-lists while debugged");
+        // The stub's sockets are outside every list: a debugging session
+        // runs without the filters (vmm/README.md, seccomp).
         return Ok(());
     }
     if !off && !vmm::seccomp::wanted() {
