@@ -77,6 +77,7 @@ fn run_guest(
         io_latency: Duration::from_secs_f64(opts.io_latency / 1e3),
         launched: Some(launched),
         gdb: opts.gdb,
+        core_dump: opts.core_dump,
     };
     // Opened (created) before the guest runs: an unwritable path is a
     // launcher error, not a lost report after the run.
