@@ -1,7 +1,8 @@
 //! `vessel serve` limits and operations: request and response size,
 //! per-request timeout, a full queue, graceful shutdown on SIGTERM,
 //! `/metrics` in Prometheus text format, a flood of failures leaking no
-//! fds, threads or memory, dropping privileges, one-line start errors.
+//! fds, threads or memory, dropping privileges, one-line start errors,
+//! and the deployment examples under vmm/deploy/ run as written.
 
 #[path = "serve_util.rs"]
 mod serve_util;
@@ -292,4 +293,71 @@ fn start_errors_are_one_line() {
     let (code, err) = run(&["--native", "--listen", "127.0.0.1:0", "--pool", "0"]);
     assert_eq!(code, Some(125));
     assert!(err.contains("--pool 0"), "{err}");
+}
+
+/// The file under vmm/deploy/ named `name`.
+fn deploy_file(name: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../vmm/deploy")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// `--listen X` and `--user X` taken out of `args` (the tests choose their own).
+fn without_listen_and_user(args: Vec<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        if a == "--listen" || a == "--user" {
+            it.next();
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_deployment_examples_start_serve_and_stop() {
+    if !kvm_or_skip() {
+        return;
+    }
+    // Kubernetes: the container's args, and its probes on /healthz.
+    let k8s = deploy_file("kubernetes.yaml");
+    let line = k8s
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("args: "))
+        .expect("args line");
+    let args: Vec<String> = serde_json::from_str(line).expect("args are a JSON-style list");
+    assert!(
+        k8s.contains("readinessProbe:") && k8s.contains("path: /healthz"),
+        "{k8s}"
+    );
+    assert!(
+        k8s.contains("devices.kubevirt.io/kvm"),
+        "the pod gets /dev/kvm"
+    );
+    // systemd: ExecStart's flags (after the app path), with backslash continuations.
+    let unit = deploy_file("vessel-serve.service");
+    let exec = unit
+        .split("ExecStart=")
+        .nth(1)
+        .expect("ExecStart")
+        .replace("\\\n", " ");
+    let exec = exec.lines().next().unwrap_or("");
+    let words: Vec<String> = exec.split_whitespace().skip(3).map(String::from).collect();
+    assert!(exec.contains("vessel serve /opt/vessel/fn-echo"), "{exec}");
+    assert!(
+        unit.contains("DeviceAllow=/dev/kvm rw") && exec.contains("--user vessel"),
+        "{unit}"
+    );
+    for args in [args, words] {
+        let args = without_listen_and_user(args);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let srv = Server::start("fn-echo", &refs);
+        assert_eq!(srv.get("/healthz").status, 200, "{refs:?}");
+        assert_eq!(srv.post("/fn/echo", &[], b"deployed").text(), "deployed");
+        let (status, log) = srv.terminate(Duration::from_secs(20));
+        assert_eq!(status.code(), Some(0), "{refs:?}: {log}");
+    }
 }

@@ -82,19 +82,23 @@ impl<'a> Vm<'a> {
     /// Create the VM on `host`, load the image and prepare every vCPU.
     pub fn new(host: &mut Host, image: &'a GuestImage, cfg: &VmConfig) -> Result<Vm<'a>> {
         let (kvm, cpu) = host.parts()?;
-        Self::build(kvm, cpu, ImageRef::Borrowed(image), cfg, false)
+        Self::build(kvm, cpu, ImageRef::Borrowed(image), cfg, false, true)
     }
 
     /// A VM owning its image; `dirty_log` tracks guest RAM writes in KVM's
-    /// dirty log (for restoring only what changed).
+    /// dirty log (for restoring only what changed). Without `load`, the
+    /// image's segments are not copied into RAM: for a VM whose RAM a
+    /// snapshot replaces whole right after (it saves about 0.3 ms of the
+    /// 1.3 ms a sandbox from a snapshot takes here).
     pub(crate) fn new_shared(
         host: &mut Host,
         image: Arc<GuestImage>,
         cfg: &VmConfig,
         dirty_log: bool,
+        load: bool,
     ) -> Result<Vm<'static>> {
         let (kvm, cpu) = host.parts()?;
-        Vm::build(kvm, cpu, ImageRef::Shared(image), cfg, dirty_log)
+        Vm::build(kvm, cpu, ImageRef::Shared(image), cfg, dirty_log, load)
     }
 
     fn build(
@@ -103,6 +107,7 @@ impl<'a> Vm<'a> {
         image: ImageRef<'a>,
         cfg: &VmConfig,
         dirty_log: bool,
+        load: bool,
     ) -> Result<Vm<'a>> {
         crate::caps::check_required(kvm)?;
         crate::debug::check_core_dir(cfg.core_dump.as_deref())?;
@@ -131,7 +136,9 @@ impl<'a> Vm<'a> {
         add_memslots(kvm, &vm, &[&ram, &tables], &lazy, dirty_log)?;
         // After every memslot: see arch::create_devices.
         arch::create_devices(&vm)?;
-        image.load(&ram)?;
+        if load {
+            image.load(&ram)?;
+        }
         let lazy_map: Vec<(u64, u64)> = planned.iter().map(|p| (p.gpa, p.mapped)).collect();
         arch::setup_memory(&ram, &tables, &layout, &image, &lazy_map)?;
         let vm = Arc::new(vm);

@@ -179,7 +179,9 @@ impl SandboxBuilder {
         if cfg.vcpus != 1 {
             return Err(SandboxError::OneVcpu(cfg.vcpus));
         }
-        let vm = Vm::new_shared(host, image.clone(), &cfg, true)?;
+        // A snapshot's RAM replaces everything loading would write.
+        let load = !matches!(self.source, Source::Snapshot(_));
+        let vm = Vm::new_shared(host, image.clone(), &cfg, true, load)?;
         let mut sb = Sandbox {
             core: Core {
                 vm,

@@ -34,6 +34,21 @@ pub struct Metrics {
     pub rejected: AtomicU64,
     /// Worker threads (the pool size).
     pub pool: AtomicU64,
+    /// Nanoseconds spent building VMs from the snapshot (all of them).
+    pub build_ns: AtomicU64,
+    /// Nanoseconds spent restoring VMs to the snapshot.
+    pub restore_ns: AtomicU64,
+    /// Nanoseconds spent tearing down thrown-away VMs.
+    pub discard_ns: AtomicU64,
+    /// Nanoseconds spent in guest calls, and their number.
+    pub call_ns: AtomicU64,
+    /// Guest calls timed in `call_ns`.
+    pub calls: AtomicU64,
+}
+
+/// Add `d` in nanoseconds to `c`.
+pub fn add_time(c: &AtomicU64, d: Duration) {
+    c.fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
 }
 
 fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
@@ -139,6 +154,42 @@ impl Metrics {
             help(&mut o, name, "counter", text);
             let _ = writeln!(o, "{name} {}", v.load(Relaxed));
         }
+        let secs = |c: &AtomicU64| c.load(Relaxed) as f64 / 1e9;
+        let times = [
+            (
+                "vessel_vm_build_seconds",
+                "building VMs from the snapshot",
+                &self.build_ns,
+                &self.vms_created,
+            ),
+            (
+                "vessel_vm_restore_seconds",
+                "restoring VMs to the snapshot",
+                &self.restore_ns,
+                &self.vms_restored,
+            ),
+            (
+                "vessel_vm_discard_seconds",
+                "tearing down VMs",
+                &self.discard_ns,
+                &self.vms_discarded,
+            ),
+            (
+                "vessel_guest_call_seconds",
+                "guest calls (the function itself)",
+                &self.call_ns,
+                &self.calls,
+            ),
+        ];
+        for (name, text, t, n) in times {
+            help(&mut o, name, "summary", text);
+            let _ = writeln!(
+                o,
+                "{name}_sum {}\n{name}_count {}",
+                secs(t),
+                n.load(Relaxed)
+            );
+        }
         let gauges = [
             ("vessel_pool_size", "worker VMs in the pool", &self.pool),
             ("vessel_pool_busy", "workers running a request", &self.busy),
@@ -179,6 +230,18 @@ impl Metrics {
             self.vms_created.load(Relaxed),
             self.vms_restored.load(Relaxed),
             self.vms_discarded.load(Relaxed)
+        );
+        let mean_us = |t: &AtomicU64, n: &AtomicU64| match n.load(Relaxed) {
+            0 => 0.0,
+            n => t.load(Relaxed) as f64 / n as f64 / 1e3,
+        };
+        let _ = writeln!(
+            o,
+            "  mean us        build {:.0}, restore {:.0}, teardown {:.0}, guest call {:.0}",
+            mean_us(&self.build_ns, &self.vms_created),
+            mean_us(&self.restore_ns, &self.vms_restored),
+            mean_us(&self.discard_ns, &self.vms_discarded),
+            mean_us(&self.call_ns, &self.calls)
         );
         let _ = writeln!(o, "  queue full     {}", self.rejected.load(Relaxed));
         o

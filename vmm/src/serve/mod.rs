@@ -135,15 +135,10 @@ impl Server {
             .map(|(i, host)| {
                 let w = Worker::new(host, shared.clone());
                 let ready_tx = ready_tx.clone();
-                std::thread::Builder::new()
-                    .name(format!("serve-worker-{i}"))
-                    .spawn(move || w.run(ready_tx))
-                    .map_err(|source| ServeError::Runtime {
-                        what: "worker thread",
-                        source,
-                    })
+                spawn(&format!("serve-worker-{i}"), move || w.run(ready_tx))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        drop(shared);
         drop(ready_tx);
         // Ready (and listening announced) once every worker has its VM.
         while ready.recv().is_ok() {}
@@ -199,6 +194,19 @@ impl Server {
         }
         Ok(metrics)
     }
+}
+
+fn spawn(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, ServeError> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map_err(|source| ServeError::Runtime {
+            what: "worker thread",
+            source,
+        })
 }
 
 async fn accept_loop(

@@ -4,12 +4,12 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use vessel_abi::value::to_bytes;
 
 use super::call::{self, Exchange, Reply};
-use super::metrics::Metrics;
+use super::metrics::{self, Metrics};
 use super::{native, Lifecycle};
 use crate::host::Host;
 use crate::sandbox::{Sandbox, SandboxError};
@@ -100,10 +100,12 @@ impl Worker {
             .snap
             .clone()
             .ok_or_else(|| SandboxError::NotServing("no snapshot to build VMs from".into()))?;
+        let t = Instant::now();
         let sb = Sandbox::from_snapshot(snap)
             .timeout(self.shared.timeout)
             .stdout(Box::new(std::io::sink()))
             .build(&mut self.host)?;
+        metrics::add_time(&self.shared.metrics.build_ns, t.elapsed());
         self.shared.metrics.vms_created.fetch_add(1, Relaxed);
         Ok(sb)
     }
@@ -123,9 +125,11 @@ impl Worker {
             req.headers.as_str(),
             &req.body[..],
         ));
-        let r = sb
-            .call_raw(func, &args)
-            .and_then(|bytes| call::decode(func, &bytes));
+        let t = Instant::now();
+        let r = sb.call_raw(func, &args);
+        metrics::add_time(&self.shared.metrics.call_ns, t.elapsed());
+        self.shared.metrics.calls.fetch_add(1, Relaxed);
+        let r = r.and_then(|bytes| call::decode(func, &bytes));
         let outcome = call::finish(r, self.shared.max_response);
         self.shared.metrics.exit(outcome.reason);
         if outcome.discard {
@@ -147,7 +151,10 @@ impl Worker {
         let (Some(sb), Some(snap)) = (self.vm.as_mut(), self.shared.snap.as_ref()) else {
             return;
         };
-        match sb.restore(snap) {
+        let t = Instant::now();
+        let r = sb.restore(snap);
+        metrics::add_time(&self.shared.metrics.restore_ns, t.elapsed());
+        match r {
             Ok(()) => {
                 self.shared.metrics.vms_restored.fetch_add(1, Relaxed);
             }
@@ -159,7 +166,10 @@ impl Worker {
     }
 
     fn discard(&mut self) {
-        if self.vm.take().is_some() {
+        if let Some(vm) = self.vm.take() {
+            let t = Instant::now();
+            drop(vm);
+            metrics::add_time(&self.shared.metrics.discard_ns, t.elapsed());
             self.shared.metrics.vms_discarded.fetch_add(1, Relaxed);
         }
     }
