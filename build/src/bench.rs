@@ -82,6 +82,12 @@ fn boot_compare(hello: &Path, raw: &Path, runs: usize) -> Result<()> {
         )?);
         p.push(time_once(&mut Command::new(hello))?);
     }
+    // What seccomp costs: hello (filters on, the default) vs --no-seccomp.
+    let (mut f, mut n) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        f.push(time_once(&mut Command::new(hello))?);
+        n.push(time_once(Command::new(hello).arg("--no-seccomp"))?);
+    }
     let entries = [
         results::Entry::new(
             "boot",
@@ -99,12 +105,20 @@ fn boot_compare(hello: &Path, raw: &Path, runs: usize) -> Result<()> {
             &mut ms(&s),
             &mut ms(&p),
         ),
+        results::Entry::new(
+            "boot",
+            "hello-seccomp-vs-none",
+            "ms",
+            "lower",
+            &mut ms(&f),
+            &mut ms(&n),
+        ),
     ];
     let json = results::record("boot", &entries)?;
     let svg = plot::group("boot", &entries)?;
     results::print(
         &format!(
-            "boot benchmark ({runs} alternating runs each, whole process: spawn to exit; hello vs a raw KVM program, goal <= 1.30; hello --stats-json vs hello, goal <= 1.01)"
+            "boot benchmark ({runs} alternating runs each, whole process: spawn to exit; hello vs a raw KVM program, goal <= 1.30; hello --stats-json vs hello, goal <= 1.01; hello under seccomp vs --no-seccomp, goal <= 1.05)"
         ),
         &entries,
         &[&json, &svg],

@@ -16,6 +16,7 @@
 //! cargo xtask bench io [--runs N]     the I/O ring: exits, round trip, throughput, overlap
 //! cargo xtask bench lines NAME --guest APP --native CMD...  your own kernel, the same way
 //! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
+//! cargo xtask fuzz [TARGET..|--all] [--minutes N|--seconds N] [--runs R]  mutate the fuzz corpora (vmm/fuzz)
 //! cargo xtask bench serve [--runs N]  `vessel serve` under wrk, each lifecycle vs a native handler
 //! ```
 //! Benchmarks record their medians in target/bench/results.json and one SVG
@@ -32,6 +33,7 @@
 mod arm64;
 mod bench;
 mod doc;
+mod fuzz;
 mod guests;
 mod lint;
 mod setup;
@@ -117,6 +119,28 @@ enum Cmd {
         /// (after running GROUP; without a GROUP nothing is run)
         #[arg(long, value_name = "OLD.json", global = true)]
         compare: Option<std::path::PathBuf>,
+    },
+    /// Fuzz the launcher's guest-facing code: mutate each target's seed
+    /// corpus (vmm/fuzz/corpus/TARGET) for a while; a panic saves the
+    /// input to vmm/fuzz/crashes/ and fails
+    Fuzz {
+        /// Targets: hypercall, ring, path, elf, boot_info, snapshot (none: all)
+        targets: Vec<String>,
+        /// Every target
+        #[arg(long)]
+        all: bool,
+        /// Minutes per target
+        #[arg(long, conflicts_with = "seconds")]
+        minutes: Option<u64>,
+        /// Seconds per target (default 10)
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Stop a target after this many runs (before its time is up)
+        #[arg(long)]
+        runs: Option<u64>,
+        /// The mutator's seed
+        #[arg(long, default_value_t = 0x5eed)]
+        seed: u64,
     },
 }
 
@@ -376,6 +400,17 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Test { arch } => test(&sh, &arch.list())?,
+        Cmd::Fuzz {
+            targets,
+            all,
+            minutes,
+            seconds,
+            runs,
+            seed,
+        } => {
+            let secs = minutes.map_or(seconds.unwrap_or(10), |m| m * 60);
+            fuzz::run(&sh, &targets, all, secs, runs, seed)?;
+        }
         Cmd::Bench { group, compare } => {
             let groups = match (group, &compare) {
                 (Some(g), _) => vec![g],

@@ -51,6 +51,8 @@ pub struct VmConfig {
     /// When the launcher started, for the stats' launch-to-entry time
     /// (None: when the VM was created).
     pub launched: Option<std::time::Instant>,
+    /// Open host files, pending I/O requests, fetch threads (`limits`).
+    pub limits: crate::limits::Limits,
 }
 
 /// The default `--max-output`: 16 GiB.
@@ -75,6 +77,7 @@ impl Default for VmConfig {
             max_output: DEFAULT_MAX_OUTPUT,
             io_latency: Duration::ZERO,
             launched: None,
+            limits: crate::limits::Limits::default(),
             gdb: None,
             core_dump: None,
         }

@@ -129,6 +129,20 @@ pub enum Error {
     /// Packing or unpacking an executable failed.
     #[error(transparent)]
     Pack(#[from] PackError),
+    /// A resource limit could not be set.
+    #[error("cannot set {what}: {source}")]
+    Limit {
+        /// Which limit.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A resource limit is outside its range.
+    #[error("invalid configuration: limits.{0}")]
+    LimitRange(#[from] crate::limits::LimitError),
+    /// A seccomp filter could not be built or installed.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     /// A launcher executable that cannot take a guest: `path` is the launcher.
     #[error("{}: {source}", path.display())]
     Launcher {

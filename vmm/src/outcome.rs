@@ -132,6 +132,11 @@ impl Outcome {
             Outcome::Stopped(StopReason::Timeout, d) => {
                 Some(format!("guest timed out after {:.3} s", d.as_secs_f64()))
             }
+            Outcome::Stopped(StopReason::Signal(libc::SIGXCPU), d) => Some(format!(
+                "guest stopped: the launcher used its --max-cpu of {} s of CPU time (after {:.3} s)",
+                crate::limits::cpu_limit().unwrap_or(0),
+                d.as_secs_f64()
+            )),
             Outcome::Stopped(StopReason::Signal(s), d) => Some(format!(
                 "guest stopped by {} after {:.3} s",
                 signal_name(*s),

@@ -346,6 +346,9 @@ fn serve_vcpu(
     ctx: &mut hypercall::Ctx,
     counts: &mut VcpuCounts,
 ) -> Result<Ending> {
+    if !sh.embed {
+        crate::seccomp::enter(crate::seccomp::Role::Vcpu);
+    }
     let _attached = sh.stop.attach(&mut vcpu.fd)?;
     let end = |o: Option<Outcome>, lost: bool| {
         Ok(Ending {

@@ -130,6 +130,7 @@ impl SoftApf {
                 .name(format!("vessel-apf-{i}"))
                 .stack_size(64 << 10)
                 .spawn(move || loop {
+                    crate::seccomp::enter(crate::seccomp::Role::Fetch);
                     let page = match rx.lock() {
                         Ok(r) => match r.recv() {
                             Ok(p) => p,

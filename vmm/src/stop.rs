@@ -59,7 +59,7 @@ pub fn signalled() -> Option<i32> {
 }
 
 extern "C" fn on_kick(sig: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    if sig == libc::SIGINT || sig == libc::SIGTERM {
+    if sig == libc::SIGINT || sig == libc::SIGTERM || sig == libc::SIGXCPU {
         let _ = SIGNALLED.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
     }
     // Const-initialised thread-locals without destructors: plain accesses
@@ -78,7 +78,7 @@ pub(crate) fn kick_signal() -> libc::c_int {
     vmm_sys_util::signal::SIGRTMIN()
 }
 
-fn install(sig: libc::c_int) -> Result<()> {
+pub(crate) fn install(sig: libc::c_int) -> Result<()> {
     vmm_sys_util::signal::register_signal_handler(sig, on_kick).map_err(|source| {
         Error::SignalHandler {
             signal: sig,
@@ -115,6 +115,7 @@ pub fn quiet() -> Quiet {
         libc::sigemptyset(&raw mut set);
         libc::sigaddset(&raw mut set, libc::SIGINT);
         libc::sigaddset(&raw mut set, libc::SIGTERM);
+        libc::sigaddset(&raw mut set, libc::SIGXCPU);
         libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, &raw mut old);
     }
     Quiet {
@@ -294,6 +295,7 @@ impl Watchdog {
             .name("vessel-watchdog".into())
             .stack_size(64 << 10)
             .spawn(move || {
+                crate::seccomp::enter(crate::seccomp::Role::Timer);
                 if rx.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
                     handle.stop_until_detached(StopReason::Timeout, &rx);
                 }

@@ -132,7 +132,8 @@ impl<'a> Vm<'a> {
             .fold(layout.ram_end, u64::max);
         let vm = arch::create_vm(kvm, top)?;
         let manual_dirty = dirty_log && crate::snapshot::enable_manual_dirty_log(&vm);
-        let lazy = LazyMemory::new(&planned, cfg.lazy_latency)?;
+        cfg.limits.check()?;
+        let lazy = LazyMemory::new(&planned, cfg.lazy_latency, cfg.limits.fetch_threads)?;
         add_memslots(kvm, &vm, &[&ram, &tables], &lazy, dirty_log)?;
         // After every memslot: see arch::create_devices.
         arch::create_devices(&vm)?;
@@ -170,12 +171,13 @@ impl<'a> Vm<'a> {
         let budget = Arc::new(OutputBudget::new(cfg.max_output));
         let io = IoServer::new(
             ram.clone(),
-            Fs::new(dirs, budget.clone()),
+            Fs::new(dirs, budget.clone()).with_max_handles(cfg.limits.open_files),
             budget,
             protected(&layout, addrs.stdout),
             vcpus.len(),
             cfg.io_latency,
-        );
+        )
+        .with_max_pending(cfg.limits.pending_io);
         Ok(Vm {
             io,
             image,

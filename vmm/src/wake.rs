@@ -34,6 +34,7 @@ impl WakeTimer {
             .name("vessel-wake".into())
             .stack_size(64 << 10)
             .spawn(move || {
+                crate::seccomp::enter(crate::seccomp::Role::Timer);
                 let mut deadline: Option<Instant> = None;
                 loop {
                     let got = match deadline {

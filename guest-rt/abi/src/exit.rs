@@ -27,6 +27,12 @@ pub const INTERRUPTED: i32 = 130;
 pub const BROKEN_PIPE: i32 = 141;
 /// The launcher got SIGTERM: the guest was stopped (128 + SIGTERM).
 pub const TERMINATED: i32 = 143;
+/// A launcher thread made a system call outside its seccomp allow-list:
+/// the process was ended (128 + SIGSYS), one line naming the call.
+pub const SECCOMP: i32 = 159;
+/// The launcher used its `--max-cpu` CPU seconds: the VM was ended
+/// (128 + SIGXCPU).
+pub const CPU_LIMIT: i32 = 152;
 /// What an app exit code in the reserved set is turned into.
 pub const APP_CODE_RESERVED: i32 = 1;
 

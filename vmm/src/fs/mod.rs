@@ -87,6 +87,12 @@ impl Fs {
         }
     }
 
+    /// At most `cap` handles open at once (`--max-open-files`).
+    pub fn with_max_handles(mut self, cap: u32) -> Fs {
+        self.handles = Handles::new(cap.min(vessel_abi::fs::MAX_HANDLES));
+        self
+    }
+
     /// The pre-opened directories.
     pub fn dirs(&self) -> &[Preopen] {
         &self.dirs

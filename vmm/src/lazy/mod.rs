@@ -229,9 +229,10 @@ fn map_region(p: &PlannedRegion) -> Result<Backing> {
 }
 
 impl LazyMemory {
-    /// Map and register every region, and start the fetch threads, which
-    /// sleep `latency` per page.
-    pub fn new(planned: &[PlannedRegion], latency: Duration) -> Result<LazyMemory> {
+    /// Map and register every region, and start `threads` fetch threads
+    /// (at least one, at most [`FETCH_WORKERS`]), which sleep `latency` per
+    /// page.
+    pub fn new(planned: &[PlannedRegion], latency: Duration, threads: u32) -> Result<LazyMemory> {
         let regions = planned.iter().map(map_region).collect::<Result<Vec<_>>>()?;
         let stop = if planned.is_empty() {
             None
@@ -267,12 +268,15 @@ impl LazyMemory {
                 .map_err(r.register_error("UFFDIO_REGISTER"))?;
         }
         let _quiet = crate::stop::quiet();
-        for i in 0..FETCH_WORKERS {
+        for i in 0..(threads as usize).clamp(1, FETCH_WORKERS) {
             let (uffd, shared) = (uffd.clone(), lazy.shared.clone());
             let t = std::thread::Builder::new()
                 .name(format!("vessel-fetch-{i}"))
                 .stack_size(64 << 10)
-                .spawn(move || fetch::fetch_loop(&uffd, &shared))
+                .spawn(move || {
+                    crate::seccomp::enter(crate::seccomp::Role::Fetch);
+                    fetch::fetch_loop(&uffd, &shared)
+                })
                 .map_err(Error::thread("a fetch thread"))?;
             lazy.threads.push(t);
         }
@@ -413,7 +417,7 @@ mod tests {
         let planned = plan(&[spec], 1 << 32, 1 << 21, 1 << 40).unwrap();
         let start = std::time::Instant::now();
         for _ in 0..20 {
-            let lazy = LazyMemory::new(&planned, Duration::from_secs(3600)).unwrap();
+            let lazy = LazyMemory::new(&planned, Duration::from_secs(3600), 64).unwrap();
             assert_eq!(lazy.threads.len(), FETCH_WORKERS);
             drop(lazy);
         }

@@ -40,6 +40,8 @@ pub struct IoServer {
     protected: Vec<(u64, u64)>,
     rings: std::sync::Mutex<Vec<Option<Arc<RingShared>>>>,
     pool: Pool,
+    /// Most requests of one ring in flight (`--max-pending-io`).
+    max_pending: u32,
 }
 
 impl IoServer {
@@ -61,7 +63,15 @@ impl IoServer {
             budget,
             protected,
             rings: std::sync::Mutex::new(vec![None; vcpus]),
+            max_pending: crate::limits::DEFAULT_PENDING_IO,
         }
+    }
+
+    /// At most `n` requests of one ring in flight at once; more wait in
+    /// the submission queue (taken as earlier ones complete).
+    pub fn with_max_pending(mut self, n: u32) -> IoServer {
+        self.max_pending = n.max(1);
+        self
     }
 
     /// The output budget (`--max-output`) console writes also draw on.
@@ -132,7 +142,8 @@ impl IoServer {
         if pending > r.entries {
             return Err(Errno::Inval);
         }
-        let n = pending.min(r.room(head.cq_head)?);
+        let cap = self.max_pending.saturating_sub(r.in_flight());
+        let n = pending.min(r.room(head.cq_head)?).min(cap);
         let mut queue = Vec::new();
         for i in 0..n {
             let at = sq_head.wrapping_add(i);

@@ -91,6 +91,11 @@ impl RingShared {
             .saturating_sub(s.in_flight))
     }
 
+    /// Requests taken and not yet completed.
+    pub fn in_flight(&self) -> u32 {
+        self.lock().in_flight
+    }
+
     /// `n` more SQEs were taken: publish the new `sq_head`.
     pub fn advance_sq(&self, ram: &GuestRam, n: u32) {
         let mut s = self.lock();

@@ -91,6 +91,7 @@ impl Pool {
                         false
                     }
                 };
+                crate::seccomp::enter(crate::seccomp::Role::Io);
                 while let Ok(j) = rx.recv() {
                     if !latency.is_zero() {
                         std::thread::sleep(latency);

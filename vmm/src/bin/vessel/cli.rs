@@ -55,6 +55,10 @@ pub struct LaunchOpts {
     /// Do not offer async page faults: lazy-region faults stall the vCPU.
     #[arg(long)]
     pub no_async_pf: bool,
+    /// Run the launcher without its seccomp allow-lists: for debugging the
+    /// launcher only (the guest then has one wall less); says so on stderr.
+    #[arg(long)]
+    pub no_seccomp: bool,
     /// Let the guest use a host directory: HOST seen as GUEST (default: `/`
     /// and HOST's name); `:ro` refuses every change beneath it. Paths
     /// resolve beneath it only. Repeatable.
@@ -67,6 +71,24 @@ pub struct LaunchOpts {
     /// Sleep this many milliseconds per I/O request (emulates remote storage).
     #[arg(long, value_name = "MS", default_value_t = 0.0, value_parser = parse_ms)]
     pub io_latency: f64,
+    /// Most host files the guest has open at once (1..=1024); past it an
+    /// open fails with TooManyHandles.
+    #[arg(long, value_name = "N", default_value_t = vmm::limits::MAX_OPEN_FILES,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(vmm::limits::MAX_OPEN_FILES)))]
+    pub max_open_files: u32,
+    /// Most I/O requests of one ring on the launcher's threads at once
+    /// (1..=65536); more wait in the ring.
+    #[arg(long, value_name = "N", default_value_t = vmm::limits::DEFAULT_PENDING_IO,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(vmm::limits::MAX_PENDING_IO)))]
+    pub max_pending_io: u32,
+    /// Threads serving lazy-region faults (1..=64).
+    #[arg(long, value_name = "N", default_value_t = vmm::limits::MAX_FETCH_THREADS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(vmm::limits::MAX_FETCH_THREADS)))]
+    pub fetch_threads: u32,
+    /// Most CPU seconds the launcher (guest included, all vCPUs together)
+    /// may use; then the VM ends with exit code 152.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_cpu: Option<u64>,
     /// When the guest ends, print what the run did on stderr: exits by
     /// reason, hypercalls, async page faults, pages fetched, bytes, times.
     #[arg(long)]

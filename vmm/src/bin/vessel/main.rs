@@ -51,6 +51,9 @@ fn run_guest(
 ) -> Result<i32, Error> {
     // SIGINT/SIGTERM stop the guest like --timeout (buffered output kept).
     vmm::stop::handle_stop_signals()?;
+    // Before the ELF (guest-controlled bytes) is parsed; every thread the
+    // run starts installs its own, narrower list.
+    seccomp(opts.no_seccomp, opts.gdb.is_some())?;
     let image = vmm::load_image(bytes)?;
     let mut host = host?;
     let cpus = match opts.cpus {
@@ -76,9 +79,17 @@ fn run_guest(
         max_output: opts.max_output,
         io_latency: Duration::from_secs_f64(opts.io_latency / 1e3),
         launched: Some(launched),
+        limits: vmm::limits::Limits {
+            open_files: opts.max_open_files,
+            pending_io: opts.max_pending_io,
+            fetch_threads: opts.fetch_threads,
+        },
         gdb: opts.gdb,
         core_dump: opts.core_dump,
     };
+    if let Some(secs) = opts.max_cpu {
+        vmm::limits::limit_cpu(secs)?;
+    }
     // Opened (created) before the guest runs: an unwritable path is a
     // launcher error, not a lost report after the run.
     let json = opts
@@ -109,6 +120,26 @@ fn run_guest(
 }
 
 /// More vCPUs than the host has online CPUs is allowed (they share them),
+/// Install the main thread's seccomp filter, or say loudly that there is
+/// none (`--no-seccomp`).
+fn seccomp(off: bool, gdb: bool) -> Result<(), Error> {
+    if gdb && !off {
+        // The stub's sockets are outside every list: a debugging session
+        // runs without the filters (vmm/README.md, seccomp).
+        return Ok(());
+    }
+    if !off && !vmm::seccomp::wanted() {
+        return Ok(());
+    }
+    if off {
+        eprintln!("vessel: --no-seccomp: the launcher runs without its seccomp allow-lists (debugging only)");
+        return Ok(());
+    }
+    vmm::seccomp::enable().map_err(vmm::Error::from)?;
+    vmm::seccomp::install(vmm::seccomp::Role::Main).map_err(vmm::Error::from)?;
+    Ok(())
+}
+
 /// with a warning: parallel guest code then cannot run at full speed.
 fn warn_if_oversubscribed(cpus: u32) {
     if cpus <= 1 {
