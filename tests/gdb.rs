@@ -347,3 +347,87 @@ fn gdb_flags_are_checked_before_the_guest_runs() {
     assert!(out.stdout.is_empty(), "the guest never ran");
     let _ = std::fs::remove_file(&busy);
 }
+
+#[test]
+fn a_crash_writes_a_core_file_gdb_shows_the_faulting_function() {
+    require_kvm!();
+    let dir = std::env::temp_dir().join(format!("vessel-cores-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(app("gdbdemo"))
+        .args(["--core-dump", dir.to_str().unwrap(), "--", "crash"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(126), "{err}");
+    let cores: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(cores.len(), 1, "{err}");
+    let core = &cores[0];
+    let name = core.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("gdbdemo-") && name.ends_with(".core"),
+        "{name}"
+    );
+    assert!(
+        err.contains(&format!("vessel: core dump: {}", core.display())),
+        "{err}"
+    );
+    // Bounded: the 128 MiB guest's zero pages take no room.
+    let len = std::fs::metadata(core).unwrap().len();
+    assert!(len < 16 << 20, "{len} bytes");
+    let bt = Command::new("gdb")
+        .args([
+            "-nx",
+            "-batch",
+            "-ex",
+            "bt",
+            "-ex",
+            "info threads",
+            "-ex",
+            "p $xmm0",
+            "-ex",
+            "p $ymm0.v8_int32",
+        ])
+        .arg(guest_elf("gdbdemo"))
+        .arg(core)
+        .output()
+        .expect("gdb");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&bt.stdout),
+        String::from_utf8_lossy(&bt.stderr)
+    );
+    assert!(
+        text.contains("Program terminated with signal SIGSEGV"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gdbdemo::crash_here (value=7) at apps/gdbdemo/src/main.rs"),
+        "{text}"
+    );
+    assert!(text.contains("LWP 1"), "{text}");
+    assert!(text.contains("v4_int32"), "xmm0 from the core: {text}");
+    assert!(
+        text.contains("= [0, 0, 0, 0, 0, 0, 0, 0]"),
+        "ymm0 (NT_X86_XSTATE): {text}"
+    );
+    assert!(!text.contains("Unexpected size"), "{text}");
+    assert!(text.contains("gdbdemo::main"), "{text}");
+    // A crash without --core-dump writes nothing.
+    let out = Command::new(app("gdbdemo"))
+        .args(["--", "crash"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(126));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("core dump"));
+    let bad = Command::new(app("gdbdemo"))
+        .args(["--core-dump", "/nonexistent/dir", "--", "crash"])
+        .output()
+        .expect("run");
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a directory"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -45,6 +45,9 @@ pub struct VmConfig {
     /// Serve the GDB remote protocol here (`--gdb ADDR`); the guest starts
     /// stopped at its entry.
     pub gdb: Option<crate::debug::GdbAddr>,
+    /// Write an ELF core file into this directory when the guest crashes
+    /// (`--core-dump DIR`, x86_64).
+    pub core_dump: Option<PathBuf>,
     /// When the launcher started, for the stats' launch-to-entry time
     /// (None: when the VM was created).
     pub launched: Option<std::time::Instant>,
@@ -76,6 +79,7 @@ impl Default for VmConfig {
             launched: None,
             limits: crate::limits::Limits::default(),
             gdb: None,
+            core_dump: None,
         }
     }
 }

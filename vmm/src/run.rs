@@ -125,6 +125,9 @@ pub(crate) struct Shared<'v> {
     rec: &'v std::sync::Mutex<crate::stats::Recorder>,
     /// `--gdb`: where vCPUs park while the debugger holds the VM.
     debug: Option<&'v crate::debug::Hook>,
+    /// `--core-dump`: a crashed vCPU's registers go back to the fault.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    core: bool,
 }
 
 /// Where a sandbox's run stopped: the guest's end, or an embedding call.
@@ -215,6 +218,10 @@ impl Vm<'_> {
         if let Ok(Outcome::Fault(_) | Outcome::Stopped(..)) = &outcome {
             self.recover_stdout(io);
         }
+        #[cfg(target_arch = "x86_64")]
+        if let (Ok(Outcome::Fault(_)), Some((dir, args))) = (&outcome, &self.core_dump) {
+            crate::debug::write_core(dir, args, &self.vcpus, &self.ram);
+        }
         if self.dump_regs {
             for v in &self.vcpus {
                 eprint!("{}", arch::dump_regs(&v.fd, v.id, self.vector_bits));
@@ -253,6 +260,7 @@ impl Vm<'_> {
             deadline: None,
             rec: &self.rec,
             debug: gdb.hook(),
+            core: self.core_dump.is_some(),
         };
         let vcpus = &mut self.vcpus;
         std::thread::scope(|scope| {
@@ -283,6 +291,7 @@ impl Vm<'_> {
             deadline: self.deadline,
             rec: &self.rec,
             debug: None,
+            core: false,
         };
         let ending = vcpu_loop(&sh, &mut self.vcpus[0], io)?;
         match (ending.embed, ending.outcome) {
@@ -406,7 +415,13 @@ fn serve_vcpu(
             ),
             Event::Ring(Doorbell::Fault, frame) => match debug_trap(sh, vcpu, frame) {
                 Ok(true) => Served::Resume,
-                Ok(false) => Served::Done(fault_report(sh, vcpu, frame)),
+                Ok(false) => {
+                    #[cfg(target_arch = "x86_64")]
+                    if sh.core && arch::fault_report_trusted(&vcpu.fd, sh.image) {
+                        arch::debug::rewind_to_fault(&vcpu.fd, sh.ram, frame);
+                    }
+                    Served::Done(fault_report(sh, vcpu, frame))
+                }
                 Err(e) => return Err(e),
             },
             Event::Ring(Doorbell::Call, frame) => {

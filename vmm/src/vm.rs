@@ -52,6 +52,8 @@ pub struct Vm<'a> {
     pub(crate) dump_regs: bool,
     /// `--gdb`: where the debugger connects.
     pub(crate) gdb: Option<crate::debug::GdbAddr>,
+    /// `--core-dump`: the directory, the app's name and arguments.
+    pub(crate) core_dump: Option<(std::path::PathBuf, Vec<String>)>,
     /// Where the launcher put the guest's stdout buffer (never read back
     /// from guest-writable memory).
     pub(crate) stdout_buffer: u64,
@@ -108,6 +110,7 @@ impl<'a> Vm<'a> {
         load: bool,
     ) -> Result<Vm<'a>> {
         crate::caps::check_required(kvm)?;
+        crate::debug::check_core_dir(cfg.core_dump.as_deref())?;
         let dirs = crate::fs::spec::open_all(&cfg.dirs)?;
         let layout = Layout::plan(cfg, image.end())?;
         check_segments(&image, &layout)?;
@@ -192,6 +195,7 @@ impl<'a> Vm<'a> {
             vector_bits,
             dump_regs: cfg.dump_regs,
             gdb: cfg.gdb.clone(),
+            core_dump: cfg.core_dump.clone().map(|d| (d, cfg.args.clone())),
             stdout_buffer: addrs.stdout,
             stop: StopHandle::default(),
             rec: std::sync::Mutex::new(Recorder::new(

@@ -15,6 +15,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 #[cfg(target_arch = "x86_64")]
+pub mod coredump;
+#[cfg(target_arch = "x86_64")]
 pub mod hub;
 #[cfg(target_arch = "x86_64")]
 pub mod server;
@@ -52,9 +54,50 @@ pub enum DebugError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// `--core-dump DIR` is not a directory.
+    #[error("--core-dump {}: not a directory", .0.display())]
+    CoreDir(PathBuf),
     /// This architecture has no debugger yet.
-    #[error("--gdb is not available on {0} yet (x86_64 only)")]
+    #[error("--gdb/--core-dump are not available on {0} yet (x86_64 only)")]
     Unsupported(&'static str),
+}
+
+/// `--core-dump DIR` must name a directory (x86_64 only).
+pub fn check_core_dir(dir: Option<&std::path::Path>) -> Result<(), DebugError> {
+    let Some(dir) = dir else {
+        return Ok(());
+    };
+    if !cfg!(target_arch = "x86_64") {
+        return Err(DebugError::Unsupported("arm64 (--core-dump)"));
+    }
+    if !dir.is_dir() {
+        return Err(DebugError::CoreDir(dir.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// Write the crashed guest's core file into `dir` and say where (or why
+/// not) on stderr.
+#[cfg(target_arch = "x86_64")]
+pub fn write_core(
+    dir: &std::path::Path,
+    args: &[String],
+    vcpus: &[crate::vcpu::Vcpu],
+    ram: &crate::memory::GuestRam,
+) {
+    use crate::arch::debug as ad;
+    let app = args.first().map_or("guest", String::as_str);
+    let mut notes = vec![coredump::prpsinfo(app, &args.join(" "))];
+    for v in vcpus {
+        match ad::core_notes(&v.fd, v.id, libc::SIGSEGV as u32) {
+            Ok(n) => notes.extend(n),
+            Err(e) => eprintln!("vessel: core dump: vCPU {}: {e}", v.id),
+        }
+    }
+    match coredump::write(dir, app, ad::CORE_MACHINE, &notes, ram) {
+        Ok(p) => eprintln!("vessel: core dump: {}", p.display()),
+        Err(e) => eprintln!("vessel: {e}"),
+    }
 }
 
 impl GdbAddr {

@@ -483,6 +483,110 @@ pub fn hit_dr6(dr6: u64) -> Hit {
     })
 }
 
+/// NT_PRSTATUS, NT_FPREGSET and NT_X86_XSTATE of one vCPU, as Linux writes
+/// them for a thread (gdb shows the vCPU as LWP `id + 1`).
+pub fn core_notes(fd: &VcpuFd, id: u32, signal: u32) -> Result<Vec<crate::debug::coredump::Note>> {
+    use crate::debug::coredump::Note;
+    let snap = Snapshot::take(fd)?;
+    let (r, s) = (&snap.regs, &snap.sregs);
+    let mut st = vec![0u8; 336];
+    st[0..4].copy_from_slice(&signal.to_le_bytes());
+    st[12..14].copy_from_slice(&(signal as u16).to_le_bytes());
+    st[32..36].copy_from_slice(&(id + 1).to_le_bytes());
+    let sel = |x: u16| u64::from(x);
+    let user_regs: [u64; 27] = [
+        r.r15,
+        r.r14,
+        r.r13,
+        r.r12,
+        r.rbp,
+        r.rbx,
+        r.r11,
+        r.r10,
+        r.r9,
+        r.r8,
+        r.rax,
+        r.rcx,
+        r.rdx,
+        r.rsi,
+        r.rdi,
+        u64::MAX,
+        r.rip,
+        sel(s.cs.selector),
+        r.rflags,
+        r.rsp,
+        sel(s.ss.selector),
+        s.fs.base,
+        s.gs.base,
+        sel(s.ds.selector),
+        sel(s.es.selector),
+        sel(s.fs.selector),
+        sel(s.gs.selector),
+    ];
+    for (i, v) in user_regs.iter().enumerate() {
+        st[112 + 8 * i..120 + 8 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    st[328..332].copy_from_slice(&1u32.to_le_bytes());
+    let mut xsave = snap.xsave_bytes().to_vec();
+    // Linux keeps XCR0 in the FXSAVE area's software-reserved bytes; gdb
+    // reads it there to know which components the area holds.
+    // KVM_GET_XCRS reads back x87 only on kvm_pvm: take XCR0 as the
+    // launcher set it (the host's, limited to what guests get).
+    let host = std::arch::x86_64::__cpuid_count(0xd, 0);
+    let xcr0 = (u64::from(host.eax) | u64::from(host.edx) << 32) & super::vcpu::XCR0_WANTED | 1;
+    xsave[464..472].copy_from_slice(&xcr0.to_le_bytes());
+    // gdb wants the area exactly as large as XCR0's components make it:
+    // the end of the last one (CPUID.(EAX=0xD,ECX=i): EAX size, EBX offset).
+    let size = (2..8u32)
+        .filter(|i| xcr0 & (1 << i) != 0)
+        .map(|i| {
+            let c = std::arch::x86_64::__cpuid_count(0xd, i);
+            c.ebx as usize + c.eax as usize
+        })
+        .fold(576, usize::max);
+    xsave.truncate(size.clamp(576, xsave.len()));
+    Ok(vec![
+        Note {
+            name: "CORE",
+            kind: 1,
+            desc: st,
+        },
+        Note {
+            name: "CORE",
+            kind: 2,
+            desc: xsave[..512].to_vec(),
+        },
+        Note {
+            name: "LINUX",
+            kind: 0x202,
+            desc: xsave,
+        },
+    ])
+}
+
+/// The ELF machine of core files.
+pub const CORE_MACHINE: u16 = 62;
+
+/// A fatal exception the guest's stub reported: put the registers back to
+/// where it happened (rip, rsp, rflags, rax from the frame) so a core file
+/// shows the faulting function, not the stub.
+pub fn rewind_to_fault(fd: &VcpuFd, ram: &crate::memory::GuestRam, frame_gpa: u64) {
+    use vessel_abi::X86FaultFrame;
+    let Ok(f) = ram.read_pod::<X86FaultFrame>(frame_gpa) else {
+        return;
+    };
+    let rax = frame_gpa
+        .checked_sub(X86FaultFrame::SAVED_RAX_BELOW)
+        .and_then(|a| ram.read_pod::<u64>(a).ok());
+    if let (Ok(mut regs), Some(rax)) = (fd.get_regs(), rax) {
+        regs.rip = f.rip;
+        regs.rsp = f.rsp;
+        regs.rflags = f.rflags | 2;
+        regs.rax = rax;
+        let _ = fd.set_regs(&regs);
+    }
+}
+
 /// Physical address of `va` through 4-level page tables rooted at `cr3`;
 /// `read` fetches an 8-byte entry at a guest-physical address. None: not
 /// mapped (or a table outside memory).

@@ -15,7 +15,7 @@ use crate::sve::{SveError, SveRequest, VlSet};
 
 /// Bits of XCR0 Vessel enables when the host has them: x87, SSE, AVX,
 /// AVX-512 opmask/ZMM_Hi256/Hi16_ZMM.
-const XCR0_WANTED: u64 = 0xe7;
+pub(super) const XCR0_WANTED: u64 = 0xe7;
 
 /// What the host lets a vCPU be: KVM's supported CPUID table.
 pub type HostCpu = kvm_bindings::CpuId;

@@ -98,6 +98,11 @@ pub struct LaunchOpts {
     /// its entry; load the guest ELF's symbols in gdb (README "Debugging").
     #[arg(long, value_name = "ADDR", value_parser = parse_gdb)]
     pub gdb: Option<vmm::debug::GdbAddr>,
+    /// When the guest crashes, write an ELF core file (memory, every vCPU's
+    /// registers) into DIR, named APP-SECONDS-PID.core; open it with
+    /// `gdb GUEST-ELF CORE` (x86_64).
+    #[arg(long, value_name = "DIR")]
+    pub core_dump: Option<PathBuf>,
     /// Write the same report as JSON to FILE (schema in vmm/README.md).
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<std::path::PathBuf>,

@@ -85,6 +85,7 @@ fn run_guest(
             fetch_threads: opts.fetch_threads,
         },
         gdb: opts.gdb,
+        core_dump: opts.core_dump,
     };
     if let Some(secs) = opts.max_cpu {
         vmm::limits::limit_cpu(secs)?;
