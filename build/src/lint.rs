@@ -39,7 +39,7 @@ pub fn lint(sh: &Shell) -> Result<()> {
         format!("clippy ({musl})"),
         cmd!(
             sh,
-            "cargo clippy --target {musl} -p vmm -p vessel-arm64-init --all-targets --quiet -- -D warnings"
+            "cargo clippy --target {musl} -p vmm -p vessel-oci -p vessel-arm64-init --all-targets --quiet -- -D warnings"
         )
         .run()
         .is_ok(),

@@ -65,6 +65,24 @@ pub fn apt_install(sh: &Shell, packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Install Python packages that are missing (pip, for the user running
+/// the tests).
+pub fn pip_install(sh: &Shell, packages: &[&str]) -> Result<()> {
+    for p in packages {
+        let import = format!("import {}", p.replace('-', "_"));
+        if cmd!(sh, "python3 -c {import}")
+            .quiet()
+            .ignore_stderr()
+            .run()
+            .is_ok()
+        {
+            continue;
+        }
+        cmd!(sh, "python3 -m pip install -q {p}").run()?;
+    }
+    Ok(())
+}
+
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .map(|s| {

@@ -45,8 +45,11 @@ impl std::fmt::Display for Counts {
 /// x86_64 guests built here. A failing test is counted, not an error; a
 /// build failure or a run with no test at all is an error.
 pub fn host_tests(sh: &Shell) -> Result<Counts> {
-    // tests/gdb.rs drives a real gdb.
-    crate::setup::apt_install(sh, &["gdb"])?;
+    // tests/gdb.rs drives a real gdb; tests/oci.rs a private containerd
+    // with runc (the fallback) and a busybox rootfs.
+    crate::setup::apt_install(sh, &["gdb", "containerd", "runc", "busybox-static"])?;
+    // tests/oci.rs validates vmm/deploy's manifests against Kubernetes' schemas.
+    crate::setup::pip_install(sh, &["kubernetes-validate"])?;
     guests::build_all(sh, Arch::X86_64)?;
     let log = project_root().join("target/vessel-skips.log");
     let _ = std::fs::remove_file(&log);

@@ -174,6 +174,19 @@ pub enum Cmd {
         #[arg(long, value_name = "PATH")]
         launcher: Option<PathBuf>,
     },
+    /// Write a packed app as an OCI image (one layer holding the app at
+    /// /APP, its entrypoint): a layout directory, or a .tar of one that
+    /// `ctr image import` and `podman load` take.
+    Image {
+        /// The packed app (target/vessel/APP).
+        app: PathBuf,
+        /// The image layout directory, or FILE.tar.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The image's name (default localhost/vessel/APP:latest).
+        #[arg(long, value_name = "NAME")]
+        tag: Option<String>,
+    },
     /// Serve a library guest's exported functions over HTTP: `POST /fn/NAME`
     /// runs NAME in a VM made from a snapshot taken after the app
     /// initialised (`GET /metrics`, `GET /healthz` too). SIGTERM stops it

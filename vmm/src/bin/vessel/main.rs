@@ -1,11 +1,13 @@
 //! `vessel`: the command-line launcher, and the front of every packed app.
 //!
-//! Unpacked: `vessel run GUEST [ARGS]`, `vessel caps`, `vessel pack`.
+//! Unpacked: `vessel run GUEST [ARGS]`, `vessel caps`, `vessel pack`,
+//! `vessel image`.
 //! Packed (`target/vessel/APP`): `APP [LAUNCHER FLAGS] [--] [APP ARGS]`.
 
 mod cli;
 mod crash;
 mod flags;
+mod image;
 mod serve;
 mod snapshot;
 
@@ -276,6 +278,10 @@ fn main_inner() -> Result<i32, Error> {
             run_guest(launched, host, bytes, &file_name(&guest), opts, args)
         }
         Cmd::Caps => caps(host?),
+        Cmd::Image { app, output, tag } => {
+            drop(host);
+            Ok(image::image(image::Request { app, output, tag }))
+        }
         Cmd::Serve(opts) => {
             drop(host);
             Ok(serve::serve(opts))
