@@ -177,7 +177,10 @@ fn catch_unwind_catches_and_runs_destructors() {
     let native = run_native("std-hello", &["--catch"], &[]);
     let (out, _) = texts(&guest);
     assert_eq!(guest.status.code(), Some(0), "{}", err_of(&guest));
-    assert!(out.contains("dropped guard\ncaught: Some(\"caught panic with 2 args\")\n"), "{out}");
+    assert!(
+        out.contains("dropped guard\ncaught: Some(\"caught panic with 2 args\")\n"),
+        "{out}"
+    );
     assert!(out.contains("no panic: Ok(7)\n"), "{out}");
     assert_eq!(out, texts(&native).0);
 }
@@ -241,10 +244,16 @@ fn std_json_lists_parses_and_writes_as_natively() {
     assert_eq!(g_out, texts(&native).0);
     assert_eq!(g_written, n_written);
     // read_dir's kinds and sizes, serde_json's error, the transform.
-    assert!(g_out.starts_with("file broken.json 14\n  bad json: EOF"), "{g_out}");
+    assert!(
+        g_out.starts_with("file broken.json 14\n  bad json: EOF"),
+        "{g_out}"
+    );
     assert!(g_out.contains("dir nested 0\n"), "{g_out}");
     assert!(g_out.contains("file readme.txt 9\n"), "{g_out}");
-    assert!(g_out.ends_with(&format!("wrote 2 files to {}\n", out.display())), "{g_out}");
+    assert!(
+        g_out.ends_with(&format!("wrote 2 files to {}\n", out.display())),
+        "{g_out}"
+    );
     assert!(g_written.contains("\"price\": 19.0"), "{g_written}");
 }
 
@@ -303,7 +312,10 @@ fn threads_without_a_vcpu_stop_the_vm_clearly_instead_of_hanging() {
         err.contains("1 spawned thread(s) have no vCPU to start on"),
         "{err}"
     );
-    assert!(err.contains("run with --cpus 2 or more (this VM has 1)"), "{err}");
+    assert!(
+        err.contains("run with --cpus 2 or more (this VM has 1)"),
+        "{err}"
+    );
     assert!(t0.elapsed() < std::time::Duration::from_secs(30));
 }
 
@@ -315,7 +327,11 @@ fn files_from_a_thread_off_vcpu_0_fail_unsupported() {
     std::fs::write(&f, "hello\n").expect("write the input");
     let (d, f) = (dir.to_str().expect("utf-8"), f.to_str().expect("utf-8"));
     let mapping = format!("{d}:{d}");
-    let guest = run_guest("std-rayon", &["--cpus", "2", "--dir", &mapping], &["--file", f]);
+    let guest = run_guest(
+        "std-rayon",
+        &["--cpus", "2", "--dir", &mapping],
+        &["--file", f],
+    );
     let (out, _) = texts(&guest);
     assert_eq!(guest.status.code(), Some(0), "{out}{}", err_of(&guest));
     // Only vCPU 0 has an I/O ring (guest-rt/README.md): a clear error
@@ -480,7 +496,9 @@ fn the_c_library_defines_every_symbol_std_needs() {
 fn a_linked_std_program_leaves_no_symbol_undefined() {
     use object::{Object, ObjectSymbol};
     for app in STD_APPS {
-        let elf = root().join("target/std/x86_64-unknown-linux-musl/release").join(app);
+        let elf = root()
+            .join("target/std/x86_64-unknown-linux-musl/release")
+            .join(app);
         let data = std::fs::read(&elf)
             .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask build {app}`)", elf.display()));
         let obj = object::File::parse(&*data).expect("parse the ELF");

@@ -6,7 +6,7 @@
 //! it. `std-hello --panic` panics on the main thread, `--thread-panic` in
 //! a spawned thread (whose join then reports it), `--catch` panics inside
 //! `catch_unwind` (with a value dropped on the way out), `--exit N` exits
-//! with N.
+//! with N, `--features` prints what std's CPU feature detection says.
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -24,6 +24,10 @@ fn main() {
         Some("--thread-panic") => {
             let r = std::thread::spawn(|| panic!("a spawned thread panics")).join();
             println!("join: {}", if r.is_err() { "Err" } else { "Ok" });
+            return;
+        }
+        Some("--features") => {
+            features();
             return;
         }
         Some("--catch") => {
@@ -71,6 +75,20 @@ fn main() {
     if let Some(dir) = args.first() {
         files(dir);
     }
+}
+
+/// std's run-time feature detection (getauxval(AT_HWCAP) and CPUID).
+#[cfg(target_arch = "x86_64")]
+fn features() {
+    println!("sse2: {}", std::arch::is_x86_feature_detected!("sse2"));
+    println!("avx2: {}", std::arch::is_x86_feature_detected!("avx2"));
+}
+
+/// std's run-time feature detection (getauxval(AT_HWCAP)).
+#[cfg(target_arch = "aarch64")]
+fn features() {
+    println!("neon: {}", std::arch::is_aarch64_feature_detected!("neon"));
+    println!("sve: {}", std::arch::is_aarch64_feature_detected!("sve"));
 }
 
 /// Prints on drop: shows that unwinding runs destructors.

@@ -23,7 +23,10 @@ fn mix(x: u64) -> u64 {
 
 /// The work the benchmark times: a sum of mixed values and a float sum.
 fn kernel(n: u64) -> (u64, f64) {
-    let s = (0..n).into_par_iter().map(mix).reduce(|| 0, u64::wrapping_add);
+    let s = (0..n)
+        .into_par_iter()
+        .map(mix)
+        .reduce(|| 0, u64::wrapping_add);
     let f = (0..n)
         .into_par_iter()
         .map(|x| ((x % 1000) as f64).sqrt())
@@ -32,7 +35,10 @@ fn kernel(n: u64) -> (u64, f64) {
 }
 
 fn is_prime(n: u64) -> bool {
-    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 fn check(n: u64) -> bool {

@@ -117,7 +117,7 @@ pub unsafe extern "C" fn opendir(p: *const c_char) -> *mut Dir {
 #[no_mangle]
 pub extern "C" fn fdopendir(fd: c_int) -> *mut Dir {
     if !is_dir_fd(fd) || dir_path(fd).is_err() {
-        set_errno(if fd < DIR_FIRST && fd >= 0 {
+        set_errno(if (0..DIR_FIRST).contains(&fd) {
             libc::ENOTDIR
         } else {
             libc::EBADF
@@ -183,7 +183,7 @@ pub unsafe extern "C" fn readdir(d: *mut Dir) -> *mut libc::dirent {
     d.ent.d_reclen = u16::try_from(core::mem::size_of::<libc::dirent>()).unwrap_or(u16::MAX);
     d.ent.d_type = d_type(e.file_type());
     for (slot, &b) in d.ent.d_name.iter_mut().zip(name) {
-        *slot = b.cast_signed();
+        *slot = c_char::from_ne_bytes([b]);
     }
     d.ent.d_name[name.len()] = 0;
     &raw mut d.ent
@@ -213,11 +213,7 @@ pub unsafe fn at_path(at: c_int, p: *const c_char) -> Result<String, c_int> {
         return unsafe { crate::path::absolute(p) };
     }
     if !is_dir_fd(at) {
-        return Err(if at >= 0 {
-            libc::ENOTDIR
-        } else {
-            libc::EBADF
-        });
+        return Err(if at >= 0 { libc::ENOTDIR } else { libc::EBADF });
     }
     let mut full = dir_path(at)?;
     full.push('/');

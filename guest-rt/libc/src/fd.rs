@@ -279,8 +279,7 @@ pub unsafe extern "C" fn fstat(fd: c_int, st: *mut libc::stat) -> c_int {
         return 0;
     }
     let meta = if crate::dir::is_dir_fd(fd) {
-        crate::dir::dir_path(fd)
-            .and_then(|p| guest_rt::fs::metadata(&p).map_err(from_io))
+        crate::dir::dir_path(fd).and_then(|p| guest_rt::fs::metadata(&p).map_err(from_io))
     } else {
         file(fd).and_then(|f| f.lock().metadata().map_err(from_io))
     };

@@ -361,7 +361,9 @@ pub extern "C" fn pthread_getspecific(key: libc::pthread_key_t) -> *mut c_void {
 /// The vCPUs a spawned thread can run on: all but vCPU 0 (which runs
 /// `main`), at least one.
 fn worker_vcpus() -> usize {
-    (guest_rt::env::vcpu_count() as usize).saturating_sub(1).max(1)
+    (guest_rt::env::vcpu_count() as usize)
+        .saturating_sub(1)
+        .max(1)
 }
 
 /// The vCPUs spawned threads run on (every one but vCPU 0, which runs

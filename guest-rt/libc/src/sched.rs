@@ -67,7 +67,9 @@ fn starved() -> u64 {
 
 /// End the VM: `queued` threads can never start.
 fn stuck(queued: u64) -> ! {
-    let live = 1 + CREATED.load(Ordering::SeqCst) - FINISHED.load(Ordering::SeqCst);
+    let live = 1 + CREATED
+        .load(Ordering::SeqCst)
+        .saturating_sub(FINISHED.load(Ordering::SeqCst));
     let mut msg = String::new();
     let _ = write!(
         msg,
