@@ -117,7 +117,11 @@ impl Guests {
                     &cfg(&["selftest", "exit", &code]),
                     &mut out,
                 );
-                assert_eq!(r.unwrap(), Outcome::Exited((i % 100) as i32), "VM {i}");
+                assert_eq!(
+                    r.unwrap(),
+                    Outcome::Exited(i32::try_from(i % 100).unwrap()),
+                    "VM {i}"
+                );
             }
             1 => {
                 let c = VmConfig {
@@ -271,6 +275,7 @@ fn library_vms_back_to_back_stay_flat() {
 /// run reading stdin; its footprint is taken there (the VM, its vCPU and
 /// its mappings all live), then stdin closes and it must exit 0 having
 /// read the line. Returns that footprint and the process's peak RSS.
+#[expect(clippy::zombie_processes, reason = "reaped by wait4, for its rusage")]
 fn launcher_process(selftest: &std::path::Path) -> (Footprint, u64) {
     let mut child = Command::new(selftest)
         .args(["--", "stdin"])
@@ -304,9 +309,10 @@ fn launcher_process(selftest: &std::path::Path) -> (Footprint, u64) {
     let mut status = 0;
     // SAFETY: rusage is plain data, filled by wait4 for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid_t = libc::pid_t::try_from(child.id()).unwrap();
     // SAFETY: waiting for our own child; both pointers are to live locals.
-    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(r, child.id() as i32, "wait4");
+    let r = unsafe { libc::wait4(pid_t, &raw mut status, 0, &raw mut usage) };
+    assert_eq!(r, pid_t, "wait4");
     let mut out = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
     assert!(
@@ -314,7 +320,7 @@ fn launcher_process(selftest: &std::path::Path) -> (Footprint, u64) {
         "status {status:#x}"
     );
     assert_eq!(out.trim(), "read 5 bytes: soak");
-    (fp, usage.ru_maxrss as u64)
+    (fp, u64::try_from(usage.ru_maxrss).unwrap_or(0))
 }
 
 /// Launcher processes one after another: each one's footprint in the
