@@ -55,6 +55,18 @@ fn bundle(dir: &Path, app_name: &str, args: &[&str], linux: Value, mounts: Value
     dir.to_path_buf()
 }
 
+/// Containers of a test, force-deleted at its end even when it fails
+/// half-way (their processes would otherwise wait for `start` forever).
+struct Containers<'a>(&'a Path, &'a [&'a str]);
+
+impl Drop for Containers<'_> {
+    fn drop(&mut self) {
+        for id in self.1 {
+            let _ = rt(self.0, &["delete", "--force", id]);
+        }
+    }
+}
+
 fn rt(root: &Path, args: &[&str]) -> Output {
     Command::new(oci())
         .arg("--root")
@@ -95,17 +107,15 @@ fn state(root: &Path, id: &str) -> Value {
 /// process, which can then wait for them like the shim does.
 fn become_subreaper() {
     // SAFETY: prctl with integer arguments only.
-    assert_eq!(
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) },
-        0
-    );
+    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(r, 0);
 }
 
 /// Wait for `pid` (re-parented here); its exit code, or 128 + signal.
 fn wait_pid(pid: i32) -> i32 {
     let mut status = 0;
     // SAFETY: `status` is a valid place for waitpid to write.
-    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    let r = unsafe { libc::waitpid(pid, &raw mut status, 0) };
     assert_eq!(
         r,
         pid,
@@ -151,6 +161,7 @@ fn create_start_state_delete_runs_the_app_in_its_cgroup() {
                { "destination": "/data", "type": "bind", "source": data, "options": ["rbind", "ro"] }]),
     );
     let out = t.0.join("out");
+    let _cleanup = Containers(&root, &["life"]);
     let o = create(&root, &b, "life", &out);
     assert!(
         o.status.success(),
@@ -311,6 +322,7 @@ fn a_reused_id_and_deleting_a_running_container_are_refused() {
         json!({}),
         json!([]),
     );
+    let _cleanup = Containers(&root, &["spin", "idle"]);
     assert!(create(&root, &b, "spin", &out).status.success());
     let pid = state(&root, "spin")["pid"].as_i64().unwrap() as i32;
     let again = create(&root, &b, "spin", &out);
@@ -464,6 +476,12 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        // Tasks a failed test left running (their VMs, their shims).
+        if let Ok(ls) = self.ctr().args(["task", "ls", "-q"]).output() {
+            for id in String::from_utf8_lossy(&ls.stdout).split_whitespace() {
+                let _ = self.ctr().args(["task", "rm", "-f", id]).output();
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

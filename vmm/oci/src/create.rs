@@ -120,7 +120,8 @@ impl Made {
             .stdin(Stdio::inherit())
             .spawn()
             .map_err(io("start", &me))?;
-        let pid = child.id() as i32;
+        let pid =
+            i32::try_from(child.id()).map_err(|_| OciError::Init("a pid beyond i32".into()))?;
         self.child = Some(child);
         let (_, start_time) = state::proc_stat(pid)
             .ok_or_else(|| OciError::Init("the container's process exited at once".into()))?;

@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn this_process_is_alive_and_a_recycled_pid_is_not() {
-        let me = std::process::id() as i32;
+        let me = i32::try_from(std::process::id()).unwrap();
         let (state, start) = proc_stat(me).unwrap();
         assert_ne!(state, 'Z');
         assert!(alive(me, start));
