@@ -1,5 +1,6 @@
 //! `cargo xtask bench [GROUP] [--runs N] [--compare OLD.json]`: the
-//! benchmark groups (`boot`, `apf`, `clock`, `vector`; all without GROUP).
+//! benchmark groups (`boot`, `apf`, `clock`, `vector`, `std`, ...; all
+//! without GROUP).
 //!
 //! Every group runs its subject and its baseline alternately in one
 //! session (so machine noise hits both alike), prints both medians and
@@ -27,6 +28,7 @@ pub mod plot;
 pub mod results;
 mod serve;
 mod smp;
+mod std_apps;
 mod vector;
 pub use apf::apf;
 pub use clock::clock;
@@ -34,6 +36,7 @@ pub use embed::embed;
 pub use io::io;
 pub use serve::serve;
 pub use smp::smp;
+pub use std_apps::std_apps;
 pub use vector::{lines, vector};
 
 fn time_once(cmd: &mut Command) -> Result<Duration> {

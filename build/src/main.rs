@@ -18,7 +18,9 @@
 //! cargo xtask bench lines NAME --guest APP --native CMD...  your own kernel, the same way
 //! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
 //! cargo xtask fuzz [TARGET..|--all] [--minutes N|--seconds N] [--runs R]  mutate the fuzz corpora (vmm/fuzz)
+//! cargo xtask bench std [--runs N]    std programs: rayon on 2 vCPUs vs 2 native threads; std start-up vs no_std hello
 //! cargo xtask bench serve [--runs N]  `vessel serve` under wrk, each lifecycle vs a native handler
+//! cargo xtask soak [--vms N]          N VMs (default 10,000) back to back through the library and as processes: fds, threads, maps, RSS flat
 //! ```
 //! Benchmarks record their medians in target/bench/results.json and one SVG
 //! per group in target/bench/ (schema: README.md, "Performance").
@@ -38,6 +40,7 @@ mod fuzz;
 mod guests;
 mod lint;
 mod setup;
+mod soak;
 mod stdapps;
 mod testing;
 
@@ -160,6 +163,15 @@ enum Cmd {
         #[arg(long, default_value_t = 0x5eed)]
         seed: u64,
     },
+    /// The soak at full length: N VMs back to back in one process through
+    /// the library API, then N launcher processes; open fds, threads,
+    /// mappings and RSS must stay flat (tests/soak.rs, which the test
+    /// command runs with 500)
+    Soak {
+        /// VMs of each kind
+        #[arg(long, default_value_t = 10_000, value_parser = at_least_one)]
+        vms: usize,
+    },
 }
 
 /// Default runs of each benchmark group.
@@ -171,6 +183,7 @@ const IO_RUNS: usize = 5;
 const EMBED_RUNS: usize = 15;
 const SMP_RUNS: usize = 5;
 const SERVE_RUNS: usize = 3;
+const STD_RUNS: usize = 5;
 
 #[derive(Subcommand)]
 enum Bench {
@@ -222,6 +235,11 @@ enum Bench {
         #[arg(long, default_value_t = SERVE_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
+    /// std programs: rayon on 2 vCPUs vs 2 native threads; std start-up vs the no_std hello
+    Std {
+        #[arg(long, default_value_t = STD_RUNS, value_parser = at_least_one)]
+        runs: usize,
+    },
     /// Parallel speed-up on 2 vCPUs vs 1 (native threads as baseline); boot with 4 vCPUs vs 1
     Smp {
         #[arg(long, default_value_t = SMP_RUNS, value_parser = at_least_one)]
@@ -241,6 +259,7 @@ impl Bench {
             Bench::Embed { runs: EMBED_RUNS },
             Bench::Smp { runs: SMP_RUNS },
             Bench::Serve { runs: SERVE_RUNS },
+            Bench::Std { runs: STD_RUNS },
         ]
     }
 
@@ -260,6 +279,7 @@ impl Bench {
             Bench::Embed { runs } => bench::embed(sh, runs),
             Bench::Smp { runs } => bench::smp(sh, runs),
             Bench::Serve { runs } => bench::serve(sh, runs),
+            Bench::Std { runs } => bench::std_apps(sh, runs),
         }
     }
 }
@@ -445,6 +465,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let secs = minutes.map_or(seconds.unwrap_or(10), |m| m * 60);
             fuzz::run(&sh, &targets, all, secs, runs, seed)?;
         }
+        Cmd::Soak { vms } => soak::run(&sh, vms)?,
         Cmd::Bench { group, compare } => {
             let groups = match (group, &compare) {
                 (Some(g), _) => vec![g],
