@@ -1,5 +1,6 @@
 //! `cargo xtask bench [GROUP] [--runs N] [--compare OLD.json]`: the
-//! benchmark groups (`boot`, `apf`, `clock`, `vector`; all without GROUP).
+//! benchmark groups (`boot`, `apf`, `clock`, `vector`, `alloc`, ...; all
+//! without GROUP).
 //!
 //! Every group runs its subject and its baseline alternately in one
 //! session (so machine noise hits both alike), prints both medians and
@@ -19,6 +20,7 @@ use xshell::{cmd, Shell};
 
 use crate::{guests, project_root, Arch};
 
+mod alloc;
 mod apf;
 mod clock;
 mod embed;
@@ -28,6 +30,7 @@ pub mod results;
 mod serve;
 mod smp;
 mod vector;
+pub use alloc::alloc;
 pub use apf::apf;
 pub use clock::clock;
 pub use embed::embed;
