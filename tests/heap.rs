@@ -5,13 +5,7 @@
 //! checksums as natively, freed small blocks reused for large ones, and
 //! the report of a failed allocation.
 
-extern crate alloc;
-
-// The benchmark's kernels, computed here natively for the checksums.
-#[allow(dead_code)]
-#[path = "../apps/heap/src/kernel.rs"]
-mod kernel;
-
+use vessel_tests::heap_kernels as kernel;
 use vessel_tests::{require_kvm, run, texts};
 
 fn heap(args: &[&str]) -> (i32, String, String) {
@@ -26,7 +20,13 @@ fn random_blocks_of_every_size_and_alignment_keep_their_contents() {
     let (code, out, err) = heap(&["--mem", "256M", "--", "check", "200000"]);
     assert_eq!(code, 0, "{out}{err}");
     // Everything freed again: the heap's use is back where it was.
-    let used: Vec<&str> = out.trim().rsplit("used ").next().unwrap().split(" -> ").collect();
+    let used: Vec<&str> = out
+        .trim()
+        .rsplit("used ")
+        .next()
+        .unwrap()
+        .split(" -> ")
+        .collect();
     assert_eq!(used.len(), 2, "{out}");
     assert_eq!(used[0], used[1], "{out}");
 }
@@ -36,7 +36,10 @@ fn two_vcpus_allocate_at_once_and_free_each_others_blocks() {
     require_kvm!();
     let (code, out, err) = heap(&["--cpus", "2", "--mem", "256M", "--", "threads", "50000"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("2 vCPUs x 50000 operations, 0 failed"), "{out}");
+    assert!(
+        out.contains("2 vCPUs x 50000 operations, 0 failed"),
+        "{out}"
+    );
     assert!(out.contains("freed on vcpu 1: intact"), "{out}");
 }
 
@@ -63,7 +66,10 @@ fn a_failed_allocation_names_the_size_and_the_heap_state() {
     require_kvm!();
     let (code, out, err) = heap(&["--mem", "64M", "--", "oom"]);
     assert_eq!(code, 101, "{out}{err}");
-    assert!(err.contains("memory allocation of 1048576 bytes failed\n"), "{err}");
+    assert!(
+        err.contains("memory allocation of 1048576 bytes failed\n"),
+        "{err}"
+    );
     let line = err
         .lines()
         .find(|l| l.starts_with("heap: could not allocate 1048576 bytes (align 1): used "))

@@ -192,3 +192,11 @@ pub fn float_fingerprint(bytes: &[u8], tasks: usize) -> u64 {
         .map(vessel_kernels::fingerprint)
         .fold(0, u64::wrapping_add)
 }
+
+extern crate alloc;
+
+/// apps/heap's allocation kernels (`cargo xtask bench alloc`), compiled
+/// natively: the x86_64 tests and the arm64 suite compare the guest's
+/// checksums with these.
+#[path = "../apps/heap/src/kernel.rs"]
+pub mod heap_kernels;

@@ -63,7 +63,7 @@ fn layout(r: &mut Rng) -> Layout {
         7 | 8 => 257 + (x >> 8) % 40_000,
         _ => 1 + (x >> 8) % 200_000,
     } as usize;
-    let align = if (x >> 40) % 10 == 0 {
+    let align = if (x >> 40).is_multiple_of(10) {
         32 << ((x >> 44) % 9)
     } else {
         1 << ((x >> 44) % 5)
@@ -74,7 +74,7 @@ fn layout(r: &mut Rng) -> Layout {
 /// Whether `p` is a good block for `l`: non-null, aligned to the layout
 /// and to 16.
 fn good(p: *mut u8, l: Layout) -> bool {
-    !p.is_null() && (p as usize) % l.align().max(16) == 0
+    !p.is_null() && (p as usize).is_multiple_of(l.align().max(16))
 }
 
 /// `ops` random operations with up to 2000 live blocks, every block
@@ -93,7 +93,11 @@ fn run(seed: u64, ops: u64) -> Result<usize, &'static str> {
                 return Err("alloc gave a null or misaligned block");
             }
             fill(p as usize, l.size(), i as u8);
-            live.push(Block { p: p as usize, layout: l, seed: i as u8 });
+            live.push(Block {
+                p: p as usize,
+                layout: l,
+                seed: i as u8,
+            });
             peak = peak.max(live.len());
             continue;
         }
@@ -113,11 +117,20 @@ fn run(seed: u64, ops: u64) -> Result<usize, &'static str> {
         if !good(p, nl) {
             return Err("realloc gave a null or misaligned block");
         }
-        if !intact(p as usize, new.min(b.layout.size()), b.layout.size(), b.seed) {
+        if !intact(
+            p as usize,
+            new.min(b.layout.size()),
+            b.layout.size(),
+            b.seed,
+        ) {
             return Err("realloc lost the block's contents");
         }
         fill(p as usize, new, i as u8);
-        live.push(Block { p: p as usize, layout: nl, seed: i as u8 });
+        live.push(Block {
+            p: p as usize,
+            layout: nl,
+            seed: i as u8,
+        });
     }
     for b in live.drain(..) {
         if !intact(b.p, b.layout.size(), b.layout.size(), b.seed) {
@@ -140,7 +153,9 @@ pub fn single(ops: u64) -> bool {
     match run(0x5eed, ops) {
         Ok(peak) => {
             let after = used();
-            println!("heap check: {ops} operations, peak {peak} live blocks, used {before} -> {after}");
+            println!(
+                "heap check: {ops} operations, peak {peak} live blocks, used {before} -> {after}"
+            );
             after == before
         }
         Err(e) => {

@@ -16,7 +16,8 @@ struct Cache([FreeList; COUNT]);
 
 /// The caches, indexed by vCPU id.
 static CACHES: [Mutex<Cache>; vessel_abi::MAX_VCPUS as usize] =
-    [const { Mutex::new(Cache([const { FreeList::new() }; COUNT])) }; vessel_abi::MAX_VCPUS as usize];
+    [const { Mutex::new(Cache([const { FreeList::new() }; COUNT])) };
+        vessel_abi::MAX_VCPUS as usize];
 
 /// This vCPU's cache, if it is free to use.
 #[inline]

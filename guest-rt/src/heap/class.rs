@@ -54,7 +54,7 @@ pub const fn size(c: usize) -> usize {
         return (c + 1) * MIN_ALIGN;
     }
     let p = 7 + (c - LINEAR) / 2;
-    if (c - LINEAR) % 2 == 0 {
+    if (c - LINEAR).is_multiple_of(2) {
         3 << (p - 1)
     } else {
         1 << (p + 1)

@@ -21,7 +21,7 @@
 //!   blocks of that class only).
 //! - A failed allocation is recorded; the panic that follows
 //!   (`memory allocation of N bytes failed`) prints the heap's state:
-//!   requested size, used, free and the largest free block ([`report`]).
+//!   requested size, used, free and the largest free block ([`failure_report`]).
 
 use core::alloc::{GlobalAlloc, Layout};
 

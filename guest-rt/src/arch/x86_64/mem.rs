@@ -52,7 +52,10 @@ unsafe fn copy_short(d: *mut u8, s: *const u8, n: usize) {
         // SAFETY: the caller's contract: [0, w) and [n - w, n) lie inside
         // both ranges.
         unsafe {
-            let (a, b) = (s.cast::<T>().read_unaligned(), s.add(n - w).cast::<T>().read_unaligned());
+            let (a, b) = (
+                s.cast::<T>().read_unaligned(),
+                s.add(n - w).cast::<T>().read_unaligned(),
+            );
             d.cast::<T>().write_unaligned(a);
             d.add(n - w).cast::<T>().write_unaligned(b);
         }
@@ -128,7 +131,11 @@ unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
             )
         };
         if x != y {
-            return if u64::from_be(x) < u64::from_be(y) { -1 } else { 1 };
+            return if u64::from_be(x) < u64::from_be(y) {
+                -1
+            } else {
+                1
+            };
         }
         i += 8;
     }
