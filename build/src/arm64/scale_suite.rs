@@ -1,7 +1,8 @@
 //! The arm64 suite's workloads-at-scale tests: the guest heap with
 //! apps/heap (random blocks checked byte for byte, two vCPUs freeing each
 //! other's blocks, freed small blocks reused for large ones, the report
-//! of a failed allocation, a kernel's checksum against the native one).
+//! of a failed allocation, a kernel's checksum against the native one) and
+//! the executor's deadlock report (selftest `deadlock-*`).
 
 use super::suite::{t, T};
 
@@ -53,6 +54,31 @@ pub fn scale_tests() -> Vec<T> {
             &[&churn],
             &[],
             "/apps/heap --mem 64M --timeout 120 churn 20000",
+        ),
+        t(
+            "deadlock-channel",
+            vessel_abi::exit::DEADLOCK,
+            &["waiting"],
+            &[
+                "guest-rt: deadlock: all 2 task(s) wait",
+                "task 1 waits on task 2 (its JoinHandle)",
+                "task 2 waits on a channel receive",
+            ],
+            "/apps/selftest --timeout 60 deadlock-channel",
+        ),
+        t(
+            "deadlock-timer",
+            0,
+            &["received Some(7)"],
+            &[],
+            "/apps/selftest --timeout 60 deadlock-timer",
+        ),
+        t(
+            "deadlock-thread",
+            vessel_abi::exit::DEADLOCK,
+            &["thread done on vcpu 1"],
+            &["task 1 waits on a future of its own"],
+            "/apps/selftest --cpus 2 --timeout 60 deadlock-thread",
         ),
     ]
 }
