@@ -193,6 +193,51 @@ pub fn float_fingerprint(bytes: &[u8], tasks: usize) -> u64 {
         .fold(0, u64::wrapping_add)
 }
 
+/// What a process holds: resident memory, open file descriptors, threads
+/// and memory mappings, read from /proc (soak and leak tests compare
+/// these before and after many runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    /// VmRSS, KiB.
+    pub rss_kib: u64,
+    /// Entries of /proc/PID/fd.
+    pub fds: usize,
+    /// Entries of /proc/PID/task.
+    pub threads: usize,
+    /// Lines of /proc/PID/maps.
+    pub maps: usize,
+}
+
+/// The footprint of process `pid` ("self" for this one); `None` once the
+/// process is gone.
+pub fn footprint(pid: &str) -> Option<Footprint> {
+    let dir = format!("/proc/{pid}");
+    let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
+    let rss_kib = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())?;
+    let count = |sub: &str| std::fs::read_dir(format!("{dir}/{sub}")).map(|d| d.count());
+    let maps = std::fs::read_to_string(format!("{dir}/maps")).ok()?;
+    Some(Footprint {
+        rss_kib,
+        fds: count("fd").ok()?,
+        threads: count("task").ok()?,
+        maps: maps.lines().count(),
+    })
+}
+
+impl std::fmt::Display for Footprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RSS {} KiB, {} fds, {} threads, {} mappings",
+            self.rss_kib, self.fds, self.threads, self.maps
+        )
+    }
+}
+
 extern crate alloc;
 
 /// apps/heap's allocation kernels (`cargo xtask bench alloc`), compiled

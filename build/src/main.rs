@@ -20,6 +20,7 @@
 //! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
 //! cargo xtask fuzz [TARGET..|--all] [--minutes N|--seconds N] [--runs R]  mutate the fuzz corpora (vmm/fuzz)
 //! cargo xtask bench serve [--runs N]  `vessel serve` under wrk, each lifecycle vs a native handler
+//! cargo xtask soak [--vms N]          N VMs (default 10,000) back to back through the library and as processes: fds, threads, maps, RSS flat
 //! ```
 //! Benchmarks record their medians in target/bench/results.json and one SVG
 //! per group in target/bench/ (schema: README.md, "Performance").
@@ -39,6 +40,7 @@ mod fuzz;
 mod guests;
 mod lint;
 mod setup;
+mod soak;
 mod stdapps;
 mod testing;
 
@@ -160,6 +162,15 @@ enum Cmd {
         /// The mutator's seed
         #[arg(long, default_value_t = 0x5eed)]
         seed: u64,
+    },
+    /// The soak at full length: N VMs back to back in one process through
+    /// the library API, then N launcher processes; open fds, threads,
+    /// mappings and RSS must stay flat (tests/soak.rs, which the test
+    /// command runs with 500)
+    Soak {
+        /// VMs of each kind
+        #[arg(long, default_value_t = 10_000, value_parser = at_least_one)]
+        vms: usize,
     },
 }
 
@@ -454,6 +465,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let secs = minutes.map_or(seconds.unwrap_or(10), |m| m * 60);
             fuzz::run(&sh, &targets, all, secs, runs, seed)?;
         }
+        Cmd::Soak { vms } => soak::run(&sh, vms)?,
         Cmd::Bench { group, compare } => {
             let groups = match (group, &compare) {
                 (Some(g), _) => vec![g],
