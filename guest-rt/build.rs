@@ -17,10 +17,12 @@ SECTIONS
 {
   . = {image_base};
   __image_start = .;
+  __executable_start = .;
   .text : { *(.text._start) *(.text .text.*) }
+  __etext = .;
   . = ALIGN(4096);
   .rodata : { *(.rodata .rodata.*) }
-  .vessel.header : { KEEP(*(.vessel.header)) }
+{unwind}  .vessel.header : { KEEP(*(.vessel.header)) }
   . = ALIGN(4096);
   .init_array : {
     __vessel_init_array_start = .;
@@ -40,12 +42,24 @@ SECTIONS
   .bss : { *(.bss .bss.*) *(COMMON) }
   . = ALIGN(4096);
   __image_end = .;
-  /DISCARD/ : { *(.eh_frame*) *(.gcc_except_table*) *(.comment) *(.note*) }
+  /DISCARD/ : { {discard}*(.comment) *(.note*) }
 }
 ";
 
+/// What a std program keeps (it is linked with `--eh-frame-hdr` and
+/// unwinds, see guest-rt/libc/src/unwind.rs): the call-frame tables, the
+/// sorted index the unwinder searches (from `__GNU_EH_FRAME_HDR`, with
+/// `__executable_start`..`__etext` the code it covers) and the landing-pad
+/// tables. A `no_std` app (`panic = "abort"`) discards them instead.
+const UNWIND: &str = "\
+  .eh_frame_hdr : { __GNU_EH_FRAME_HDR = .; *(.eh_frame_hdr) }
+  .eh_frame : { KEEP(*(.eh_frame)) }
+  .gcc_except_table : { *(.gcc_except_table .gcc_except_table.*) }
+";
+
 /// The linker script for `arch`, or None for a host build (e.g. `cargo doc`).
-fn script(arch: &str) -> Option<String> {
+/// `unwind`: keep the unwind tables (std programs, `--cfg vessel_std`).
+fn script(arch: &str, unwind: bool) -> Option<String> {
     let base = match arch {
         "x86_64" => vessel_abi::arch::x86_64::IMAGE_BASE,
         "aarch64" => vessel_abi::arch::aarch64::IMAGE_BASE,
@@ -54,14 +68,25 @@ fn script(arch: &str) -> Option<String> {
     Some(
         TEMPLATE
             .replace("{arch}", arch)
-            .replace("{image_base}", &format!("{base:#x}")),
+            .replace("{image_base}", &format!("{base:#x}"))
+            .replace("{unwind}", if unwind { UNWIND } else { "" })
+            .replace(
+                "{discard}",
+                if unwind {
+                    ""
+                } else {
+                    "*(.eh_frame*) *(.gcc_except_table*) "
+                },
+            ),
     )
 }
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
-    let Some(text) = script(&arch) else {
+    // `--cfg vessel_std` in RUSTFLAGS reaches build scripts as this.
+    let unwind = env::var_os("CARGO_CFG_VESSEL_STD").is_some();
+    let Some(text) = script(&arch, unwind) else {
         return;
     };
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));

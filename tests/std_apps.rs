@@ -17,6 +17,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The std apps under apps/ (each built natively too).
+const STD_APPS: &[&str] = &["std-hello", "std-json", "std-rayon"];
+
 /// The std apps built natively, once per test binary.
 fn native(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
@@ -24,7 +27,8 @@ fn native(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let st = Command::new(cargo)
-            .args(["build", "--release", "--quiet", "-p", "std-hello"])
+            .args(["build", "--release", "--quiet"])
+            .args(STD_APPS.iter().flat_map(|a| ["-p", a]))
             .arg("--target-dir")
             .arg(&dir)
             .current_dir(root())
@@ -138,33 +142,47 @@ fn panic_message(err: &str) -> String {
 }
 
 #[test]
-fn a_panic_prints_std_s_message_and_aborts_the_vm() {
+fn a_panic_unwinds_and_exits_101_like_native() {
     require_kvm!();
-    for (arg, thread) in [
-        ("--panic", "thread 'main' (1)"),
-        ("--thread-panic", "thread '<unnamed>' (2)"),
+    for (arg, thread, code) in [
+        ("--panic", "thread 'main' (1)", 101),
+        ("--thread-panic", "thread '<unnamed>' (2)", 0),
     ] {
         let guest = run_guest("std-hello", &[], &[arg]);
         let native = run_native("std-hello", &[arg], &[]);
         let err = err_of(&guest);
-        // std programs run with panic = "abort" (guest-rt/README.md):
-        // exit 134 with the launcher's reason, after std's own message.
-        assert_eq!(guest.status.code(), Some(134), "{err}");
+        // std's own message, then the panic unwinds: `main` returns 101,
+        // a panicked thread's join is Err and the program goes on.
+        assert_eq!(guest.status.code(), Some(code), "{err}");
+        assert_eq!(native.status.code(), Some(code));
         assert!(
             err.contains(&format!("{thread} panicked at apps/std-hello/src/main.rs:")),
             "{err}"
         );
-        assert!(
-            err.contains("vessel: guest aborted: abort() called"),
-            "{err}"
-        );
+        assert!(!err.contains("guest aborted"), "{err}");
         let native_err = texts(&native).1;
         assert_eq!(
             panic_message(&err),
             panic_message(&native_err),
             "{err}\n{native_err}"
         );
+        assert_eq!(texts(&guest).0, texts(&native).0);
     }
+}
+
+#[test]
+fn catch_unwind_catches_and_runs_destructors() {
+    require_kvm!();
+    let guest = run_guest("std-hello", &[], &["--catch"]);
+    let native = run_native("std-hello", &["--catch"], &[]);
+    let (out, _) = texts(&guest);
+    assert_eq!(guest.status.code(), Some(0), "{}", err_of(&guest));
+    assert!(
+        out.contains("dropped guard\ncaught: Some(\"caught panic with 2 args\")\n"),
+        "{out}"
+    );
+    assert!(out.contains("no panic: Ok(7)\n"), "{out}");
+    assert_eq!(out, texts(&native).0);
 }
 
 #[test]
@@ -179,6 +197,148 @@ fn a_missing_greeting_and_a_missing_file_read_as_std_errors() {
     assert!(out.contains("GREETING=Err(NotPresent)\n"), "{out}");
     assert!(out.contains("missing: Err(NotFound)\n"), "{out}");
     assert_eq!(out, texts(&run_native("std-hello", &[d], &[])).0);
+}
+
+/// Input files for std-json: two documents, a broken one, a text file
+/// and a subdirectory.
+fn json_inputs(dir: &Path) {
+    let w = |name: &str, text: &str| std::fs::write(dir.join(name), text).expect("write an input");
+    w(
+        "orders.json",
+        r#"{"id": 7, "items": [{"sku": "a-1", "qty": 2, "price": 9.5}, {"sku": "b", "qty": 1}], "paid": true}"#,
+    );
+    w("nums.json", "[1, 2, 3, -40, 0.25, {\"deep\": [[[5]]]}]");
+    w("broken.json", "{\"key\": [1, 2,");
+    w("readme.txt", "not json\n");
+    std::fs::create_dir(dir.join("nested")).expect("make a subdirectory");
+}
+
+/// Run std-json over `input` writing `out`, guest or native; returns the
+/// run and what it wrote (then removed, for the other run).
+fn json_run(guest: bool, root: &Path, input: &Path, out: &Path) -> (Output, String) {
+    let (i, o) = (input.to_str().expect("utf-8"), out.to_str().expect("utf-8"));
+    let r = if guest {
+        let mapping = format!("{0}:{0}", root.to_str().expect("utf-8"));
+        run_guest("std-json", &["--dir", &mapping], &[i, o])
+    } else {
+        run_native("std-json", &[i, o], &[])
+    };
+    let written = std::fs::read_to_string(out).unwrap_or_default();
+    let _ = std::fs::remove_file(out);
+    (r, written)
+}
+
+#[test]
+fn std_json_lists_parses_and_writes_as_natively() {
+    require_kvm!();
+    let root = scratch("json");
+    let input = root.join("in");
+    std::fs::create_dir(&input).expect("make the input directory");
+    json_inputs(&input);
+    let out = root.join("out.json");
+    let (guest, g_written) = json_run(true, &root, &input, &out);
+    let (native, n_written) = json_run(false, &root, &input, &out);
+    let (g_out, _) = texts(&guest);
+    assert_eq!(guest.status.code(), Some(0), "{g_out}{}", err_of(&guest));
+    assert_eq!(native.status.code(), Some(0));
+    assert_eq!(g_out, texts(&native).0);
+    assert_eq!(g_written, n_written);
+    // read_dir's kinds and sizes, serde_json's error, the transform.
+    assert!(
+        g_out.starts_with("file broken.json 14\n  bad json: EOF"),
+        "{g_out}"
+    );
+    assert!(g_out.contains("dir nested 0\n"), "{g_out}");
+    assert!(g_out.contains("file readme.txt 9\n"), "{g_out}");
+    assert!(
+        g_out.ends_with(&format!("wrote 2 files to {}\n", out.display())),
+        "{g_out}"
+    );
+    assert!(g_written.contains("\"price\": 19.0"), "{g_written}");
+}
+
+#[test]
+fn std_json_on_a_missing_directory_fails_as_natively() {
+    require_kvm!();
+    let root = scratch("json-missing");
+    let input = root.join("no-such-dir");
+    let out = root.join("out.json");
+    let (guest, _) = json_run(true, &root, &input, &out);
+    let (native, _) = json_run(false, &root, &input, &out);
+    assert_eq!(guest.status.code(), Some(1), "{}", err_of(&guest));
+    assert_eq!(native.status.code(), Some(1));
+    let err = err_of(&guest);
+    assert!(err.ends_with("(NotFound)\n"), "{err}");
+    assert_eq!(err, texts(&native).1);
+}
+
+#[test]
+fn std_rayon_reduces_on_3_vcpus_as_natively() {
+    require_kvm!();
+    // Two pool threads both ways: vCPUs 1 and 2 here (vCPU 0 runs main).
+    let guest = run_guest(
+        "std-rayon",
+        &["--cpus", "3", "-e", "RAYON_NUM_THREADS=2"],
+        &["400000"],
+    );
+    let native = run_native("std-rayon", &["400000"], &[("RAYON_NUM_THREADS", "2")]);
+    let (out, _) = texts(&guest);
+    assert_eq!(guest.status.code(), Some(0), "{out}{}", err_of(&guest));
+    assert_eq!(native.status.code(), Some(0));
+    assert_eq!(out, texts(&native).0);
+    assert!(out.contains("pool threads: 2\n"), "{out}");
+    assert!(out.contains("sqrt sum close: true\n"), "{out}");
+}
+
+#[test]
+fn rayon_sizes_its_pool_to_the_vcpus_that_can_run_threads() {
+    require_kvm!();
+    // available_parallelism counts the vCPUs but vCPU 0 (main's).
+    let guest = run_guest("std-rayon", &["--cpus", "2"], &["20000"]);
+    let (out, _) = texts(&guest);
+    assert_eq!(guest.status.code(), Some(0), "{out}{}", err_of(&guest));
+    assert!(out.contains("pool threads: 1\n"), "{out}");
+}
+
+#[test]
+fn threads_without_a_vcpu_stop_the_vm_clearly_instead_of_hanging() {
+    require_kvm!();
+    // One vCPU: rayon's worker never starts and main waits for it.
+    let t0 = std::time::Instant::now();
+    let guest = run_guest("std-rayon", &["--cpus", "1"], &["20000"]);
+    let err = err_of(&guest);
+    assert_eq!(guest.status.code(), Some(134), "{err}");
+    assert!(
+        err.contains("1 spawned thread(s) have no vCPU to start on"),
+        "{err}"
+    );
+    assert!(
+        err.contains("run with --cpus 2 or more (this VM has 1)"),
+        "{err}"
+    );
+    assert!(t0.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn files_from_a_thread_off_vcpu_0_fail_unsupported() {
+    require_kvm!();
+    let dir = scratch("pool-file");
+    let f = dir.join("f.txt");
+    std::fs::write(&f, "hello\n").expect("write the input");
+    let (d, f) = (dir.to_str().expect("utf-8"), f.to_str().expect("utf-8"));
+    let mapping = format!("{d}:{d}");
+    let guest = run_guest(
+        "std-rayon",
+        &["--cpus", "2", "--dir", &mapping],
+        &["--file", f],
+    );
+    let (out, _) = texts(&guest);
+    assert_eq!(guest.status.code(), Some(0), "{out}{}", err_of(&guest));
+    // Only vCPU 0 has an I/O ring (guest-rt/README.md): a clear error
+    // where the host would read the file.
+    assert!(out.starts_with("pool thread: Unsupported: "), "{out}");
+    let native = run_native("std-rayon", &["--file", f], &[]);
+    assert_eq!(texts(&native).0, "pool thread read 6 bytes\n");
 }
 
 /// The C functions a std program needs (the issue's list: std::fs, env,
@@ -260,6 +420,12 @@ const NEEDED: &[&str] = &[
     "exit",
     "nanosleep",
     "environ",
+    "opendir",
+    "readdir",
+    "closedir",
+    "dirfd",
+    "fdopendir",
+    "fstatat",
     "gettid",
 ];
 
@@ -317,6 +483,8 @@ fn the_c_library_defines_every_symbol_std_needs() {
     };
     let mut defined = defined_in_archive(ours("libvessel_libc"));
     defined.extend(defined_in_archive(ours("libguest_rt-")));
+    // The unwinder (`_Unwind_*`) is the `unwinding` crate's.
+    defined.extend(defined_in_archive(ours("libunwinding-")));
     let missing: Vec<&&str> = NEEDED
         .iter()
         .filter(|s| !defined.iter().any(|d| d == **s))
@@ -327,19 +495,21 @@ fn the_c_library_defines_every_symbol_std_needs() {
 #[test]
 fn a_linked_std_program_leaves_no_symbol_undefined() {
     use object::{Object, ObjectSymbol};
-    let elf = root().join("target/std/x86_64-unknown-linux-musl/release/std-hello");
-    let data = std::fs::read(&elf).expect("the std-hello ELF (run `cargo xtask build std-hello`)");
-    let obj = object::File::parse(&*data).expect("parse the ELF");
-    let undefined: Vec<String> = obj
-        .symbols()
-        .filter(|s| s.is_undefined() && !s.is_weak() && !s.name().unwrap_or("").is_empty())
-        .filter_map(|s| s.name().ok().map(str::to_string))
-        // The general-dynamic TLS calls in the prebuilt std are relaxed to
-        // local-exec by the static link: the name stays, no call does.
-        .filter(|n| n != "__tls_get_addr")
-        .collect();
-    assert!(
-        undefined.is_empty(),
-        "undefined in std-hello: {undefined:?}"
-    );
+    for app in STD_APPS {
+        let elf = root()
+            .join("target/std/x86_64-unknown-linux-musl/release")
+            .join(app);
+        let data = std::fs::read(&elf)
+            .unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask build {app}`)", elf.display()));
+        let obj = object::File::parse(&*data).expect("parse the ELF");
+        let undefined: Vec<String> = obj
+            .symbols()
+            .filter(|s| s.is_undefined() && !s.is_weak() && !s.name().unwrap_or("").is_empty())
+            .filter_map(|s| s.name().ok().map(str::to_string))
+            // The general-dynamic TLS calls in the prebuilt std are relaxed
+            // to local-exec by the static link: the name stays, no call does.
+            .filter(|n| n != "__tls_get_addr")
+            .collect();
+        assert!(undefined.is_empty(), "undefined in {app}: {undefined:?}");
+    }
 }

@@ -1,5 +1,5 @@
 //! `cargo xtask bench [GROUP] [--runs N] [--compare OLD.json]`: the
-//! benchmark groups (`boot`, `apf`, `clock`, `vector`, `alloc`, ...; all
+//! benchmark groups (`boot`, `apf`, `clock`, `vector`, `alloc`, `std`, ...; all
 //! without GROUP).
 //!
 //! Every group runs its subject and its baseline alternately in one
@@ -29,6 +29,7 @@ pub mod plot;
 pub mod results;
 mod serve;
 mod smp;
+mod std_apps;
 mod vector;
 pub use alloc::alloc;
 pub use apf::apf;
@@ -37,6 +38,7 @@ pub use embed::embed;
 pub use io::io;
 pub use serve::serve;
 pub use smp::smp;
+pub use std_apps::std_apps;
 pub use vector::{lines, vector};
 
 fn time_once(cmd: &mut Command) -> Result<Duration> {

@@ -225,6 +225,11 @@ pub fn pack(sh: &Shell, arch: Arch, elf: &std::path::Path, out: &std::path::Path
 /// Compile `apps` for `arch`'s guest target; returns those cargo produced
 /// an executable for (compiler errors go to the terminal as usual).
 fn compile_apps(arch: Arch, apps: &[String]) -> Result<BTreeSet<String>> {
+    // No `-p` at all would build the workspace's default members for the
+    // guest target (only std apps asked for, say).
+    if apps.is_empty() {
+        return Ok(BTreeSet::new());
+    }
     let target = arch.guest_target();
     let mut cargo = Command::new("cargo");
     cargo

@@ -19,6 +19,7 @@
 //! cargo xtask bench lines NAME --guest APP --native CMD...  your own kernel, the same way
 //! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
 //! cargo xtask fuzz [TARGET..|--all] [--minutes N|--seconds N] [--runs R]  mutate the fuzz corpora (vmm/fuzz)
+//! cargo xtask bench std [--runs N]    std programs: rayon on 2 vCPUs vs 2 native threads; std start-up vs no_std hello
 //! cargo xtask bench serve [--runs N]  `vessel serve` under wrk, each lifecycle vs a native handler
 //! cargo xtask soak [--vms N]          N VMs (default 10,000) back to back through the library and as processes: fds, threads, maps, RSS flat
 //! ```
@@ -184,6 +185,7 @@ const EMBED_RUNS: usize = 15;
 const SMP_RUNS: usize = 5;
 const SERVE_RUNS: usize = 3;
 const ALLOC_RUNS: usize = 3;
+const STD_RUNS: usize = 5;
 
 #[derive(Subcommand)]
 enum Bench {
@@ -240,6 +242,11 @@ enum Bench {
         #[arg(long, default_value_t = SERVE_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
+    /// std programs: rayon on 2 vCPUs vs 2 native threads; std start-up vs the no_std hello
+    Std {
+        #[arg(long, default_value_t = STD_RUNS, value_parser = at_least_one)]
+        runs: usize,
+    },
     /// Parallel speed-up on 2 vCPUs vs 1 (native threads as baseline); boot with 4 vCPUs vs 1
     Smp {
         #[arg(long, default_value_t = SMP_RUNS, value_parser = at_least_one)]
@@ -260,6 +267,7 @@ impl Bench {
             Bench::Embed { runs: EMBED_RUNS },
             Bench::Smp { runs: SMP_RUNS },
             Bench::Serve { runs: SERVE_RUNS },
+            Bench::Std { runs: STD_RUNS },
         ]
     }
 
@@ -280,6 +288,7 @@ impl Bench {
             Bench::Embed { runs } => bench::embed(sh, runs),
             Bench::Smp { runs } => bench::smp(sh, runs),
             Bench::Serve { runs } => bench::serve(sh, runs),
+            Bench::Std { runs } => bench::std_apps(sh, runs),
         }
     }
 }

@@ -44,8 +44,9 @@ fn rustflags(arch: Arch) -> String {
     [
         "--cfg vessel_guest",
         "--cfg vessel_std",
-        // Nothing unwinds: vessel-libc's _Unwind_* are stubs (see its docs).
-        "-C panic=abort",
+        // A panic unwinds as on the host (vessel-libc's unwinder reads
+        // the `.eh_frame_hdr` index the linker writes).
+        "-C link-arg=--eh-frame-hdr",
         "-C relocation-model=static",
         "-C link-self-contained=no",
         "-C linker=rust-lld",

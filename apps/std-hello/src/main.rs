@@ -4,7 +4,9 @@
 //!
 //! `std-hello [DIR]`: with DIR, writes, reads back and removes a file in
 //! it. `std-hello --panic` panics on the main thread, `--thread-panic` in
-//! a spawned thread (whose join then reports it), `--exit N` exits with N.
+//! a spawned thread (whose join then reports it), `--catch` panics inside
+//! `catch_unwind` (with a value dropped on the way out), `--exit N` exits
+//! with N, `--features` prints what std's CPU feature detection says.
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -22,6 +24,14 @@ fn main() {
         Some("--thread-panic") => {
             let r = std::thread::spawn(|| panic!("a spawned thread panics")).join();
             println!("join: {}", if r.is_err() { "Err" } else { "Ok" });
+            return;
+        }
+        Some("--features") => {
+            features();
+            return;
+        }
+        Some("--catch") => {
+            catch();
             return;
         }
         _ => {}
@@ -65,6 +75,47 @@ fn main() {
     if let Some(dir) = args.first() {
         files(dir);
     }
+}
+
+/// std's run-time feature detection (getauxval(AT_HWCAP) and CPUID).
+#[cfg(target_arch = "x86_64")]
+fn features() {
+    println!("sse2: {}", std::arch::is_x86_feature_detected!("sse2"));
+    println!("avx2: {}", std::arch::is_x86_feature_detected!("avx2"));
+}
+
+/// std's run-time feature detection (getauxval(AT_HWCAP)).
+#[cfg(target_arch = "aarch64")]
+fn features() {
+    println!("neon: {}", std::arch::is_aarch64_feature_detected!("neon"));
+    println!("sve: {}", std::arch::is_aarch64_feature_detected!("sve"));
+}
+
+/// Prints on drop: shows that unwinding runs destructors.
+struct Loud(&'static str);
+
+impl Drop for Loud {
+    fn drop(&mut self) {
+        println!("dropped {}", self.0);
+    }
+}
+
+fn catch() {
+    let r = std::panic::catch_unwind(|| {
+        let _guard = Loud("guard");
+        let n = std::env::args().count();
+        if n > 0 {
+            panic!("caught panic with {n} args");
+        }
+        7
+    });
+    let msg = r
+        .as_ref()
+        .err()
+        .and_then(|e| e.downcast_ref::<String>().cloned());
+    println!("caught: {msg:?}");
+    let ok = std::panic::catch_unwind(|| 7);
+    println!("no panic: {ok:?}");
 }
 
 fn files(dir: &str) {

@@ -70,7 +70,8 @@ fn options(flags: c_int) -> OpenOptions {
 }
 
 /// Open `p` (beneath a `--dir` directory); the mode is the launcher's.
-/// Directories cannot be opened as files (EISDIR from the launcher).
+/// Directories cannot be opened as files (EISDIR from the launcher),
+/// only with `O_DIRECTORY` (a directory descriptor, see [`crate::dir`]).
 #[no_mangle]
 pub unsafe extern "C" fn open(p: *const c_char, flags: c_int, _mode: libc::mode_t) -> c_int {
     // SAFETY: C's contract: `p` is a string.
@@ -78,6 +79,9 @@ pub unsafe extern "C" fn open(p: *const c_char, flags: c_int, _mode: libc::mode_
         Ok(path) => path,
         Err(e) => return fail(e),
     };
+    if flags & libc::O_DIRECTORY != 0 {
+        return crate::dir::open_dir_fd(path);
+    }
     match options(flags).open(&path) {
         Ok(f) => install(Arc::new(Mutex::new(f)), FIRST),
         Err(e) => fail(from_io(e)),
@@ -96,6 +100,9 @@ pub unsafe extern "C" fn open64(p: *const c_char, flags: c_int, mode: libc::mode
 pub extern "C" fn close(fd: c_int) -> c_int {
     if (0..FIRST).contains(&fd) {
         return 0;
+    }
+    if crate::dir::is_dir_fd(fd) {
+        return crate::dir::close_dir_fd(fd);
     }
     let Ok(i) = usize::try_from(fd - FIRST) else {
         return fail(libc::EBADF);
@@ -271,7 +278,12 @@ pub unsafe extern "C" fn fstat(fd: c_int, st: *mut libc::stat) -> c_int {
         }
         return 0;
     }
-    match file(fd).and_then(|f| f.lock().metadata().map_err(from_io)) {
+    let meta = if crate::dir::is_dir_fd(fd) {
+        crate::dir::dir_path(fd).and_then(|p| guest_rt::fs::metadata(&p).map_err(from_io))
+    } else {
+        file(fd).and_then(|f| f.lock().metadata().map_err(from_io))
+    };
+    match meta {
         Ok(m) => {
             // SAFETY: C's contract: `st` is writable.
             unsafe { fill_stat(st, &m) };

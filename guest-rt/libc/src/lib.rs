@@ -10,12 +10,13 @@
 //! | --- | --- |
 //! | `malloc` family, `mmap` (anonymous) | the guest heap ([`alloc`]) |
 //! | `open`, `read`, `write`, `stat`, ... | `--dir` directories through the I/O ring ([`fd`], [`path`]) |
+//! | `opendir`, `readdir`, `fstatat`, ... | directory listings of the same ([`dir`]) |
 //! | `clock_gettime`, `nanosleep` | the exit-free cycle counter ([`time`]) |
 //! | `getenv`, `getauxval`, `sysconf` | BootInfo ([`env`]) |
 //! | `syscall` (futex, getrandom) | Wait/Wake, the host's getrandom ([`syscall`]) |
 //! | `pthread_*` | guest-rt threads on the vCPU set, a TLS block each ([`pthread`], [`tls`]) |
 //! | signals | documented no-ops ([`signal`]) |
-//! | `_Unwind_*` | stubs: std programs are built with `panic = "abort"` ([`unwind`]) |
+//! | `_Unwind_*` | the `unwinding` crate over the image's `.eh_frame_hdr` ([`unwind`]) |
 //!
 //! Startup ([`start`]): guest-rt boots, then calls `__vessel_app_main`
 //! here, which sets the main thread's TLS block, runs `.init_array` and
@@ -36,11 +37,13 @@ extern crate alloc as rust_alloc;
 
 pub mod alloc;
 mod arch;
+pub mod dir;
 pub mod env;
 pub mod errno;
 pub mod fd;
 pub mod path;
 pub mod pthread;
+pub mod sched;
 pub mod signal;
 pub mod start;
 pub mod string;

@@ -117,8 +117,10 @@ fn run(t: usize, start: extern "C" fn(*mut c_void) -> *mut c_void, arg: usize) -
     // SAFETY: the record lives until joined or (detached) freed below.
     let th = unsafe { &*t };
     crate::tls::set(th.block.tp());
+    crate::sched::started();
     let r = start(arg as *mut c_void) as usize;
     run_destructors(th);
+    crate::sched::finished();
     crate::tls::set(saved);
     if th.state.fetch_or(DONE, Ordering::SeqCst) & DETACHED != 0 {
         // SAFETY: detached and done: nobody else holds it.
@@ -140,6 +142,7 @@ pub unsafe extern "C" fn pthread_create(
         return libc::EAGAIN;
     };
     let (ta, argv) = (t as usize, arg as usize);
+    crate::sched::created();
     let handle = guest_rt::thread::spawn(move || run(ta, start, argv));
     // SAFETY: `t` is live: its thread frees it only once detached.
     unsafe {
@@ -355,7 +358,17 @@ pub extern "C" fn pthread_getspecific(key: libc::pthread_key_t) -> *mut c_void {
     slot(key).map_or(0, |s| s.load(Ordering::SeqCst)) as *mut c_void
 }
 
-/// Every vCPU, as a CPU set (what `available_parallelism` counts).
+/// The vCPUs a spawned thread can run on: all but vCPU 0 (which runs
+/// `main`), at least one.
+fn worker_vcpus() -> usize {
+    (guest_rt::env::vcpu_count() as usize)
+        .saturating_sub(1)
+        .max(1)
+}
+
+/// The vCPUs spawned threads run on (every one but vCPU 0, which runs
+/// `main`; at least one), as a CPU set: what `available_parallelism`
+/// counts, so a pool of that many workers (rayon's) has a vCPU each.
 #[no_mangle]
 pub unsafe extern "C" fn sched_getaffinity(
     _pid: c_int,
@@ -369,7 +382,7 @@ pub unsafe extern "C" fn sched_getaffinity(
     // empty set.
     unsafe {
         set.write(core::mem::zeroed());
-        for cpu in 0..guest_rt::env::vcpu_count() as usize {
+        for cpu in 0..worker_vcpus() {
             libc::CPU_SET(cpu, &mut *set);
         }
     }

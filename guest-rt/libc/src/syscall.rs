@@ -91,6 +91,7 @@ unsafe fn futex(
             unsafe { wait(word, val, deadline, absolute) }
         }
         libc::FUTEX_WAKE => {
+            crate::sched::progress();
             guest_rt::futex::wake_all();
             0
         }
@@ -119,12 +120,20 @@ unsafe fn wait(word: *const AtomicU32, val: u32, timeout: Option<u64>, absolute:
         return fail(libc::EAGAIN);
     }
     let seen = wide.load(Ordering::SeqCst);
-    let left = match deadline {
-        None => u64::MAX,
-        Some(d) => match d.checked_sub(crate::time::monotonic_ns()) {
-            Some(l) if l > 0 => l,
-            _ => return fail(libc::ETIMEDOUT),
-        },
+    let Some(d) = deadline else {
+        // No timeout: halt in slices, watching for threads that can never
+        // run (crate::sched).
+        crate::sched::wait_untimed(|ns| {
+            if w.load(Ordering::SeqCst) == val && wide.load(Ordering::SeqCst) == seen {
+                guest_rt::futex::wait(wide, seen, ns);
+            }
+            wide.load(Ordering::SeqCst) != seen
+        });
+        return 0;
+    };
+    let left = match d.checked_sub(crate::time::monotonic_ns()) {
+        Some(l) if l > 0 => l,
+        _ => return fail(libc::ETIMEDOUT),
     };
     if w.load(Ordering::SeqCst) == val {
         guest_rt::futex::wait(wide, seen, left);

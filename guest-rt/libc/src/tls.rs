@@ -58,7 +58,9 @@ fn image() -> (&'static [u8], usize, usize) {
         let align = &raw const __vessel_tls_align as usize;
         let start = &raw const __vessel_tls_start;
         let data = core::slice::from_raw_parts(start, tdata.min(memsz));
-        (data, memsz, align.max(16).next_power_of_two())
+        // The segment's own alignment: the linker's thread-pointer offsets
+        // round the image to it (not to the block's 16).
+        (data, memsz, align.max(1).next_power_of_two())
     }
 }
 
@@ -79,7 +81,8 @@ impl Block {
     pub fn new(thread: usize) -> Option<Block> {
         let (data, memsz, align) = image();
         let at = crate::arch::block_layout(memsz, align);
-        let layout = Layout::from_size_align(at.size, align).ok()?;
+        // The block is at least 16-aligned: the Tcb within it is.
+        let layout = Layout::from_size_align(at.size, align.max(16)).ok()?;
         // SAFETY: the size is at least TCB_SIZE, non-zero.
         let base = unsafe { raw_alloc(layout) };
         if base.is_null() {

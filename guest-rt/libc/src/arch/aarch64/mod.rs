@@ -4,7 +4,8 @@
 use crate::tls::{BlockLayout, TCB_SIZE};
 
 /// Where things go in a thread's block for a TLS image of `memsz` bytes
-/// aligned to `align` (a power of two >= 16): the control block, the
+/// aligned to `align` (the segment's, a power of two; the block itself is
+/// aligned to at least 16): the control block, the
 /// thread pointer, 16 reserved bytes, then the data (what rust-lld's
 /// local-exec offsets assume: TP + round_up(16, align) + offset).
 pub fn block_layout(memsz: usize, align: usize) -> BlockLayout {

@@ -4,16 +4,19 @@
 use crate::tls::{BlockLayout, TCB_SIZE};
 
 /// Where things go in a thread's block for a TLS image of `memsz` bytes
-/// aligned to `align` (a power of two >= 16): the data, then the control
-/// block at the thread pointer (what rust-lld's local-exec offsets assume:
-/// a variable's address is TP - round_up(memsz, align) + its offset).
+/// aligned to `align` (the segment's, a power of two; the block itself is
+/// aligned to at least 16): padding to keep the thread pointer 16-aligned,
+/// the data, then the control block at the thread pointer (what rust-lld's
+/// local-exec offsets assume: a variable's address is
+/// TP - round_up(memsz, align) + its offset).
 pub fn block_layout(memsz: usize, align: usize) -> BlockLayout {
     let data = memsz.next_multiple_of(align);
+    let tp = data.next_multiple_of(16);
     BlockLayout {
-        size: data + TCB_SIZE,
-        image: 0,
-        tp: data,
-        tcb: data,
+        size: tp + TCB_SIZE,
+        image: tp - data,
+        tp,
+        tcb: tp,
     }
 }
 
