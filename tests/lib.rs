@@ -237,3 +237,11 @@ impl std::fmt::Display for Footprint {
         )
     }
 }
+
+extern crate alloc;
+
+/// apps/heap's allocation kernels (`cargo xtask bench alloc`), compiled
+/// natively: the x86_64 tests and the arm64 suite compare the guest's
+/// checksums with these.
+#[path = "../apps/heap/src/kernel.rs"]
+pub mod heap_kernels;

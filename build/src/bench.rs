@@ -1,5 +1,5 @@
 //! `cargo xtask bench [GROUP] [--runs N] [--compare OLD.json]`: the
-//! benchmark groups (`boot`, `apf`, `clock`, `vector`, `std`, ...; all
+//! benchmark groups (`boot`, `apf`, `clock`, `vector`, `alloc`, `std`, ...; all
 //! without GROUP).
 //!
 //! Every group runs its subject and its baseline alternately in one
@@ -20,6 +20,7 @@ use xshell::{cmd, Shell};
 
 use crate::{guests, project_root, Arch};
 
+mod alloc;
 mod apf;
 mod clock;
 mod embed;
@@ -30,6 +31,7 @@ mod serve;
 mod smp;
 mod std_apps;
 mod vector;
+pub use alloc::alloc;
 pub use apf::apf;
 pub use clock::clock;
 pub use embed::embed;

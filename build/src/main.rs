@@ -14,6 +14,7 @@
 //! cargo xtask bench apf [--runs N]    async page faults vs synchronous; no-fault cost
 //! cargo xtask bench clock [--runs N]  the guest's clock against the host's
 //! cargo xtask bench vector [--runs N] every kernel in the guest vs natively, per ISA
+//! cargo xtask bench alloc [--runs N]  allocation-heavy kernels in the guest vs natively
 //! cargo xtask bench io [--runs N]     the I/O ring: exits, round trip, throughput, overlap
 //! cargo xtask bench lines NAME --guest APP --native CMD...  your own kernel, the same way
 //! cargo xtask bench embed [--runs N]  sandbox calls, restores, creation vs raw exits / raw VMs
@@ -183,6 +184,7 @@ const IO_RUNS: usize = 5;
 const EMBED_RUNS: usize = 15;
 const SMP_RUNS: usize = 5;
 const SERVE_RUNS: usize = 3;
+const ALLOC_RUNS: usize = 3;
 const STD_RUNS: usize = 5;
 
 #[derive(Subcommand)]
@@ -215,6 +217,11 @@ enum Bench {
     /// Every vector kernel (Rust and assembly, each ISA) in the guest vs natively
     Vector {
         #[arg(long, default_value_t = VECTOR_RUNS, value_parser = at_least_one)]
+        runs: usize,
+    },
+    /// Allocation-heavy kernels (BTreeMap of Strings, Vec churn) in the guest vs natively
+    Alloc {
+        #[arg(long, default_value_t = ALLOC_RUNS, value_parser = at_least_one)]
         runs: usize,
     },
     /// Your own kernel: GUEST (a packed app) and a NATIVE command both print
@@ -255,6 +262,7 @@ impl Bench {
             Bench::Apf { runs: APF_RUNS },
             Bench::Clock { runs: CLOCK_RUNS },
             Bench::Vector { runs: VECTOR_RUNS },
+            Bench::Alloc { runs: ALLOC_RUNS },
             Bench::Io { runs: IO_RUNS },
             Bench::Embed { runs: EMBED_RUNS },
             Bench::Smp { runs: SMP_RUNS },
@@ -269,6 +277,7 @@ impl Bench {
             Bench::Apf { runs } => bench::apf(sh, runs),
             Bench::Clock { runs } => bench::clock(sh, runs),
             Bench::Vector { runs } => bench::vector(sh, runs),
+            Bench::Alloc { runs } => bench::alloc(sh, runs),
             Bench::Io { runs } => bench::io(sh, runs),
             Bench::Lines {
                 name,

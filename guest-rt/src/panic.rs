@@ -14,7 +14,33 @@ fn panic(info: &PanicInfo) -> ! {
         );
     }
     let _ = core::fmt::Write::write_fmt(&mut err, format_args!(":\n{}\n", info.message()));
+    if is_alloc_failure(info) {
+        let _ = crate::heap::failure_report(&mut err);
+    }
     crate::process::exit(vessel_abi::exit::PANIC)
+}
+
+/// Whether the panic is alloc's `memory allocation of N bytes failed`
+/// (then the heap's state follows the message).
+fn is_alloc_failure(info: &PanicInfo) -> bool {
+    /// Checks that what is written starts with `PREFIX`.
+    struct Prefix(usize, bool);
+    const PREFIX: &[u8] = b"memory allocation of ";
+    impl core::fmt::Write for Prefix {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            for &b in s.as_bytes() {
+                if self.0 == PREFIX.len() {
+                    return Err(core::fmt::Error);
+                }
+                self.1 &= PREFIX[self.0] == b;
+                self.0 += 1;
+            }
+            Ok(())
+        }
+    }
+    let mut p = Prefix(0, true);
+    let _ = core::fmt::write(&mut p, format_args!("{}", info.message()));
+    p.0 == PREFIX.len() && p.1
 }
 
 // Unwinding entry points, which guests never run: apps abort on panic, but

@@ -59,16 +59,36 @@ pub(crate) fn secondary_main(b: &vessel_abi::BootInfo) -> ! {
     }
 }
 
+/// How many vCPUs are running a closure now.
+static RUNNING: AtomicU64 = AtomicU64::new(0);
+
 /// Run the oldest queued closure, if there is one.
 fn run_one() -> bool {
-    let job = QUEUE.lock().pop_front();
+    // Counted as running under the queue's lock, with the pop, so a
+    // closure is always either queued or running to [`others_busy`].
+    let job = {
+        let mut q = QUEUE.lock();
+        let job = q.pop_front();
+        if job.is_some() {
+            RUNNING.fetch_add(1, Ordering::SeqCst);
+        }
+        job
+    };
     match job {
         Some(job) => {
             job();
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
             true
         }
         None => false,
     }
+}
+
+/// Whether a closure is queued or running on a vCPU (the caller, idle
+/// when it asks, runs none).
+pub(crate) fn others_busy() -> bool {
+    let q = QUEUE.lock();
+    !q.is_empty() || RUNNING.load(Ordering::SeqCst) > 0
 }
 
 fn queue(job: Job) {

@@ -3,7 +3,8 @@
 //! Modes: `exit N`, `panic`, `fault` (write to an unmapped address), `ud`
 //! (invalid opcode), `spin` (never ends), `env KEY`, `abort MSG`, `heap MIB`,
 //! `stderr TEXT`, `clock`, `stdin`, `sve` (the SVE vector length RDVL reports, or `sve off`);
-//! threads on several vCPUs: the `smp-*` modes in `smp.rs`.
+//! threads on several vCPUs: the `smp-*` modes in `smp.rs`; the deadlock
+//! report: the `deadlock-*` modes in `deadlock.rs`.
 #![cfg_attr(vessel_guest, no_std)]
 #![no_main]
 // Outside guest builds (no `--cfg vessel_guest`, e.g. `cargo clippy
@@ -12,6 +13,7 @@
 
 extern crate alloc;
 
+mod deadlock;
 mod smp;
 
 use alloc::{string::String, vec::Vec};
@@ -23,6 +25,9 @@ fn main() -> i32 {
     let args: Vec<&str> = guest_rt::env::args().collect();
     let arg = |i: usize| args.get(i).copied().unwrap_or("");
     if let Some(code) = smp::run(arg(1), arg(2)) {
+        return code;
+    }
+    if let Some(code) = deadlock::run(arg(1)) {
         return code;
     }
     match arg(1) {

@@ -16,6 +16,7 @@ mod kernel;
 mod neon;
 mod qemu;
 pub mod run;
+mod scale_suite;
 mod smp_suite;
 mod suite;
 

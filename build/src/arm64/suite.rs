@@ -52,6 +52,9 @@ pub fn tests(apps: &[String]) -> Vec<T> {
     if apps.iter().any(|a| a == "vector") {
         v.extend(vector_tests());
     }
+    if apps.iter().any(|a| a == "heap") {
+        v.extend(super::scale_suite::scale_tests());
+    }
     if ["fsprobe", "wc", "sort"]
         .iter()
         .all(|n| apps.iter().any(|a| a == n))

@@ -33,6 +33,10 @@ pub const SECCOMP: i32 = 159;
 /// The launcher used its `--max-cpu` CPU seconds: the VM was ended
 /// (128 + SIGXCPU).
 pub const CPU_LIMIT: i32 = 152;
+/// Every async task waited and nothing could wake one (no timer, page
+/// fault, I/O or thread pending): guest-rt's executor ended the VM, its
+/// report on stderr (EX_SOFTWARE).
+pub const DEADLOCK: i32 = 70;
 /// What an app exit code in the reserved set is turned into.
 pub const APP_CODE_RESERVED: i32 = 1;
 

@@ -27,6 +27,7 @@ pub fn host_cpu(kvm: &Kvm) -> Result<HostCpu> {
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .kvm("KVM_GET_SUPPORTED_CPUID")?;
     super::caps::offer_fsgsbase(&mut cpu);
+    super::caps::offer_vector_isa(&mut cpu);
     Ok(cpu)
 }
 

@@ -30,6 +30,12 @@ use vessel_abi::Call;
 
 use crate::cell::Global;
 
+mod channel;
+mod deadlock;
+
+pub use channel::{channel, Receiver, Sender};
+pub use deadlock::Wait;
+
 /// Stack size of each task (heap memory, no guard page: keep frames small).
 pub const STACK_SIZE: usize = 128 << 10;
 
@@ -50,6 +56,8 @@ struct Task {
     sp: u64,
     state: State,
     notified: bool,
+    /// What the task's latest `Pending` waits on (for the deadlock report).
+    waits: Wait,
 }
 
 struct Exec {
@@ -129,6 +137,8 @@ struct JoinInner<T> {
 /// Resolves to the spawned task's output.
 pub struct JoinHandle<T> {
     inner: Rc<RefCell<JoinInner<T>>>,
+    /// The task's id.
+    id: u64,
 }
 
 impl<T> Future for JoinHandle<T> {
@@ -139,6 +149,7 @@ impl<T> Future for JoinHandle<T> {
             Some(v) => Poll::Ready(v),
             None => {
                 j.waiter = Some(cx.waker().clone());
+                deadlock::waiting_on(Wait::Task(self.id));
                 Poll::Pending
             }
         }
@@ -175,7 +186,7 @@ where
         }
     };
     let mut stack = alloc::vec![0u64; STACK_SIZE / 8];
-    with(|e| {
+    let id = with(|e| {
         let id = e.next_id;
         e.next_id += 1;
         let sp = crate::arch::init_stack(&mut stack, id);
@@ -187,11 +198,13 @@ where
                 sp,
                 state: State::Queued,
                 notified: false,
+                waits: Wait::Unknown,
             }),
         );
         e.runq.push_back(id);
+        id
     });
-    JoinHandle { inner }
+    JoinHandle { inner, id }
 }
 
 /// Switch from task `id` back to the scheduler.
@@ -319,7 +332,7 @@ where
         }
         // Nothing runnable: halt until a ready token, a wake-up or a timer.
         let seen = crate::apf::head();
-        let timeout_ns = match next_timer {
+        let mut timeout_ns = match next_timer {
             Some(d) => {
                 let (khz, div) = cycles_per_ns();
                 let left = d.saturating_sub(crate::arch::cycles());
@@ -332,6 +345,9 @@ where
         };
         // Idle anyway: show what the tasks printed so far.
         crate::console::flush_stdout();
+        if next_timer.is_none() && deadlock::check() {
+            timeout_ns = deadlock::THREAD_RECHECK_NS;
+        }
         if crate::ring::busy() {
             // I/O in flight: wait in the ring's doorbell (it hands over
             // what was queued and returns at the first completion).
@@ -360,6 +376,7 @@ fn run(id: u64) {
             return None;
         }
         t.state = State::Running;
+        t.waits = Wait::Unknown;
         let sp = t.sp;
         e.current = Some(id);
         Some((sched, sp))
@@ -410,90 +427,4 @@ pub async fn sleep(d: Duration) {
         }
     })
     .await
-}
-
-// --- channel ---
-
-struct Chan<T> {
-    queue: VecDeque<T>,
-    waiter: Option<Waker>,
-    senders: usize,
-}
-
-/// The sending half of [`channel`]; clone it for more senders.
-pub struct Sender<T> {
-    chan: Rc<RefCell<Chan<T>>>,
-}
-
-/// The receiving half of [`channel`].
-pub struct Receiver<T> {
-    chan: Rc<RefCell<Chan<T>>>,
-}
-
-/// An unbounded multi-producer, single-consumer channel between tasks.
-pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
-    let chan = Rc::new(RefCell::new(Chan {
-        queue: VecDeque::new(),
-        waiter: None,
-        senders: 1,
-    }));
-    (Sender { chan: chan.clone() }, Receiver { chan })
-}
-
-impl<T> Sender<T> {
-    /// Queue `v` (never blocks).
-    pub fn send(&self, v: T) {
-        let w = {
-            let mut c = self.chan.borrow_mut();
-            c.queue.push_back(v);
-            c.waiter.take()
-        };
-        if let Some(w) = w {
-            w.wake();
-        }
-    }
-}
-
-impl<T> Clone for Sender<T> {
-    fn clone(&self) -> Self {
-        self.chan.borrow_mut().senders += 1;
-        Sender {
-            chan: self.chan.clone(),
-        }
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        let w = {
-            let mut c = self.chan.borrow_mut();
-            c.senders -= 1;
-            if c.senders == 0 {
-                c.waiter.take()
-            } else {
-                None
-            }
-        };
-        if let Some(w) = w {
-            w.wake();
-        }
-    }
-}
-
-impl<T> Receiver<T> {
-    /// The next value, or None once every sender is gone and the queue is empty.
-    pub async fn recv(&mut self) -> Option<T> {
-        core::future::poll_fn(|cx| {
-            let mut c = self.chan.borrow_mut();
-            if let Some(v) = c.queue.pop_front() {
-                Poll::Ready(Some(v))
-            } else if c.senders == 0 {
-                Poll::Ready(None)
-            } else {
-                c.waiter = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
-    }
 }
